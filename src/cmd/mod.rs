@@ -1,0 +1,125 @@
+//! The command layer: one table of command specs, read by the RESP dispatcher,
+//! by the SQL functions and by COMMAND INFO/DOCS.
+//!
+//! Each family file (`connection`, `strings`, `keys`, `server`) declares its
+//! commands as data, `CommandSpec`s, and implements their handlers. A handler
+//! parses its arguments with [`Args`] and returns a [`Frame`]; it touches
+//! storage only through [`Store`].
+
+pub mod connection;
+pub mod keys;
+pub mod server;
+pub mod strings;
+pub mod table;
+
+use crate::error::{CmdError, CmdResult, NOAUTH, NOT_FROM_SQL};
+use crate::session::{Origin, Session};
+use crate::store::Store;
+use bytes::Bytes;
+use pgkv_resp::Frame;
+
+pub use table::{resolve, CommandSpec};
+
+/// What a handler may use: its client's session and, when the command runs
+/// inside a transaction, the store.
+pub struct Ctx<'a> {
+    pub session: &'a mut Session,
+    store: Option<Store<'a>>,
+    /// Wall-clock milliseconds, fixed for the whole command as Redis does.
+    pub now_ms: i64,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(session: &'a mut Session, store: Option<Store<'a>>) -> Ctx<'a> {
+        Ctx { session, store, now_ms: now_ms() }
+    }
+
+    /// The store. Only commands declared with `tx: true` run with one.
+    pub fn store(&self) -> Store<'a> {
+        self.store.expect("a command that uses the store must be declared with tx: true")
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub type Handler = fn(&mut Ctx, &mut Args) -> CmdResult;
+
+/// A cursor over a command's arguments (mini-redis's `Parse`). It starts after
+/// the command name (and the subcommand name, for container commands).
+pub struct Args<'a> {
+    argv: &'a [Bytes],
+    pos: usize,
+}
+
+impl<'a> Args<'a> {
+    pub fn new(argv: &'a [Bytes], pos: usize) -> Args<'a> {
+        Args { argv, pos }
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.argv.len() - self.pos
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.remaining() == 0
+    }
+
+    /// The next argument. Arity was checked by the dispatcher, so handlers call
+    /// this only where the spec guarantees an argument or after `remaining()`.
+    pub fn next_bytes(&mut self) -> Result<Bytes, CmdError> {
+        let arg = self.argv.get(self.pos).cloned().ok_or_else(CmdError::syntax)?;
+        self.pos += 1;
+        Ok(arg)
+    }
+
+    pub fn peek(&self) -> Option<&'a Bytes> {
+        self.argv.get(self.pos)
+    }
+
+    /// The next argument as an integer, with Redis's parsing rules.
+    pub fn next_i64(&mut self) -> Result<i64, CmdError> {
+        let arg = self.next_bytes()?;
+        parse_i64(&arg)
+    }
+
+    pub fn rest(&mut self) -> &'a [Bytes] {
+        let rest = &self.argv[self.pos..];
+        self.pos = self.argv.len();
+        rest
+    }
+}
+
+pub fn parse_i64(arg: &[u8]) -> Result<i64, CmdError> {
+    pgkv_resp::num::parse_i64(arg).ok_or_else(CmdError::not_integer)
+}
+
+pub fn eq_ic(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// Runs one command. Every caller goes through here: the worker for RESP
+/// clients, and the SQL functions.
+pub fn dispatch(ctx: &mut Ctx, argv: &[Bytes]) -> Frame {
+    match run(ctx, argv) {
+        Ok(frame) => frame,
+        Err(e) => e.into_frame(),
+    }
+}
+
+fn run(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    let spec = resolve(argv)?;
+    if !ctx.session.authenticated && !spec.has_flag("no_auth") {
+        return Err(CmdError::Static(NOAUTH));
+    }
+    if ctx.session.origin == Origin::Sql && spec.has_flag("noscript") {
+        return Err(CmdError::Static(NOT_FROM_SQL));
+    }
+    let mut args = Args::new(argv, if spec.is_subcommand() { 2 } else { 1 });
+    let handler = spec.handler.expect("resolve only returns runnable commands");
+    handler(ctx, &mut args)
+}

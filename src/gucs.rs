@@ -1,0 +1,125 @@
+//! Configuration: GUCs under `pgkv.`. Defined in `_PG_init`, read by the
+//! worker at start and again after SIGHUP.
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use std::ffi::CString;
+
+pub static PORT: GucSetting<i32> = GucSetting::<i32>::new(6379);
+pub static LISTEN_ADDRESSES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"127.0.0.1"));
+pub static DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
+pub static WORKERS: GucSetting<i32> = GucSetting::<i32>::new(1);
+pub static PASSWORD: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
+pub static LOCK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+pub static SQL_DB: GucSetting<i32> = GucSetting::<i32>::new(0);
+
+pub fn init() {
+    GucRegistry::define_int_guc(
+        c"pgkv.port",
+        c"TCP port the RESP server listens on.",
+        c"Changing it takes effect on reload: the workers rebind.",
+        &PORT,
+        1,
+        65535,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"pgkv.listen_addresses",
+        c"Comma-separated addresses the RESP server binds to.",
+        c"Defaults to 127.0.0.1. Use 0.0.0.0 or :: to listen on every interface. Takes effect on reload.",
+        &LISTEN_ADDRESSES,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"pgkv.database",
+        c"Database whose kv schema the RESP workers serve.",
+        c"The workers wait until CREATE EXTENSION pgkv has run in it.",
+        &DATABASE,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pgkv.workers",
+        c"Number of RESP background workers.",
+        c"Each binds the port with SO_REUSEPORT; the kernel spreads connections over them.",
+        &WORKERS,
+        0,
+        64,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"pgkv.password",
+        c"Password RESP clients must give with AUTH (Redis's requirepass).",
+        c"Empty means no authentication, as Redis without requirepass.",
+        &PASSWORD,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
+    );
+    GucRegistry::define_int_guc(
+        c"pgkv.lock_timeout",
+        c"lock_timeout of the workers' transactions, in milliseconds.",
+        c"Bounds how long a SQL session holding a key's row lock can stall a worker; the waiting command fails alone.",
+        &LOCK_TIMEOUT_MS,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"pgkv.sql_db",
+        c"Redis database number (0-15) that the kv.* SQL functions use.",
+        c"The SQL equivalent of SELECT for the calling session.",
+        &SQL_DB,
+        0,
+        (crate::DATABASES - 1) as i32,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+}
+
+fn string(setting: &GucSetting<Option<CString>>) -> String {
+    setting.get().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// The configured password, or `None` when AUTH is not required.
+pub fn password() -> Option<String> {
+    Some(string(&PASSWORD)).filter(|p| !p.is_empty())
+}
+
+pub fn database() -> String {
+    string(&DATABASE)
+}
+
+pub fn listen_addresses() -> Vec<String> {
+    string(&LISTEN_ADDRESSES).split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+}
+
+pub fn port() -> u16 {
+    PORT.get() as u16
+}
+
+pub fn workers() -> i32 {
+    WORKERS.get()
+}
+
+fn show(name: &std::ffi::CStr) -> String {
+    // SAFETY: GetConfigOption returns a pointer into GUC storage, valid until the next change.
+    unsafe {
+        let p = pgrx::pg_sys::GetConfigOption(name.as_ptr(), true, false);
+        if p.is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    }
+}
+
+pub fn config_file() -> String {
+    show(c"config_file")
+}
+
+pub fn server_version() -> String {
+    show(c"server_version")
+}

@@ -1,0 +1,174 @@
+//! The SQL face of pgkv: `kv.*` functions that run Redis commands inside the
+//! caller's own transaction, through the same dispatcher as RESP clients.
+//!
+//! - Typed functions for common commands, in text and bytea forms.
+//! - `kv.call(VARIADIC text[])` for everything else, returning jsonb.
+//! - A Redis error reply becomes a Postgres ERROR (SQLSTATE 22000,
+//!   data_exception) whose message is Redis's text.
+//! - The Redis database is `pgkv.sql_db` (default 0).
+
+use crate::cmd::{self, Ctx};
+use crate::session::{Origin, Session};
+use crate::store::Store;
+use bytes::Bytes;
+use pgkv_resp::Frame;
+use pgrx::prelude::*;
+use pgrx::{JsonB, VariadicArray};
+use serde_json::{Map, Value};
+
+/// Runs one command for SQL. The session lives for this call only.
+fn run(argv: Vec<Bytes>) -> Frame {
+    let mut session = Session::new(0, Origin::Sql, true);
+    session.db = crate::gucs::SQL_DB.get() as i16;
+    let reply = Spi::connect(|client| cmd::dispatch(&mut Ctx::new(&mut session, Some(Store::new(client))), &argv));
+    if let Frame::Error(e) = &reply {
+        ereport!(ERROR, PgSqlErrorCode::ERRCODE_DATA_EXCEPTION, String::from_utf8_lossy(e).into_owned());
+    }
+    reply
+}
+
+fn args<I: IntoIterator<Item = B>, B: AsRef<[u8]>>(words: I) -> Vec<Bytes> {
+    words.into_iter().map(|w| Bytes::copy_from_slice(w.as_ref())).collect()
+}
+
+fn bulk_bytes(f: Frame) -> Option<Vec<u8>> {
+    match f {
+        Frame::Bulk(b) => Some(b.to_vec()),
+        _ => None,
+    }
+}
+
+/// A bulk reply as text. Redis values are bytes: one that is not valid
+/// UTF-8, or holds a NUL, cannot be text and raises an error pointing to the
+/// bytea form.
+fn bulk_text(f: Frame) -> Option<String> {
+    let b = bulk_bytes(f)?;
+    if b.contains(&0) {
+        error!("pgkv: value contains a NUL byte; use the bytea form of this function");
+    }
+    match String::from_utf8(b) {
+        Ok(s) => Some(s),
+        Err(_) => error!("pgkv: value is not valid UTF-8; use the bytea form of this function"),
+    }
+}
+
+fn integer(f: Frame) -> i64 {
+    match f {
+        Frame::Integer(n) => n,
+        other => error!("pgkv: expected an integer reply, got {other:?}"),
+    }
+}
+
+/// The functions land in schema `kv`, the extension's schema (pgkv.control).
+mod kv {
+    use super::*;
+
+    /// `GET key`
+    #[pg_extern(name = "get")]
+    fn get_text(key: &str) -> Option<String> {
+        bulk_text(run(args(["GET", key])))
+    }
+
+    /// `GET key`, binary-safe.
+    #[pg_extern(name = "get")]
+    fn get_bytea(key: &[u8]) -> Option<Vec<u8>> {
+        bulk_bytes(run(args([&b"GET"[..], key])))
+    }
+
+    /// `SET key value [PX milliseconds]`. Returns true: a plain SET always writes.
+    #[pg_extern(name = "set")]
+    fn set_text(key: &str, value: &str, px: default!(Option<i64>, "NULL")) -> bool {
+        set_generic(key.as_bytes(), value.as_bytes(), px)
+    }
+
+    /// `SET key value [PX milliseconds]`, binary-safe.
+    #[pg_extern(name = "set")]
+    fn set_bytea(key: &[u8], value: &[u8], px: default!(Option<i64>, "NULL")) -> bool {
+        set_generic(key, value, px)
+    }
+
+    /// `DEL key [key ...]`: how many keys existed.
+    #[pg_extern(name = "del")]
+    fn del_text(keys: VariadicArray<&str>) -> i64 {
+        let mut argv = args(["DEL"]);
+        argv.extend(keys.iter().flatten().map(|k| Bytes::copy_from_slice(k.as_bytes())));
+        integer(run(argv))
+    }
+
+    /// `DEL key [key ...]`, binary-safe.
+    #[pg_extern(name = "del")]
+    fn del_bytea(keys: VariadicArray<&[u8]>) -> i64 {
+        let mut argv = args(["DEL"]);
+        argv.extend(keys.iter().flatten().map(Bytes::copy_from_slice));
+        integer(run(argv))
+    }
+
+    /// Any command, e.g. `kv.call('INCR', 'n')`. The reply as jsonb; a nil
+    /// reply is SQL NULL.
+    #[pg_extern]
+    fn call(command: VariadicArray<&str>) -> Option<JsonB> {
+        let argv: Vec<Bytes> = command.iter().map(|a| Bytes::copy_from_slice(a.unwrap_or_default().as_bytes())).collect();
+        if argv.is_empty() {
+            error!("pgkv: kv.call needs a command name");
+        }
+        match super::run(argv) {
+            Frame::NullBulk | Frame::NullArray | Frame::Null => None,
+            f => Some(JsonB(to_json(f))),
+        }
+    }
+}
+
+fn set_generic(key: &[u8], value: &[u8], px: Option<i64>) -> bool {
+    let mut argv = args([&b"SET"[..], key, value]);
+    if let Some(ms) = px {
+        argv.extend(args(["PX".to_string(), ms.to_string()]));
+    }
+    !matches!(run(argv), Frame::NullBulk)
+}
+
+/// A byte string as JSON: UTF-8 text as is; anything else (or text with a
+/// NUL, which jsonb cannot hold) in Postgres's bytea hex form, `\x...`.
+fn bytes_json(b: &[u8]) -> Value {
+    match std::str::from_utf8(b) {
+        Ok(s) if !s.contains('\0') => Value::String(s.to_string()),
+        _ => {
+            let mut hex = String::with_capacity(2 + 2 * b.len());
+            hex.push_str("\\x");
+            for byte in b {
+                hex.push_str(&format!("{byte:02x}"));
+            }
+            Value::String(hex)
+        }
+    }
+}
+
+fn to_json(f: Frame) -> Value {
+    match f {
+        Frame::Simple(b) | Frame::Bulk(b) | Frame::BigNumber(b) => bytes_json(&b),
+        Frame::Verbatim { text, .. } => bytes_json(&text),
+        Frame::Error(e) => {
+            let mut m = Map::new();
+            m.insert("error".into(), bytes_json(&e));
+            Value::Object(m)
+        }
+        Frame::Integer(n) => Value::from(n),
+        Frame::Double(d) => serde_json::Number::from_f64(d).map(Value::Number).unwrap_or_else(|| Value::String(pgkv_resp::num::format_double_reply(d))),
+        Frame::Boolean(b) => Value::Bool(b),
+        Frame::NullBulk | Frame::NullArray | Frame::Null => Value::Null,
+        Frame::Array(v) | Frame::Set(v) | Frame::Push(v) => Value::Array(v.into_iter().map(to_json).collect()),
+        Frame::Map(pairs) => {
+            if pairs.iter().all(|(k, _)| matches!(k, Frame::Bulk(_) | Frame::Simple(_))) {
+                let mut m = Map::new();
+                for (k, v) in pairs {
+                    if let Value::String(k) = to_json(k) {
+                        m.insert(k, to_json(v));
+                    }
+                }
+                Value::Object(m)
+            } else {
+                Value::Array(pairs.into_iter().map(|(k, v)| Value::Array(vec![to_json(k), to_json(v)])).collect())
+            }
+        }
+        Frame::Attribute(_, inner) => to_json(*inner),
+    }
+}

@@ -1,0 +1,168 @@
+//! One RESP client: its socket, buffers, request parser and session. Pure
+//! I/O: nothing here touches Postgres.
+
+use crate::session::{Origin, Session};
+use bytes::{Buf, Bytes, BytesMut};
+use mio::net::TcpStream;
+use pgkv_resp::{Frame, Limits, Protocol, RequestParser};
+use std::io::{self, Read, Write};
+
+/// Most bytes read from one client per loop iteration, so one fast writer
+/// cannot starve the others. Reading resumes next iteration without waiting
+/// for a new readiness edge.
+const READ_BUDGET: usize = 1 << 20;
+
+/// Most commands taken from one client per batch.
+pub const COMMANDS_PER_BATCH: usize = 1024;
+
+/// A client whose unsent replies exceed this is not read from until it
+/// catches up, so its pipeline cannot grow the worker's memory without bound.
+const OUTPUT_HIGH_WATER: usize = 64 << 20;
+
+pub struct Conn {
+    stream: TcpStream,
+    inbuf: BytesMut,
+    pub outbuf: BytesMut,
+    parser: RequestParser,
+    pub session: Session,
+    /// More bytes may be waiting in the socket (read budget hit).
+    pub readable: bool,
+    /// The peer closed its side: answer what it sent, then drop.
+    pub eof: bool,
+    /// The socket failed: drop now.
+    pub broken: bool,
+    /// The last parse found no complete command in the buffer.
+    pub drained: bool,
+    /// Close once `outbuf` is flushed (QUIT, protocol error).
+    pub closing: bool,
+    /// A protocol error to answer after the commands parsed before it.
+    pub protocol_error: Option<Vec<u8>>,
+    pub net_in: u64,
+    pub net_out: u64,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, id: u64, authenticated: bool) -> Conn {
+        let _ = stream.set_nodelay(true);
+        Conn {
+            stream,
+            inbuf: BytesMut::with_capacity(16 * 1024),
+            outbuf: BytesMut::new(),
+            parser: RequestParser::new(),
+            session: Session::new(id, Origin::Resp, authenticated),
+            readable: true,
+            eof: false,
+            broken: false,
+            drained: false,
+            closing: false,
+            protocol_error: None,
+            net_in: 0,
+            net_out: 0,
+        }
+    }
+
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// Reads what the socket has, up to the budget.
+    pub fn fill(&mut self) {
+        if !self.readable || self.eof || self.closing {
+            return;
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        let mut taken = 0;
+        loop {
+            if taken >= READ_BUDGET {
+                return; // still readable
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    self.eof = true;
+                    self.readable = false;
+                    return;
+                }
+                Ok(n) => {
+                    self.inbuf.extend_from_slice(&chunk[..n]);
+                    taken += n;
+                    self.net_in += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.broken = true;
+                    self.readable = false;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Whether this client can contribute commands to the next batch.
+    pub fn accepts_commands(&self) -> bool {
+        !self.closing && self.protocol_error.is_none() && self.outbuf.len() < OUTPUT_HIGH_WATER
+    }
+
+    /// Parses the next complete command, if any. A protocol error is kept and
+    /// answered after the commands before it.
+    pub fn next_command(&mut self, auth_required: bool) -> Option<Vec<Bytes>> {
+        let limits = Limits { auth_required: auth_required && !self.session.authenticated, ..Limits::default() };
+        match self.parser.next(&mut self.inbuf, limits) {
+            Ok(Some(cmd)) => Some(cmd),
+            Ok(None) => {
+                self.drained = true;
+                None
+            }
+            Err(e) => {
+                self.protocol_error = Some(e.reply_text());
+                self.inbuf.clear();
+                self.drained = true;
+                None
+            }
+        }
+    }
+
+    /// True when complete commands may still be buffered.
+    pub fn has_buffered_input(&self) -> bool {
+        !self.inbuf.is_empty() && self.accepts_commands()
+    }
+
+    pub fn push_reply(&mut self, frame: &Frame, proto: Protocol) {
+        pgkv_resp::encode(frame, proto, &mut self.outbuf);
+    }
+
+    /// Writes as much as the socket takes.
+    pub fn flush(&mut self) {
+        while !self.outbuf.is_empty() {
+            match self.stream.write(&self.outbuf) {
+                Ok(0) => {
+                    self.broken = true;
+                    return;
+                }
+                Ok(n) => {
+                    self.outbuf.advance(n);
+                    self.net_out += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.broken = true;
+                    self.outbuf.clear();
+                    return;
+                }
+            }
+        }
+        if self.outbuf.capacity() > 1 << 20 {
+            // Give back the memory a burst of large replies left behind.
+            self.outbuf = BytesMut::new();
+        }
+    }
+
+    /// Done with this client: nothing more to send, or it is gone.
+    pub fn finished(&self) -> bool {
+        self.broken || (self.outbuf.is_empty() && (self.closing || (self.eof && self.drained)))
+    }
+}

@@ -1,0 +1,360 @@
+//! The RESP background worker: registration, start-up, and the event loop.
+//!
+//! One loop iteration: sleep in the WaitEventSet; read every ready socket;
+//! parse every complete command; run them all in one transaction
+//! (`xact::run_batch`); commit; only then queue and write the replies.
+
+mod conn;
+mod wait;
+mod xact;
+
+use crate::{cmd, gucs, stats};
+use conn::Conn;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
+use pgrx::prelude::*;
+use slab::Slab;
+use socket2::{Domain, Socket, Type};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+use xact::{Job, Sessions};
+
+/// Registers `pgkv.workers` workers. Only possible while the postmaster
+/// loads `shared_preload_libraries`.
+pub fn register() {
+    for i in 0..gucs::workers() {
+        BackgroundWorkerBuilder::new(&format!("pgkv worker {i}"))
+            .set_type("pgkv")
+            .set_library("pgkv")
+            .set_function("pgkv_worker_main")
+            .set_argument(Some(pg_sys::Datum::from(i as i64)))
+            .enable_spi_access()
+            .set_start_time(BgWorkerStartTime::RecoveryFinished)
+            .set_restart_time(Some(Duration::from_secs(1)))
+            .load();
+    }
+}
+
+/// How often the active expiry cycle runs (Redis's hz = 10).
+const EXPIRE_TICK: Duration = Duration::from_millis(100);
+/// Most expired keys removed per tick, so a mass expiry never stalls clients.
+const EXPIRE_BATCH: i64 = 200;
+const LISTENER_BASE: usize = usize::MAX / 2;
+
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn pgkv_worker_main(arg: pg_sys::Datum) {
+    let index = arg.value() as u32;
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let database = gucs::database();
+    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    if !wait_for_extension(&database) {
+        return;
+    }
+    apply_session_settings();
+    stats::with(|r| {
+        r.worker = Some(index);
+        r.port = gucs::port();
+    });
+    let mut server = Server::new(index);
+    server.bind();
+    log!("pgkv worker {index}: serving RESP on {:?} port {}", gucs::listen_addresses(), gucs::port());
+    server.run();
+    log!("pgkv worker {index}: shutting down");
+    // Exit non-zero so that a worker stopped by pg_terminate_backend() is
+    // restarted; at server shutdown the postmaster restarts nothing.
+    unsafe { pg_sys::proc_exit(1) };
+}
+
+/// Waits, logging once, until `CREATE EXTENSION pgkv` has run. Returns false
+/// when told to stop first.
+fn wait_for_extension(database: &str) -> bool {
+    let mut logged = false;
+    loop {
+        let installed = BackgroundWorker::transaction(|| {
+            Spi::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pgkv')")
+                .ok()
+                .flatten()
+                .unwrap_or(false)
+        });
+        if installed {
+            return true;
+        }
+        if !logged {
+            log!("pgkv: waiting for CREATE EXTENSION pgkv in database \"{database}\"");
+            logged = true;
+        }
+        if !BackgroundWorker::wait_latch(Some(Duration::from_secs(1))) {
+            return false;
+        }
+        if BackgroundWorker::sighup_received() {
+            reload_config();
+        }
+    }
+}
+
+fn reload_config() {
+    unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+    apply_session_settings();
+}
+
+/// Settings of the worker's own transactions.
+fn apply_session_settings() {
+    let lock_timeout = std::ffi::CString::new(gucs::LOCK_TIMEOUT_MS.get().to_string()).expect("digits");
+    unsafe {
+        pg_sys::SetConfigOption(
+            c"lock_timeout".as_ptr(),
+            lock_timeout.as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+        );
+        pg_sys::SetConfigOption(
+            c"application_name".as_ptr(),
+            c"pgkv".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+        );
+    }
+}
+
+struct Server {
+    index: u32,
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    bound: Option<(Vec<String>, u16)>,
+    conns: Slab<Conn>,
+    next_client_id: u64,
+    client_id_step: u64,
+    next_expire: Instant,
+}
+
+struct ConnSessions<'a>(&'a mut Slab<Conn>);
+
+impl Sessions for ConnSessions<'_> {
+    fn session(&mut self, conn: usize) -> &mut crate::session::Session {
+        &mut self.0[conn].session
+    }
+}
+
+impl Server {
+    fn new(index: u32) -> Server {
+        let workers = gucs::workers().max(1) as u64;
+        Server {
+            index,
+            poll: Poll::new().expect("epoll_create"),
+            listeners: Vec::new(),
+            bound: None,
+            conns: Slab::new(),
+            // Client ids are unique across workers: worker i hands out i+1, i+1+n, ...
+            next_client_id: index as u64 + 1,
+            client_id_step: workers,
+            next_expire: Instant::now(),
+        }
+    }
+
+    /// Binds `pgkv.listen_addresses:pgkv.port` with SO_REUSEPORT, so every
+    /// worker accepts on the same port. Rebinds when the settings changed.
+    fn bind(&mut self) {
+        let want = (gucs::listen_addresses(), gucs::port());
+        if self.bound.as_ref() == Some(&want) {
+            return;
+        }
+        for mut l in self.listeners.drain(..) {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        for host in &want.0 {
+            let host = if host == "*" { "0.0.0.0" } else { host.as_str() };
+            let addrs: Vec<SocketAddr> = match (host, want.1).to_socket_addrs() {
+                Ok(a) => a.collect(),
+                Err(e) => {
+                    warning!("pgkv: cannot resolve listen address \"{host}\": {e}");
+                    continue;
+                }
+            };
+            for addr in addrs {
+                match listen(addr) {
+                    Ok(mut l) => {
+                        let token = Token(LISTENER_BASE + self.listeners.len());
+                        self.poll.registry().register(&mut l, token, Interest::READABLE).expect("register listener");
+                        self.listeners.push(l);
+                    }
+                    Err(e) => warning!("pgkv: could not listen on {addr}: {e}"),
+                }
+            }
+        }
+        stats::with(|r| r.port = want.1);
+        self.bound = Some(want);
+    }
+
+    fn run(&mut self) {
+        let mut waitset = wait::WaitSet::new(self.poll.as_raw_fd());
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = if self.has_pending_input() {
+                0
+            } else {
+                self.next_expire.saturating_duration_since(Instant::now()).as_millis() as i64
+            };
+            waitset.wait(timeout);
+            check_for_interrupts!();
+            if BackgroundWorker::sigterm_received() {
+                break;
+            }
+            if BackgroundWorker::sighup_received() {
+                reload_config();
+                self.bind();
+            }
+            self.poll_io(&mut events);
+            self.serve_batch();
+            self.flush_and_reap();
+            if Instant::now() >= self.next_expire {
+                self.expire_cycle();
+                self.next_expire = Instant::now() + EXPIRE_TICK;
+            }
+        }
+        for (_, c) in self.conns.iter_mut() {
+            c.flush();
+        }
+    }
+
+    fn has_pending_input(&self) -> bool {
+        self.conns.iter().any(|(_, c)| c.readable || (c.has_buffered_input() && !c.drained))
+    }
+
+    /// Drains mio without blocking: accepts, reads and writes until every
+    /// source would block (mio is edge-triggered).
+    fn poll_io(&mut self, events: &mut Events) {
+        if self.poll.poll(events, Some(Duration::ZERO)).is_err() {
+            return;
+        }
+        for ev in events.iter() {
+            let t = ev.token().0;
+            if t >= LISTENER_BASE {
+                self.accept(t - LISTENER_BASE);
+                continue;
+            }
+            if let Some(c) = self.conns.get_mut(t) {
+                if ev.is_readable() || ev.is_read_closed() {
+                    c.readable = true;
+                }
+                if ev.is_writable() {
+                    c.flush();
+                }
+            }
+        }
+        for (_, c) in self.conns.iter_mut() {
+            c.fill();
+        }
+    }
+
+    fn accept(&mut self, listener: usize) {
+        loop {
+            let (stream, _peer): (TcpStream, SocketAddr) = match self.listeners[listener].accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    warning!("pgkv: accept failed: {e}");
+                    return;
+                }
+            };
+            let id = self.next_client_id;
+            self.next_client_id += self.client_id_step;
+            let authenticated = gucs::password().is_none();
+            let entry = self.conns.vacant_entry();
+            let mut conn = Conn::new(stream, id, authenticated);
+            if self.poll.registry().register(conn.stream(), Token(entry.key()), Interest::READABLE | Interest::WRITABLE).is_err() {
+                continue;
+            }
+            entry.insert(conn);
+            stats::with(|r| r.total_connections_received += 1);
+        }
+    }
+
+    /// Parses every complete command from every client and runs them as one
+    /// batch: one transaction, one commit, then the replies.
+    fn serve_batch(&mut self) {
+        let auth_required = gucs::password().is_some();
+        let mut jobs: Vec<Job> = Vec::new();
+        for (key, c) in self.conns.iter_mut() {
+            c.drained = false;
+            let mut taken = 0;
+            while c.accepts_commands() && taken < conn::COMMANDS_PER_BATCH {
+                let Some(argv) = c.next_command(auth_required) else { break };
+                taken += 1;
+                let spec = cmd::resolve(&argv).ok();
+                let quit = cmd::eq_ic(&argv[0], "quit");
+                jobs.push(Job { conn: key, argv, spec, out: bytes::BytesMut::new() });
+                // Redis stops reading a client after QUIT, and reads an
+                // unauthenticated client one command at a time (AUTH
+                // changes how the next request may be parsed).
+                if quit || (auth_required && !c.session.authenticated) {
+                    break;
+                }
+            }
+        }
+        if !jobs.is_empty() {
+            let retries = xact::run_batch(&mut jobs, &mut ConnSessions(&mut self.conns));
+            stats::with(|r| {
+                r.batches += 1;
+                r.batch_retries += retries;
+                r.total_commands_processed += jobs.len() as u64;
+            });
+            for job in jobs {
+                let c = &mut self.conns[job.conn];
+                c.outbuf.extend_from_slice(&job.out);
+                if c.session.close_after_reply {
+                    c.closing = true;
+                }
+            }
+        }
+        for (_, c) in self.conns.iter_mut() {
+            if let Some(err) = c.protocol_error.take() {
+                c.push_reply(&pgkv_resp::Frame::Error(err.into()), c.session.proto);
+                c.closing = true;
+            }
+        }
+    }
+
+    fn flush_and_reap(&mut self) {
+        let mut done = Vec::new();
+        for (key, c) in self.conns.iter_mut() {
+            c.flush();
+            if c.finished() {
+                done.push(key);
+            }
+        }
+        for key in done {
+            let mut c = self.conns.remove(key);
+            let _ = self.poll.registry().deregister(c.stream());
+            stats::with(|r| {
+                r.total_net_input_bytes += c.net_in;
+                r.total_net_output_bytes += c.net_out;
+            });
+        }
+        let n = self.conns.len() as u64;
+        stats::with(|r| r.connected_clients = n);
+    }
+
+    /// One bounded step of active expiry, in its own transaction.
+    fn expire_cycle(&mut self) {
+        match xact::run_maintenance(|store| store.expire_step(cmd::now_ms(), EXPIRE_BATCH)) {
+            Ok(n) => stats::with(|r| r.expired_keys += n as u64),
+            Err(e) => warning!("pgkv worker {}: active expiry failed: {e}", self.index),
+        }
+    }
+}
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(511)?;
+    Ok(TcpListener::from_std(socket.into()))
+}

@@ -1,0 +1,225 @@
+//! Group commit: every command of one loop iteration runs in one PostgreSQL
+//! transaction, and no reply leaves before that transaction commits.
+//!
+//! Postgres invariants this module relies on:
+//! - Only the worker's main thread calls into Postgres.
+//! - `BackgroundWorker::transaction` catches nothing, so transactions are
+//!   driven by hand: an ERROR is caught with `PgTryBuilder` (which calls
+//!   `FlushErrorState`), then `AbortCurrentTransaction` /
+//!   `RollbackAndReleaseCurrentSubTransaction` clean up locks, SPI and memory.
+//! - A Postgres error in one command must not fail another client's command.
+//!   The batch runs without subtransactions (they are not free: past 64
+//!   writing subtransactions every snapshot in the cluster slows down). When a
+//!   command raises an ERROR, the whole transaction is rolled back and the
+//!   batch re-run from scratch with that command alone in a subtransaction.
+//!   Replies from a rolled-back attempt are thrown away, so nothing a client
+//!   sees comes from an aborted transaction.
+
+use crate::cmd::{self, CommandSpec, Ctx};
+use crate::error::CmdError;
+use crate::session::Session;
+use crate::store::Store;
+use bytes::{Bytes, BytesMut};
+use pgrx::pg_sys::{self, panic::CaughtError, PgTryBuilder};
+use pgrx::spi::Spi;
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
+
+pub struct Job {
+    pub conn: usize,
+    pub argv: Vec<Bytes>,
+    pub spec: Option<&'static CommandSpec>,
+    /// The encoded reply, in the protocol the session had when it ran.
+    pub out: BytesMut,
+}
+
+/// Access to the sessions of the clients in a batch.
+pub trait Sessions {
+    fn session(&mut self, conn: usize) -> &mut Session;
+}
+
+fn describe(e: &CaughtError) -> String {
+    match e {
+        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r.message().to_string(),
+        CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
+    }
+}
+
+/// Runs `jobs` and fills in every reply. Returns how many times the batch
+/// had to be re-run because a command raised a Postgres error.
+pub fn run_batch<S: Sessions>(jobs: &mut [Job], sessions: &mut S) -> u64 {
+    let need_tx = jobs.iter().any(|j| j.spec.is_some_and(|s| s.tx));
+    // Session changes (SELECT, HELLO, AUTH) made by an attempt that is
+    // rolled back must not survive it.
+    let mut saved: Vec<(usize, Session)> = Vec::new();
+    for j in jobs.iter() {
+        if !saved.iter().any(|(c, _)| *c == j.conn) {
+            saved.push((j.conn, sessions.session(j.conn).clone()));
+        }
+    }
+    let mut isolate: HashSet<usize> = HashSet::new();
+    let mut retries = 0;
+    loop {
+        match attempt(jobs, sessions, need_tx, &isolate) {
+            Ok(()) => return retries,
+            Err(Failure::Command(i, _)) if i < jobs.len() && !isolate.contains(&i) => {
+                isolate.insert(i);
+            }
+            Err(Failure::Command(_, msg)) | Err(Failure::Commit(msg)) => {
+                // Nothing left to isolate: the failure belongs to the
+                // transaction itself (usually COMMIT). Every command fails
+                // with it; none of their effects survived.
+                for (conn, s) in &saved {
+                    *sessions.session(*conn) = s.clone();
+                }
+                for j in jobs.iter_mut() {
+                    j.out.clear();
+                    let proto = sessions.session(j.conn).proto;
+                    pgkv_resp::encode(&CmdError::Postgres(msg.clone()).into_frame(), proto, &mut j.out);
+                }
+                return retries;
+            }
+        }
+        retries += 1;
+        for (conn, s) in &saved {
+            *sessions.session(*conn) = s.clone();
+        }
+        for j in jobs.iter_mut() {
+            j.out.clear();
+        }
+    }
+}
+
+enum Failure {
+    /// The command at this index raised an ERROR outside a subtransaction.
+    Command(usize, String),
+    /// COMMIT itself failed.
+    Commit(String),
+}
+
+fn attempt<S: Sessions>(jobs: &mut [Job], sessions: &mut S, need_tx: bool, isolate: &HashSet<usize>) -> Result<(), Failure> {
+    let current = Cell::new(usize::MAX);
+    unsafe {
+        if need_tx {
+            pg_sys::SetCurrentStatementStartTimestamp();
+            pg_sys::StartTransactionCommand();
+            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        }
+    }
+    let run = AssertUnwindSafe(|| -> Result<(), String> {
+        if need_tx {
+            Spi::connect(|client| {
+                let store = Store::new(client);
+                execute_all(jobs, sessions, Some(store), isolate, &current);
+            });
+        } else {
+            execute_all(jobs, sessions, None, isolate, &current);
+        }
+        Ok(())
+    });
+    let outcome = PgTryBuilder::new(run).catch_others(|e| Err(describe(&e))).execute();
+    match outcome {
+        Ok(()) => {
+            if need_tx {
+                unsafe {
+                    pg_sys::PopActiveSnapshot();
+                }
+                commit()?;
+            }
+            Ok(())
+        }
+        Err(msg) => {
+            if need_tx {
+                unsafe { pg_sys::AbortCurrentTransaction() };
+            }
+            Err(Failure::Command(current.get(), msg))
+        }
+    }
+}
+
+fn commit() -> Result<(), Failure> {
+    let committed = PgTryBuilder::new(|| {
+        unsafe { pg_sys::CommitTransactionCommand() };
+        Ok(())
+    })
+    .catch_others(|e| Err(describe(&e)))
+    .execute();
+    match committed {
+        Ok(()) => {
+            // Lets autovacuum see the worker's inserts and deletes; it
+            // rate-limits itself.
+            unsafe { pg_sys::pgstat_report_stat(false) };
+            Ok(())
+        }
+        Err(msg) => {
+            unsafe { pg_sys::AbortCurrentTransaction() };
+            Err(Failure::Commit(msg))
+        }
+    }
+}
+
+fn execute_all<S: Sessions>(jobs: &mut [Job], sessions: &mut S, store: Option<Store>, isolate: &HashSet<usize>, current: &Cell<usize>) {
+    for (i, job) in jobs.iter_mut().enumerate() {
+        current.set(i);
+        let session = sessions.session(job.conn);
+        let frame = if isolate.contains(&i) {
+            in_subtransaction(|| cmd::dispatch(&mut Ctx::new(session, store), &job.argv))
+        } else {
+            cmd::dispatch(&mut Ctx::new(session, store), &job.argv)
+        };
+        pgkv_resp::encode(&frame, session.proto, &mut job.out);
+    }
+    current.set(usize::MAX);
+}
+
+/// Runs `f` in its own subtransaction; a Postgres error rolls back only
+/// that subtransaction and becomes this command's error reply. The
+/// memory-context and resource-owner dance is PL/pgSQL's (pl_exec.c).
+fn in_subtransaction(f: impl FnOnce() -> pgkv_resp::Frame) -> pgkv_resp::Frame {
+    unsafe {
+        let old_cxt = pg_sys::CurrentMemoryContext;
+        let old_owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::CurrentMemoryContext = old_cxt;
+        let result = PgTryBuilder::new(AssertUnwindSafe(|| Ok(f()))).catch_others(|e| Err(describe(&e))).execute();
+        pg_sys::CurrentMemoryContext = old_cxt;
+        match result {
+            Ok(frame) => {
+                pg_sys::ReleaseCurrentSubTransaction();
+                pg_sys::CurrentMemoryContext = old_cxt;
+                pg_sys::CurrentResourceOwner = old_owner;
+                frame
+            }
+            Err(msg) => {
+                pg_sys::RollbackAndReleaseCurrentSubTransaction();
+                pg_sys::CurrentMemoryContext = old_cxt;
+                pg_sys::CurrentResourceOwner = old_owner;
+                CmdError::Postgres(msg).into_frame()
+            }
+        }
+    }
+}
+
+/// Runs background work (active expiry) in a transaction of its own.
+pub fn run_maintenance<T>(f: impl FnOnce(Store) -> Result<T, CmdError>) -> Result<T, String> {
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let run = AssertUnwindSafe(|| Spi::connect(|client| f(Store::new(client))).map_err(|e| String::from_utf8_lossy(&e.text()).into_owned()));
+    match PgTryBuilder::new(run).catch_others(|e| Err(describe(&e))).execute() {
+        Ok(v) => {
+            unsafe { pg_sys::PopActiveSnapshot() };
+            commit().map_err(|f| match f {
+                Failure::Commit(m) | Failure::Command(_, m) => m,
+            })?;
+            Ok(v)
+        }
+        Err(msg) => {
+            unsafe { pg_sys::AbortCurrentTransaction() };
+            Err(msg)
+        }
+    }
+}
