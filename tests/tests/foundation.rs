@@ -1,0 +1,374 @@
+//! End-to-end tests of the foundation: the worker, group commit, RESP2/RESP3,
+//! the SQL functions, durability, and failure isolation. Each talks to a
+//! scratch PG16 cluster with pgkv preloaded, through the `redis` client crate
+//! or raw bytes where byte-exactness matters.
+
+use pgkv_tests::{key, shared, PgCluster};
+use redis::Commands;
+use std::time::{Duration, Instant};
+
+#[test]
+fn binary_keys_and_values_round_trip() {
+    let mut r = shared().redis();
+    let k: &[u8] = b"bin:\x00\xff\r\n key";
+    let v: &[u8] = b"\x00\xff\x00value\r\n\xfe";
+    let _: () = r.set(k, v).unwrap();
+    let got: Vec<u8> = r.get(k).unwrap();
+    assert_eq!(got, v);
+    let missing: Option<Vec<u8>> = r.get(b"bin:\x00\xfe").unwrap();
+    assert_eq!(missing, None);
+}
+
+#[test]
+fn pipelining_1000_commands_answers_each_in_order() {
+    let mut r = shared().redis();
+    let mut p = redis::pipe();
+    for i in 0..500 {
+        p.set(key("pipe", &i.to_string()), format!("v{i}")).ignore();
+    }
+    for i in 0..500 {
+        p.get(key("pipe", &i.to_string()));
+    }
+    let values: Vec<String> = p.query(&mut r).unwrap();
+    assert_eq!(values.len(), 500);
+    for (i, v) in values.iter().enumerate() {
+        assert_eq!(v, &format!("v{i}"));
+    }
+}
+
+#[test]
+fn fifty_concurrent_clients_each_see_their_own_writes() {
+    let url = shared().redis_url();
+    let threads: Vec<_> = (0..50)
+        .map(|t| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut r = redis::Client::open(url).unwrap().get_connection().unwrap();
+                for i in 0..40 {
+                    let k = format!("conc:{t}:{i}");
+                    let _: () = r.set(&k, format!("{t}-{i}")).unwrap();
+                    let v: String = r.get(&k).unwrap();
+                    assert_eq!(v, format!("{t}-{i}"));
+                }
+                let n: i64 = redis::cmd("DEL").arg(format!("conc:{t}:0")).arg(format!("conc:{t}:1")).query(&mut r).unwrap();
+                assert_eq!(n, 2);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn hello_3_switches_to_resp3_replies() {
+    let mut c = shared().raw();
+    let hello = c.call(&["HELLO", "3"]);
+    assert!(hello.starts_with(b"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n"), "{}", pgkv_tests::show(&hello));
+    assert_eq!(c.call(&["GET", "resp3:missing"]), b"_\r\n");
+    assert_eq!(c.call(&["SET", "resp3:k", "v"]), b"+OK\r\n");
+    assert_eq!(c.call(&["GET", "resp3:k"]), b"$1\r\nv\r\n");
+    assert!(c.call(&["INFO", "server"]).starts_with(b"="), "INFO is a verbatim string in RESP3");
+    let hello2 = c.call(&["HELLO", "2"]);
+    assert!(hello2.starts_with(b"*14\r\n"));
+    assert_eq!(c.call(&["GET", "resp3:missing"]), b"$-1\r\n");
+}
+
+#[test]
+fn resp3_through_the_client_crate() {
+    let url = format!("{}?protocol=resp3", shared().redis_url());
+    let mut r = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let _: () = r.set("resp3crate:k", "v").unwrap();
+    let v: Option<String> = r.get("resp3crate:k").unwrap();
+    assert_eq!(v.as_deref(), Some("v"));
+    let none: Option<String> = r.get("resp3crate:missing").unwrap();
+    assert_eq!(none, None);
+}
+
+#[test]
+fn value_written_over_resp_is_read_by_sql_and_back() {
+    let c = shared();
+    let mut r = c.redis();
+    let _: () = r.set("sql:from-resp", "hello from resp").unwrap();
+    assert_eq!(c.psql("SELECT kv.get('sql:from-resp')"), "hello from resp");
+    assert_eq!(c.psql("SELECT kv.set('sql:from-sql', 'hello from sql')"), "t");
+    let v: String = r.get("sql:from-sql").unwrap();
+    assert_eq!(v, "hello from sql");
+    // bytea forms are binary-safe in both directions.
+    c.psql("SELECT kv.set('\\x00ff'::bytea, '\\xff00'::bytea)");
+    let v: Vec<u8> = r.get(b"\x00\xff").unwrap();
+    assert_eq!(v, b"\xff\x00");
+    let _: () = r.set(b"sql:\x01", b"\x00\x01\x02").unwrap();
+    assert_eq!(c.psql("SELECT kv.get('\\x73716c3a01'::bytea)"), "\\x000102");
+    assert_eq!(c.psql("SELECT kv.del('sql:from-resp', 'sql:from-sql', 'sql:nope')"), "2");
+    // kv.call reaches every command through the same dispatcher.
+    assert_eq!(c.psql("SELECT kv.call('SET', 'sql:call', 'x', 'GET')"), "");
+    assert_eq!(c.psql("SELECT kv.call('GET', 'sql:call')"), "\"x\"");
+    assert_eq!(c.psql("SELECT kv.call('EXISTS', 'sql:call', 'sql:call')"), "2");
+    assert_eq!(c.psql("SELECT kv.call('GET', 'sql:nope') IS NULL"), "t");
+}
+
+#[test]
+fn sql_errors_carry_the_redis_error_text() {
+    let mut sql = shared().sql();
+    let err = sql.query_one("SELECT kv.call('GET')", &[]).unwrap_err();
+    let db = err.as_db_error().expect("a database error");
+    assert_eq!(db.message(), "ERR wrong number of arguments for 'get' command");
+    assert_eq!(db.code().code(), "22000");
+    let err = sql.query_one("SELECT kv.call('HELLO', '3')", &[]).unwrap_err();
+    assert_eq!(err.as_db_error().unwrap().message(), "ERR This Redis command is not allowed from SQL");
+}
+
+#[test]
+fn sql_set_in_a_rolled_back_transaction_leaves_nothing() {
+    let c = shared();
+    let mut sql = c.sql();
+    let mut tx = sql.transaction().unwrap();
+    tx.execute("SELECT kv.set('rollback:k', 'v')", &[]).unwrap();
+    let inside: Option<String> = tx.query_one("SELECT kv.get('rollback:k')", &[]).unwrap().get(0);
+    assert_eq!(inside.as_deref(), Some("v"), "the transaction sees its own write");
+    // Not committed yet: RESP clients must not see it.
+    let mut r = c.redis();
+    let during: Option<String> = r.get("rollback:k").unwrap();
+    assert_eq!(during, None);
+    tx.rollback().unwrap();
+    let after: Option<String> = r.get("rollback:k").unwrap();
+    assert_eq!(after, None);
+    assert_eq!(c.psql("SELECT count(*) FROM kv.keys WHERE key = 'rollback:k'::bytea"), "0");
+}
+
+#[test]
+fn sql_functions_use_the_database_set_by_pgkv_sql_db() {
+    let c = shared();
+    let mut sql = c.sql();
+    sql.batch_execute("SET pgkv.sql_db = 3; SELECT kv.set('db3:k', 'three')").unwrap();
+    let mut r = c.redis();
+    let in0: Option<String> = r.get("db3:k").unwrap();
+    assert_eq!(in0, None);
+    let _: () = redis::cmd("SELECT").arg(3).query(&mut r).unwrap();
+    let in3: String = r.get("db3:k").unwrap();
+    assert_eq!(in3, "three");
+}
+
+#[test]
+fn expired_keys_are_absent_and_removed_by_the_active_cycle() {
+    let c = shared();
+    let mut r = c.redis();
+    let _: () = redis::cmd("SET").arg("ttl:k").arg("v").arg("PX").arg(150).query(&mut r).unwrap();
+    let _: () = redis::cmd("SET").arg("ttl:never-read").arg("v").arg("PX").arg(150).query(&mut r).unwrap();
+    let v: Option<String> = r.get("ttl:k").unwrap();
+    assert_eq!(v.as_deref(), Some("v"));
+    std::thread::sleep(Duration::from_millis(300));
+    let v: Option<String> = r.get("ttl:k").unwrap();
+    assert_eq!(v, None);
+    assert_eq!(c.psql("SELECT kv.get('ttl:k') IS NULL"), "t");
+    // Nobody reads this one: the active cycle must delete the row.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.psql("SELECT count(*) FROM kv.keys WHERE key = 'ttl:never-read'::bytea") != "0" {
+        assert!(Instant::now() < deadline, "active expiry never removed the key");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_an_immediate_restart() {
+    let c = PgCluster::start();
+    let mut r = c.redis();
+    for i in 0..200 {
+        let _: () = r.set(format!("durable:{i}"), i).unwrap();
+    }
+    let _: () = redis::cmd("SET").arg("durable:ttl").arg("x").arg("EX").arg(1000).query(&mut r).unwrap();
+    drop(r);
+    c.restart("immediate");
+    let mut r = c.redis();
+    for i in 0..200 {
+        let v: i64 = r.get(format!("durable:{i}")).unwrap();
+        assert_eq!(v, i);
+    }
+    let ttl: Option<String> = r.get("durable:ttl").unwrap();
+    assert_eq!(ttl.as_deref(), Some("x"));
+}
+
+#[test]
+fn a_postgres_error_fails_only_its_own_command() {
+    let c = shared();
+    c.psql(
+        "CREATE OR REPLACE FUNCTION public.refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.key = 'iso:boom'::bytea THEN RAISE EXCEPTION 'boom refused'; END IF; RETURN NEW; END $$; \
+         DROP TRIGGER IF EXISTS refuse_boom ON kv.keys; \
+         CREATE TRIGGER refuse_boom BEFORE INSERT OR UPDATE ON kv.keys FOR EACH ROW EXECUTE FUNCTION public.refuse_boom()",
+    );
+    let mut a = c.raw();
+    // One pipeline, so all three run in the same batch and transaction.
+    a.send(b"*3\r\n$3\r\nSET\r\n$7\r\niso:one\r\n$1\r\n1\r\n*3\r\n$3\r\nSET\r\n$8\r\niso:boom\r\n$1\r\nx\r\n*3\r\n$3\r\nSET\r\n$7\r\niso:two\r\n$1\r\n2\r\n");
+    assert_eq!(a.read_reply(), b"+OK\r\n");
+    let err = a.read_reply();
+    assert!(err.starts_with(b"-ERR PostgreSQL error: boom refused"), "{}", pgkv_tests::show(&err));
+    assert_eq!(a.read_reply(), b"+OK\r\n");
+    let mut r = c.redis();
+    let one: String = r.get("iso:one").unwrap();
+    let two: String = r.get("iso:two").unwrap();
+    assert_eq!((one.as_str(), two.as_str()), ("1", "2"));
+    let boom: Option<String> = r.get("iso:boom").unwrap();
+    assert_eq!(boom, None);
+    c.psql("DROP TRIGGER refuse_boom ON kv.keys; DROP FUNCTION public.refuse_boom()");
+    // The worker is still healthy.
+    assert_eq!(a.call(&["PING"]), b"+PONG\r\n");
+}
+
+#[test]
+fn a_row_locked_by_sql_times_out_one_command_without_freezing_others() {
+    let c = shared();
+    let mut r = c.redis();
+    let _: () = r.set("lock:k", "v").unwrap();
+    let mut sql = c.sql();
+    let mut tx = sql.transaction().unwrap();
+    tx.execute("SELECT 1 FROM kv.keys WHERE db = 0 AND key = 'lock:k'::bytea FOR UPDATE", &[]).unwrap();
+    let url = c.redis_url();
+    let blocked = std::thread::spawn(move || {
+        let mut r = redis::Client::open(url).unwrap().get_connection().unwrap();
+        let res: redis::RedisResult<()> = r.set("lock:k", "w");
+        res
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let err = blocked.join().unwrap().unwrap_err();
+    assert!(err.to_string().contains("lock timeout"), "{err}");
+    tx.rollback().unwrap();
+    let v: String = r.get("lock:k").unwrap();
+    assert_eq!(v, "v");
+}
+
+#[test]
+fn protocol_errors_get_redis_text_and_close_the_connection() {
+    let mut c = shared().raw();
+    c.send(b"PING\r\n*1\r\n$x\r\n");
+    assert_eq!(c.read_reply(), b"+PONG\r\n");
+    assert_eq!(c.read_reply(), b"-ERR Protocol error: invalid bulk length\r\n");
+    assert!(c.is_closed());
+    // Other clients are unaffected.
+    assert_eq!(shared().raw().call(&["PING"]), b"+PONG\r\n");
+}
+
+#[test]
+fn inline_commands_work_as_telnet_sends_them() {
+    let mut c = shared().raw();
+    c.send(b"SET inline:k \"a b\"\r\nGET inline:k\r\n");
+    assert_eq!(c.read_reply(), b"+OK\r\n");
+    assert_eq!(c.read_reply(), b"$3\r\na b\r\n");
+}
+
+#[test]
+fn quit_answers_ok_then_closes() {
+    let mut c = shared().raw();
+    c.send(b"QUIT\r\nPING\r\n");
+    assert_eq!(c.read_reply(), b"+OK\r\n");
+    assert!(c.is_closed());
+}
+
+#[test]
+fn large_values_survive_partial_reads_and_writes() {
+    let c = shared();
+    let mut r = c.redis();
+    let big: Vec<u8> = (0..8 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let _: () = r.set("big:v", &big).unwrap();
+    let got: Vec<u8> = r.get("big:v").unwrap();
+    assert_eq!(got.len(), big.len());
+    assert!(got == big);
+    // A client that pipelines reads of the big value and does not read the
+    // replies must not stall others.
+    let mut slow = c.raw();
+    let mut req = Vec::new();
+    for _ in 0..8 {
+        req.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$5\r\nbig:v\r\n");
+    }
+    slow.send(&req);
+    let start = Instant::now();
+    let mut other = c.raw();
+    assert_eq!(other.call(&["PING"]), b"+PONG\r\n");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    for _ in 0..8 {
+        assert_eq!(slow.read_reply().len(), big.len() + 12);
+    }
+}
+
+#[test]
+fn auth_is_required_when_a_password_is_set() {
+    let c = PgCluster::start_with(&["pgkv.password = 'sekrit'"]);
+    let mut raw = c.raw();
+    assert_eq!(raw.call(&["GET", "k"]), b"-NOAUTH Authentication required.\r\n");
+    assert_eq!(raw.call(&["PING"]), b"-NOAUTH Authentication required.\r\n");
+    assert_eq!(raw.call(&["AUTH", "wrong"]), b"-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    assert_eq!(raw.call(&["AUTH", "sekrit"]), b"+OK\r\n");
+    assert_eq!(raw.call(&["PING"]), b"+PONG\r\n");
+    let mut h = c.raw();
+    assert!(h.call(&["HELLO", "3"]).starts_with(b"-NOAUTH HELLO must be called"));
+    assert!(h.call(&["HELLO", "3", "AUTH", "default", "sekrit"]).starts_with(b"%7\r\n"));
+    let url = format!("redis://:sekrit@127.0.0.1:{}/", c.redis_port);
+    let mut r = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let _: () = r.set("authed", "yes").unwrap();
+    assert!(c.log().contains("AUTH failed"), "a failed AUTH is logged");
+    assert!(!c.log().contains("wrong"), "the password itself is never logged");
+    // SIGHUP reloads the password.
+    c.psql("ALTER SYSTEM SET pgkv.password = ''; SELECT pg_reload_conf()");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(c.raw().call(&["PING"]), b"+PONG\r\n");
+}
+
+#[test]
+fn worker_waits_politely_for_create_extension() {
+    let c = PgCluster::start_without_extension(&[]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(std::net::TcpStream::connect(("127.0.0.1", c.redis_port)).is_err(), "no port before the extension exists");
+    c.psql("CREATE EXTENSION pgkv");
+    pgkv_tests::wait_for_ping(c.redis_port, "pgkv", Duration::from_secs(10));
+    let log = c.log();
+    assert_eq!(log.matches("waiting for CREATE EXTENSION pgkv").count(), 1, "one log line, not a loop:\n{log}");
+}
+
+#[test]
+fn a_killed_worker_is_restarted_and_serves_again() {
+    let c = PgCluster::start();
+    let mut r = c.redis();
+    let _: () = r.set("crash:k", "v").unwrap();
+    let pid = c.psql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'pgkv'");
+    assert!(!pid.is_empty());
+    let mut old = c.raw();
+    unsafe { libc::kill(pid.parse().unwrap(), libc::SIGKILL) };
+    assert!(old.is_closed(), "clients of the dead worker see a closed connection");
+    pgkv_tests::wait_for_ping(c.redis_port, "restarted worker", Duration::from_secs(30));
+    let mut r = c.redis();
+    let v: String = r.get("crash:k").unwrap();
+    assert_eq!(v, "v");
+}
+
+#[test]
+fn two_workers_share_the_port() {
+    let c = PgCluster::start_with(&["pgkv.workers = 2"]);
+    let mut parities = std::collections::HashSet::new();
+    let mut conns = Vec::new();
+    for _ in 0..40 {
+        let mut r = c.redis();
+        let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut r).unwrap();
+        parities.insert(id % 2);
+        conns.push(r);
+    }
+    assert_eq!(parities.len(), 2, "both workers accepted clients");
+    let _: () = conns[0].set("w2:k", "v").unwrap();
+    for r in conns.iter_mut() {
+        let v: String = r.get("w2:k").unwrap();
+        assert_eq!(v, "v");
+    }
+}
+
+#[test]
+fn hot_single_key_queries_use_the_primary_key_index() {
+    let c = shared();
+    c.psql("INSERT INTO kv.keys (db, key, type, value) SELECT 5, ('explain:' || g)::bytea, 's', 'x' FROM generate_series(1, 20000) g ON CONFLICT DO NOTHING; ANALYZE kv.keys");
+    for sql in [
+        "EXPLAIN SELECT id, type, expire_at, value FROM kv.keys WHERE db = 5 AND key = 'explain:7'::bytea",
+        "EXPLAIN DELETE FROM kv.keys WHERE db = 5 AND key = ANY ('{explain:7}'::bytea[])",
+    ] {
+        let plan = c.psql(sql);
+        assert!(plan.contains("Index") && !plan.contains("Seq Scan"), "{sql}\n{plan}");
+    }
+}
