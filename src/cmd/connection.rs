@@ -132,11 +132,8 @@ fn quit(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
 
 /// `SELECT index`
 fn select(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    let db = args.next_i64()?;
-    if !(i32::MIN as i64..=i32::MAX as i64).contains(&db) {
-        return Err(CmdError::not_integer());
-    }
-    if !(0..crate::DATABASES as i64).contains(&db) {
+    let db = super::parse_i32(&args.next_bytes()?)?;
+    if !(0..crate::DATABASES as i32).contains(&db) {
         return Err(CmdError::Static(DB_OUT_OF_RANGE));
     }
     ctx.session.db = db as i16;

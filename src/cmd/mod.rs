@@ -98,6 +98,12 @@ pub fn parse_i64(arg: &[u8]) -> Result<i64, CmdError> {
     pgkv_resp::num::parse_i64(arg).ok_or_else(CmdError::not_integer)
 }
 
+/// Redis's `getIntFromObjectOrReply`: an integer that must fit in a C int.
+pub fn parse_i32(arg: &[u8]) -> Result<i32, CmdError> {
+    let n = parse_i64(arg)?;
+    i32::try_from(n).map_err(|_| CmdError::msg("ERR value is out of range, value must between -2147483648 and 2147483647"))
+}
+
 pub fn eq_ic(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }

@@ -96,7 +96,7 @@ fn command_info(_ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         return command_all(_ctx, args);
     }
     Ok(Frame::Array(
-        args.rest().iter().map(|name| table::lookup_full(name).map(info_frame).unwrap_or(Frame::NullArray)).collect(),
+        args.rest().iter().map(|name| table::lookup_full(name).map(info_frame).unwrap_or(Frame::NullBulk)).collect(),
     ))
 }
 

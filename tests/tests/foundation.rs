@@ -309,7 +309,8 @@ fn auth_is_required_when_a_password_is_set() {
     assert!(c.log().contains("AUTH failed"), "a failed AUTH is logged");
     assert!(!c.log().contains("wrong"), "the password itself is never logged");
     // SIGHUP reloads the password.
-    c.psql("ALTER SYSTEM SET pgkv.password = ''; SELECT pg_reload_conf()");
+    c.psql("ALTER SYSTEM SET pgkv.password = ''");
+    c.psql("SELECT pg_reload_conf()");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(c.raw().call(&["PING"]), b"+PONG\r\n");
 }

@@ -1,0 +1,248 @@
+//! Differential tests: the same commands go to pgkv and to Debian's
+//! redis-server 7.0, in RESP2 and in RESP3, and every reply must be
+//! byte-identical. The real Redis is always right.
+
+use pgkv_tests::{shared, shared_redis_port, Differential};
+
+/// Runs `body` once per protocol, with keys prefixed so runs don't collide.
+fn both_protocols(test: &str, body: impl Fn(&mut Differential, &dyn Fn(&str) -> String)) {
+    for proto in [2u8, 3] {
+        let mut d = Differential::new(shared().redis_port, shared_redis_port(), proto);
+        let k = |name: &str| format!("diff:{test}:{proto}:{name}");
+        body(&mut d, &k);
+    }
+}
+
+#[test]
+fn connection_commands_match_redis() {
+    both_protocols("conn", |d, _k| {
+        d.check(&["PING"]);
+        d.check(&["ping", "hello"]);
+        d.check(&["PING", "a", "b"]);
+        d.check(&["ECHO", "x\x00y"]);
+        d.check(&["ECHO"]);
+        d.check(&["ECHO", "a", "b"]);
+        d.check(&["SELECT", "15"]);
+        d.check(&["SELECT", "0"]);
+        for bad in ["16", "-1", "abc", "1.5", "99999999999", "", "+1", "01"] {
+            d.check(&["SELECT", bad]);
+        }
+        d.check(&["SELECT"]);
+        d.check(&["AUTH", "pw"]);
+        d.check(&["AUTH", "default", "anything"]);
+        d.check(&["AUTH", "someone", "pw"]);
+        d.check(&["AUTH", "a", "b", "c"]);
+        d.check(&["AUTH"]);
+        d.check(&["CLIENT", "GETNAME"]);
+        d.check(&["CLIENT", "SETNAME", "worker-1"]);
+        d.check(&["CLIENT", "GETNAME"]);
+        d.check(&["CLIENT", "SETNAME", "has space"]);
+        d.check(&["CLIENT", "SETNAME", "new\nline"]);
+        d.check(&["CLIENT", "SETNAME", ""]);
+        d.check(&["CLIENT", "GETNAME"]);
+        d.check(&["CLIENT", "SETNAME"]);
+        d.check(&["CLIENT", "GETNAME", "extra"]);
+        d.check(&["client", "nosuchsub"]);
+        d.check(&["CLIENT"]);
+        d.check(&["HELLO", "4"]);
+        d.check(&["HELLO", "1"]);
+        d.check(&["HELLO", "abc"]);
+        d.check(&["HELLO", "3", "SETNAME"]);
+        d.check(&["HELLO", "3", "bogus"]);
+        d.check(&["HELLO", "3", "AUTH", "default"]);
+        d.check(&["HELLO", "3", "AUTH", "nobody", "pw"]);
+        d.check(&["HELLO", "2", "SETNAME", "bad name"]);
+    });
+}
+
+#[test]
+fn unknown_commands_match_redis() {
+    both_protocols("unknown", |d, _k| {
+        d.check(&["NOSUCH"]);
+        d.check(&["nosuch", "a", "b c", "d\r\ne"]);
+        let long = "x".repeat(300);
+        d.check(&[long.as_str(), long.as_str(), "y"]);
+        d.check(&["NOSUCH", "a".repeat(100).as_str(), "b".repeat(100).as_str(), "c"]);
+        d.check(&["COMMAND", "NOSUCH"]);
+    });
+}
+
+#[test]
+fn get_set_del_exists_match_redis() {
+    both_protocols("strings", |d, k| {
+        let (a, b) = (k("a"), k("b"));
+        d.check(&["GET", &a]);
+        d.check(&["SET", &a, "1"]);
+        d.check(&["GET", &a]);
+        d.check(&["SET", &a, "2", "NX"]);
+        d.check(&["SET", &a, "3", "XX"]);
+        d.check(&["GET", &a]);
+        d.check(&["SET", &b, "1", "XX"]);
+        d.check(&["SET", &b, "1", "NX", "GET"]);
+        d.check(&["SET", &b, "2", "NX", "GET"]);
+        d.check(&["SET", &b, "3", "XX", "GET"]);
+        d.check(&["SET", &b, "4", "GET"]);
+        d.check(&["GET", &b]);
+        d.check(&["EXISTS", &a, &b, &a, &k("none")]);
+        d.check(&["DEL", &a, &a, &k("none")]);
+        d.check(&["EXISTS", &a]);
+        d.check(&["DEL", &b]);
+        d.check(&["DEL", &b]);
+        d.check(&["SET", &k("empty"), ""]);
+        d.check(&["GET", &k("empty")]);
+        d.check(&["SET", "diff:bin:\x00\u{ff}", "\x00\r\n"]);
+        d.check(&["GET", "diff:bin:\x00\u{ff}"]);
+        d.check(&["DEL", "diff:bin:\x00\u{ff}"]);
+        d.check(&["GET"]);
+        d.check(&["GET", &a, &b]);
+        d.check(&["SET", &a]);
+        d.check(&["DEL"]);
+        d.check(&["EXISTS"]);
+    });
+}
+
+#[test]
+fn set_options_are_parsed_as_redis_parses_them() {
+    both_protocols("setopts", |d, k| {
+        let a = k("a");
+        let ok_cases: &[&[&str]] = &[
+            &["EX", "100"],
+            &["PX", "100000"],
+            &["EXAT", "9999999999"],
+            &["PXAT", "9999999999000"],
+            &["KEEPTTL"],
+            &["ex", "10", "ex", "20"],
+            &["NX", "NX"],
+            &["XX", "XX"],
+            &["GET", "GET"],
+            &["xx", "get", "px", "5000"],
+            &["KEEPTTL", "KEEPTTL"],
+        ];
+        let error_cases: &[&[&str]] = &[
+            &["NX", "XX"],
+            &["XX", "NX"],
+            &["EX", "10", "PX", "10"],
+            &["PX", "10", "EX", "10"],
+            &["EX", "10", "KEEPTTL"],
+            &["KEEPTTL", "EX", "10"],
+            &["EXAT", "10", "PXAT", "10"],
+            &["EX"],
+            &["EX", "0"],
+            &["EX", "-5"],
+            &["PX", "0"],
+            &["EX", "abc"],
+            &["EX", "1.5"],
+            &["EX", "9223372036854775807"],
+            &["PX", "9223372036854775807"],
+            &["EXAT", "0"],
+            &["PXAT", "-1"],
+            &["EX", "10", "BOGUS"],
+            &["PERSIST"],
+            &["GET", "PX"],
+            &["NXX"],
+        ];
+        for opts in ok_cases.iter().chain(error_cases) {
+            let mut cmd = vec!["SET", a.as_str(), "v"];
+            cmd.extend_from_slice(opts);
+            d.check(&cmd);
+        }
+        d.check(&["GET", &a]);
+    });
+}
+
+#[test]
+fn expiry_through_set_matches_redis() {
+    both_protocols("setexp", |d, k| {
+        let a = k("a");
+        d.check(&["SET", &a, "v", "PX", "100"]);
+        d.check(&["GET", &a]);
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        d.check(&["GET", &a]);
+        d.check(&["EXISTS", &a]);
+        d.check(&["SET", &a, "v", "XX"]);
+        d.check(&["SET", &a, "v", "PXAT", "1"]);
+        d.check(&["GET", &a]);
+        d.check(&["SET", &a, "v", "NX", "GET"]);
+        // KEEPTTL keeps the TTL: the key is still gone after it runs out.
+        d.check(&["SET", &a, "v", "PX", "100"]);
+        d.check(&["SET", &a, "w", "KEEPTTL"]);
+        d.check(&["GET", &a]);
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        d.check(&["GET", &a]);
+        d.check(&["DEL", &a]);
+    });
+}
+
+#[test]
+fn command_info_and_docs_match_redis() {
+    let commands = [
+        "get", "set", "del", "exists", "ping", "echo", "select", "auth", "hello", "quit", "info",
+        "client|id", "client|getname", "client|setname", "command|count", "command|info", "command|docs",
+    ];
+    both_protocols("command", |d, _k| {
+        for c in commands {
+            d.check(&["COMMAND", "INFO", c]);
+            d.check(&["COMMAND", "DOCS", c]);
+        }
+        d.check(&["COMMAND", "INFO", "GET", "nosuchcommand", "Set"]);
+        d.check(&["COMMAND", "DOCS", "nosuchcommand"]);
+        d.check(&["COMMAND", "DOCS", "get", "nosuch", "del"]);
+        d.check(&["COMMAND", "COUNT", "extra"]);
+    });
+}
+
+#[test]
+fn protocol_errors_match_redis() {
+    let inputs: &[&[u8]] = &[
+        b"*abc\r\n",
+        b"*3000000000\r\n",
+        b"*1\r\n$-1\r\n",
+        b"*1\r\n$abc\r\n",
+        b"*1\r\n$600000000\r\n",
+        b"*2\r\n$4\r\nECHO\r\n:1\r\n",
+        b"*1\r\n+PING\r\n",
+        b"SET k \"unterminated\r\n",
+        b"SET k \"a\"b\r\n",
+        b"SET k 'a\r\n",
+    ];
+    for input in inputs {
+        let mut d = Differential::new(shared().redis_port, shared_redis_port(), 2);
+        d.check_raw(input, 1);
+        assert!(d.pgkv.is_closed(), "pgkv closes after {:?}", String::from_utf8_lossy(input));
+        assert!(d.redis.is_closed());
+    }
+    let mut d = Differential::new(shared().redis_port, shared_redis_port(), 2);
+    d.check_raw(&[b'a'; 70 * 1024], 1);
+}
+
+#[test]
+fn inline_and_empty_requests_match_redis() {
+    both_protocols("inline", |d, k| {
+        let a = k("a");
+        d.check_raw(format!("SET {a} \"x y\\x41\\n\"\r\nGET {a}\r\n").as_bytes(), 2);
+        d.check_raw(format!("\r\n\r\nSET {a} 'it\\'s'\nGET {a}\r\n").as_bytes(), 2);
+        d.check_raw(b"*0\r\n*-1\r\nPING\r\n", 1);
+        d.check_raw(b"   PING   \r\n", 1);
+    });
+}
+
+#[test]
+fn pipelined_mixed_commands_match_redis() {
+    both_protocols("pipeline", |d, k| {
+        let mut req = Vec::new();
+        for i in 0..200 {
+            let key = k(&(i % 7).to_string());
+            let cmd: Vec<String> = match i % 5 {
+                0 => vec!["SET".into(), key, i.to_string()],
+                1 => vec!["GET".into(), key],
+                2 => vec!["SET".into(), key, "v".into(), "NX".into(), "GET".into()],
+                3 => vec!["DEL".into(), key],
+                _ => vec!["EXISTS".into(), key.clone(), key],
+            };
+            let mut buf = bytes::BytesMut::new();
+            pgkv_resp::encode_request(&cmd, &mut buf);
+            req.extend_from_slice(&buf);
+        }
+        d.check_raw(&req, 200);
+    });
+}
