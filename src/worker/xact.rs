@@ -66,6 +66,19 @@ pub fn run_batch<S: Sessions>(jobs: &mut [Job], sessions: &mut S) -> u64 {
             Err(Failure::Command(i, _)) if i < jobs.len() && !isolate.contains(&i) => {
                 isolate.insert(i);
             }
+            Err(Failure::Commit(_)) if jobs.len() > 1 => {
+                // COMMIT failed (a deferred constraint, say) and cannot be
+                // pinned on one command: run each command in a transaction
+                // of its own, so only the guilty one fails.
+                for (conn, s) in &saved {
+                    *sessions.session(*conn) = s.clone();
+                }
+                for i in 0..jobs.len() {
+                    jobs[i].out.clear();
+                    retries += 1 + run_batch(&mut jobs[i..i + 1], sessions);
+                }
+                return retries;
+            }
             Err(Failure::Command(_, msg)) | Err(Failure::Commit(msg)) => {
                 // Nothing left to isolate: the failure belongs to the
                 // transaction itself (usually COMMIT). Every command fails

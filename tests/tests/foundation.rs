@@ -373,3 +373,38 @@ fn hot_single_key_queries_use_the_primary_key_index() {
         assert!(plan.contains("Index") && !plan.contains("Seq Scan"), "{sql}\n{plan}");
     }
 }
+
+#[test]
+fn a_failed_commit_is_never_acknowledged_and_fails_only_its_command() {
+    let c = shared();
+    c.psql(
+        "CREATE OR REPLACE FUNCTION public.refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.key = 'commit:boom'::bytea THEN RAISE EXCEPTION 'refused at commit'; END IF; RETURN NEW; END $$; \
+         DROP TRIGGER IF EXISTS refuse_at_commit ON kv.keys; \
+         CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT OR UPDATE ON kv.keys DEFERRABLE INITIALLY DEFERRED \
+         FOR EACH ROW EXECUTE FUNCTION public.refuse_at_commit()",
+    );
+    let mut a = c.raw();
+    a.send(b"*3\r\n$3\r\nSET\r\n$10\r\ncommit:one\r\n$1\r\n1\r\n*3\r\n$3\r\nSET\r\n$11\r\ncommit:boom\r\n$1\r\nx\r\n*3\r\n$3\r\nSET\r\n$10\r\ncommit:two\r\n$1\r\n2\r\n");
+    assert_eq!(a.read_reply(), b"+OK\r\n");
+    let err = a.read_reply();
+    assert!(err.starts_with(b"-ERR PostgreSQL error: refused at commit"), "{}", pgkv_tests::show(&err));
+    assert_eq!(a.read_reply(), b"+OK\r\n");
+    c.psql("DROP TRIGGER refuse_at_commit ON kv.keys; DROP FUNCTION public.refuse_at_commit()");
+    let mut r = c.redis();
+    let got: Vec<Option<String>> = ["commit:one", "commit:boom", "commit:two"].iter().map(|k| r.get(*k).unwrap()).collect();
+    assert_eq!(got, vec![Some("1".to_string()), None, Some("2".to_string())]);
+}
+
+#[test]
+fn sigterm_stops_the_worker_promptly() {
+    let c = PgCluster::start();
+    let _idle = c.raw();
+    let mut busy = c.raw();
+    busy.send(b"*2\r\n$3\r\nGET\r\n"); // a request cut in half
+    let start = Instant::now();
+    c.restart("fast");
+    assert!(start.elapsed() < Duration::from_secs(15), "fast shutdown and restart took {:?}", start.elapsed());
+    assert!(busy.is_closed());
+    assert_eq!(c.raw().call(&["PING"]), b"+PONG\r\n");
+}
