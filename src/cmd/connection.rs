@@ -1,112 +1,24 @@
 //! Connection commands: PING, ECHO, QUIT, SELECT, AUTH, HELLO, CLIENT.
 
-use super::table::{arg, command, doc, Arg, ArgKind, CommandSpec, Doc};
+use super::table::{local, Binding};
 use super::{eq_ic, Args, Ctx};
 use crate::error::*;
 use crate::gucs;
 use bytes::Bytes;
 use pgkv_resp::{Frame, Protocol};
 
-pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec {
-        flags: &["fast"],
-        acl: &["connection"],
-        tips: &["request_policy:all_shards", "response_policy:all_succeeded"],
-        doc: Doc {
-            args: &[Arg { flags: &["optional"], ..arg("message", ArgKind::String) }],
-            ..doc("Ping the server", "1.0.0", "connection", "O(1)")
-        },
-        ..command("ping", -1, ping)
-    },
-    CommandSpec {
-        flags: &["loading", "stale", "fast"],
-        acl: &["connection"],
-        doc: Doc { args: &[arg("message", ArgKind::String)], ..doc("Echo the given string", "1.0.0", "connection", "O(1)") },
-        ..command("echo", 2, echo)
-    },
-    CommandSpec {
-        flags: &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"],
-        acl: &["connection"],
-        doc: doc("Close the connection", "1.0.0", "connection", "O(1)"),
-        ..command("quit", -1, quit)
-    },
-    CommandSpec {
-        flags: &["loading", "stale", "fast"],
-        acl: &["connection"],
-        doc: Doc {
-            args: &[arg("index", ArgKind::Integer)],
-            ..doc("Change the selected database for the current connection", "1.0.0", "connection", "O(1)")
-        },
-        ..command("select", 2, select)
-    },
-    CommandSpec {
-        flags: &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"],
-        acl: &["connection"],
-        doc: Doc {
-            history: &[("6.0.0", "Added ACL style (username and password).")],
-            args: &[
-                Arg { since: Some("6.0.0"), flags: &["optional"], ..arg("username", ArgKind::String) },
-                arg("password", ArgKind::String),
-            ],
-            ..doc("Authenticate to the server", "1.0.0", "connection", "O(N) where N is the number of passwords defined for the user")
-        },
-        ..command("auth", -2, auth)
-    },
-    CommandSpec {
-        flags: &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"],
-        acl: &["connection"],
-        doc: Doc {
-            history: &[("6.2.0", "`protover` made optional; when called without arguments the command reports the current connection's context.")],
-            args: &[Arg {
-                flags: &["optional"],
-                args: &[
-                    arg("protover", ArgKind::Integer),
-                    Arg {
-                        token: Some("AUTH"),
-                        flags: &["optional"],
-                        args: &[arg("username", ArgKind::String), arg("password", ArgKind::String)],
-                        ..arg("username_password", ArgKind::Block)
-                    },
-                    Arg { token: Some("SETNAME"), flags: &["optional"], ..arg("clientname", ArgKind::String) },
-                ],
-                ..arg("arguments", ArgKind::Block)
-            }],
-            ..doc("Handshake with Redis", "6.0.0", "connection", "O(1)")
-        },
-        ..command("hello", -1, hello)
-    },
-    CommandSpec {
-        acl: &[],
-        handler: None,
-        doc: doc("A container for client connection commands", "2.4.0", "connection", "Depends on subcommand."),
-        subcommands: CLIENT_SUBCOMMANDS,
-        ..command("client", -2, ping)
-    },
+pub const COMMANDS: &[Binding] = &[
+    local("ping", ping),
+    local("echo", echo),
+    local("quit", quit),
+    local("select", select),
+    local("auth", auth),
+    local("hello", hello),
+    local("client|id", client_id),
+    local("client|getname", client_getname),
+    local("client|setname", client_setname),
 ];
 
-const CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
-    CommandSpec {
-        flags: &["noscript", "loading", "stale"],
-        acl: &["connection"],
-        doc: doc("Returns the client ID for the current connection", "5.0.0", "connection", "O(1)"),
-        ..command("client|id", 2, client_id)
-    },
-    CommandSpec {
-        flags: &["noscript", "loading", "stale"],
-        acl: &["connection"],
-        doc: doc("Get the current connection name", "2.6.9", "connection", "O(1)"),
-        ..command("client|getname", 2, client_getname)
-    },
-    CommandSpec {
-        flags: &["noscript", "loading", "stale"],
-        acl: &["connection"],
-        doc: Doc {
-            args: &[arg("connection-name", ArgKind::String)],
-            ..doc("Set the current connection name", "2.6.9", "connection", "O(1)")
-        },
-        ..command("client|setname", 3, client_setname)
-    },
-];
 
 /// `PING [message]`
 fn ping(_ctx: &mut Ctx, args: &mut Args) -> CmdResult {

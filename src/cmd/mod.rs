@@ -20,6 +20,11 @@ use pgkv_resp::Frame;
 
 pub use table::{resolve, CommandSpec};
 
+/// Every family's handler bindings.
+fn families() -> impl Iterator<Item = &'static [table::Binding]> {
+    [connection::COMMANDS, strings::COMMANDS, keys::COMMANDS, server::COMMANDS].into_iter()
+}
+
 /// What a handler may use: its client's session and, when the command runs
 /// inside a transaction, the store.
 pub struct Ctx<'a> {

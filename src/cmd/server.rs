@@ -3,9 +3,7 @@
 //! COMMAND INFO and COMMAND DOCS are rendered from the command table, in the
 //! shapes Redis 7.0 uses (sets and maps in RESP3, flattened in RESP2).
 
-use super::table::{
-    self, arg, command, doc, Arg, ArgKind, BeginSearch, CommandSpec, Doc, FindKeys, KeySpec,
-};
+use super::table::{self, local, Binding, CommandSpec};
 use super::{Args, Ctx};
 use crate::error::CmdResult;
 use crate::stats;
@@ -15,74 +13,22 @@ use pgkv_resp::Frame;
 /// The Redis version pgkv is compatible with, reported by HELLO and INFO.
 pub const REDIS_VERSION: &str = "7.0.15";
 
-pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec {
-        flags: &["loading", "stale"],
-        acl: &["connection"],
-        tips: &["nondeterministic_output_order"],
-        doc: doc("Get array of Redis command details", "2.8.13", "server", "O(N) where N is the total number of Redis commands"),
-        subcommands: COMMAND_SUBCOMMANDS,
-        ..command("command", -1, command_all)
-    },
-    CommandSpec {
-        flags: &["loading", "stale"],
-        acl: &["dangerous"],
-        tips: &["nondeterministic_output", "request_policy:all_shards", "response_policy:special"],
-        doc: Doc {
-            history: &[("7.0.0", "Added support for taking multiple section arguments.")],
-            args: &[Arg { flags: &["optional", "multiple"], ..arg("section", ArgKind::String) }],
-            ..doc("Get information and statistics about the server", "1.0.0", "server", "O(1)")
-        },
-        ..command("info", -1, info)
-    },
+pub const COMMANDS: &[Binding] = &[
+    local("command", command_all),
+    local("command|count", command_count),
+    local("command|info", command_info),
+    local("command|docs", command_docs),
+    local("info", info),
 ];
 
-const COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
-    CommandSpec {
-        flags: &["loading", "stale"],
-        acl: &["connection"],
-        doc: doc("Get total number of Redis commands", "2.8.13", "server", "O(1)"),
-        ..command("command|count", 2, command_count)
-    },
-    CommandSpec {
-        flags: &["loading", "stale"],
-        acl: &["connection"],
-        tips: &["nondeterministic_output_order"],
-        doc: Doc {
-            history: &[("7.0.0", "Allowed to be called with no argument to get info on all commands.")],
-            args: &[Arg { flags: &["optional", "multiple"], ..arg("command-name", ArgKind::String) }],
-            ..doc(
-                "Get array of specific Redis command details, or all when no argument is given.",
-                "2.8.13",
-                "server",
-                "O(N) where N is the number of commands to look up",
-            )
-        },
-        ..command("command|info", -2, command_info)
-    },
-    CommandSpec {
-        flags: &["loading", "stale"],
-        acl: &["connection"],
-        tips: &["nondeterministic_output_order"],
-        doc: Doc {
-            args: &[Arg { flags: &["optional", "multiple"], ..arg("command-name", ArgKind::String) }],
-            ..doc("Get array of specific Redis command documentation", "7.0.0", "server", "O(N) where N is the number of commands to look up")
-        },
-        ..command("command|docs", -2, command_docs)
-    },
-];
 
 fn bulk(s: &str) -> Frame {
     Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()))
 }
 
-fn status(s: &str) -> Frame {
-    Frame::Simple(Bytes::copy_from_slice(s.as_bytes()))
-}
-
 /// `COMMAND`: info on every command.
 fn command_all(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
-    Ok(Frame::Array(table::all().map(info_frame).collect()))
+    Ok(Frame::Array(table::all().map(|c| c.info.clone()).collect()))
 }
 
 /// `COMMAND COUNT`
@@ -96,7 +42,7 @@ fn command_info(_ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         return command_all(_ctx, args);
     }
     Ok(Frame::Array(
-        args.rest().iter().map(|name| table::lookup_full(name).map(info_frame).unwrap_or(Frame::NullBulk)).collect(),
+        args.rest().iter().map(|name| table::lookup_full(name).map(|c| c.info.clone()).unwrap_or(Frame::NullBulk)).collect(),
     ))
 }
 
@@ -107,128 +53,7 @@ fn command_docs(_ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     } else {
         args.rest().iter().filter_map(|n| table::lookup_full(n)).collect()
     };
-    Ok(Frame::Map(specs.into_iter().map(|c| (bulk(c.name), docs_frame(c))).collect()))
-}
-
-fn info_frame(c: &CommandSpec) -> Frame {
-    Frame::Array(vec![
-        bulk(c.name),
-        Frame::Integer(c.arity as i64),
-        Frame::Set(c.flags.iter().map(|f| status(f)).collect()),
-        Frame::Integer(c.keys.0 as i64),
-        Frame::Integer(c.keys.1 as i64),
-        Frame::Integer(c.keys.2 as i64),
-        Frame::Set(c.acl_categories().iter().map(|a| status(&format!("@{a}"))).collect()),
-        Frame::Set(c.tips.iter().map(|t| bulk(t)).collect()),
-        Frame::Set(c.key_specs.iter().map(key_spec_frame).collect()),
-        Frame::Set(c.subcommands.iter().map(info_frame).collect()),
-    ])
-}
-
-fn key_spec_frame(k: &KeySpec) -> Frame {
-    let int = |n: i32| Frame::Integer(n as i64);
-    let mut m = Vec::new();
-    if let Some(notes) = k.notes {
-        m.push((bulk("notes"), bulk(notes)));
-    }
-    m.push((bulk("flags"), Frame::Set(k.flags.iter().map(|f| status(f)).collect())));
-    let begin = match &k.begin {
-        BeginSearch::Index(i) => vec![(bulk("type"), bulk("index")), (bulk("spec"), Frame::Map(vec![(bulk("index"), int(*i))]))],
-        BeginSearch::Keyword { keyword, startfrom } => vec![
-            (bulk("type"), bulk("keyword")),
-            (bulk("spec"), Frame::Map(vec![(bulk("keyword"), bulk(keyword)), (bulk("startfrom"), int(*startfrom))])),
-        ],
-    };
-    m.push((bulk("begin_search"), Frame::Map(begin)));
-    let find = match &k.find {
-        FindKeys::Range { lastkey, keystep, limit } => vec![
-            (bulk("type"), bulk("range")),
-            (
-                bulk("spec"),
-                Frame::Map(vec![(bulk("lastkey"), int(*lastkey)), (bulk("keystep"), int(*keystep)), (bulk("limit"), int(*limit))]),
-            ),
-        ],
-        FindKeys::Keynum { keynumidx, firstkey, keystep } => vec![
-            (bulk("type"), bulk("keynum")),
-            (
-                bulk("spec"),
-                Frame::Map(vec![
-                    (bulk("keynumidx"), int(*keynumidx)),
-                    (bulk("firstkey"), int(*firstkey)),
-                    (bulk("keystep"), int(*keystep)),
-                ]),
-            ),
-        ],
-    };
-    m.push((bulk("find_keys"), Frame::Map(find)));
-    Frame::Map(m)
-}
-
-fn docs_frame(c: &CommandSpec) -> Frame {
-    let d = &c.doc;
-    let mut m = Vec::new();
-    if !d.summary.is_empty() {
-        m.push((bulk("summary"), bulk(d.summary)));
-    }
-    if !d.since.is_empty() {
-        m.push((bulk("since"), bulk(d.since)));
-    }
-    m.push((bulk("group"), bulk(d.group)));
-    if !d.complexity.is_empty() {
-        m.push((bulk("complexity"), bulk(d.complexity)));
-    }
-    if !d.doc_flags.is_empty() {
-        m.push((bulk("doc_flags"), Frame::Set(d.doc_flags.iter().map(|f| status(f)).collect())));
-    }
-    if let Some(v) = d.deprecated_since {
-        m.push((bulk("deprecated_since"), bulk(v)));
-    }
-    if let Some(v) = d.replaced_by {
-        m.push((bulk("replaced_by"), bulk(v)));
-    }
-    if !d.history.is_empty() {
-        let h = d.history.iter().map(|(v, what)| Frame::Array(vec![bulk(v), bulk(what)])).collect();
-        m.push((bulk("history"), Frame::Set(h)));
-    }
-    if !d.args.is_empty() {
-        m.push((bulk("arguments"), args_frame(d.args)));
-    }
-    if !c.subcommands.is_empty() {
-        m.push((bulk("subcommands"), Frame::Map(c.subcommands.iter().map(|s| (bulk(s.name), docs_frame(s))).collect())));
-    }
-    Frame::Map(m)
-}
-
-fn args_frame(args: &[Arg]) -> Frame {
-    Frame::Array(
-        args.iter()
-            .map(|a| {
-                let mut m = vec![(bulk("name"), bulk(a.name)), (bulk("type"), bulk(a.kind.name()))];
-                if a.key_spec_index >= 0 {
-                    m.push((bulk("key_spec_index"), Frame::Integer(a.key_spec_index as i64)));
-                }
-                if let Some(t) = a.token {
-                    m.push((bulk("token"), bulk(t)));
-                }
-                if let Some(s) = a.summary {
-                    m.push((bulk("summary"), bulk(s)));
-                }
-                if let Some(s) = a.since {
-                    m.push((bulk("since"), bulk(s)));
-                }
-                if let Some(s) = a.deprecated_since {
-                    m.push((bulk("deprecated_since"), bulk(s)));
-                }
-                if !a.flags.is_empty() {
-                    m.push((bulk("flags"), Frame::Set(a.flags.iter().map(|f| status(f)).collect())));
-                }
-                if matches!(a.kind, ArgKind::OneOf | ArgKind::Block) {
-                    m.push((bulk("arguments"), args_frame(a.args)));
-                }
-                Frame::Map(m)
-            })
-            .collect(),
-    )
+    Ok(Frame::Map(specs.into_iter().map(|c| (bulk(&c.name), c.docs.clone())).collect()))
 }
 
 /// `INFO [section ...]`: server, clients and stats. Unknown sections are

@@ -1,69 +1,13 @@
 //! String commands: GET, SET.
 
-use super::table::{arg, command, doc, key_arg, single_key, token, Arg, ArgKind, CommandSpec, Doc, KeySpec};
+use super::table::{tx, Binding};
 use super::{eq_ic, Args, Ctx};
 use crate::error::{CmdError, CmdResult};
 use crate::store::{Fetch, KeyType};
 use bytes::Bytes;
 use pgkv_resp::Frame;
 
-pub const COMMANDS: &[CommandSpec] = &[
-    CommandSpec {
-        flags: &["readonly", "fast"],
-        acl: &["string"],
-        keys: (1, 1, 1),
-        key_specs: &[single_key(&["RO", "access"], 1)],
-        doc: Doc { args: &[key_arg("key", 0)], ..doc("Get the value of a key", "1.0.0", "string", "O(1)") },
-        tx: true,
-        ..command("get", 2, get)
-    },
-    CommandSpec {
-        flags: &["write", "denyoom"],
-        acl: &["string"],
-        keys: (1, 1, 1),
-        key_specs: &[KeySpec {
-            notes: Some("RW and ACCESS due to the optional `GET` argument"),
-            ..single_key(&["RW", "access", "update", "variable_flags"], 1)
-        }],
-        doc: Doc {
-            history: &[
-                ("2.6.12", "Added the `EX`, `PX`, `NX` and `XX` options."),
-                ("6.0.0", "Added the `KEEPTTL` option."),
-                ("6.2.0", "Added the `GET`, `EXAT` and `PXAT` option."),
-                ("7.0.0", "Allowed the `NX` and `GET` options to be used together."),
-            ],
-            args: &[
-                key_arg("key", 0),
-                arg("value", ArgKind::String),
-                Arg {
-                    since: Some("2.6.12"),
-                    flags: &["optional"],
-                    args: &[token("nx", "NX"), token("xx", "XX")],
-                    ..arg("condition", ArgKind::OneOf)
-                },
-                Arg { since: Some("6.2.0"), flags: &["optional"], ..token("get", "GET") },
-                Arg {
-                    flags: &["optional"],
-                    args: &[
-                        Arg { token: Some("EX"), since: Some("2.6.12"), ..arg("seconds", ArgKind::Integer) },
-                        Arg { token: Some("PX"), since: Some("2.6.12"), ..arg("milliseconds", ArgKind::Integer) },
-                        Arg { token: Some("EXAT"), since: Some("6.2.0"), ..arg("unix-time-seconds", ArgKind::UnixTime) },
-                        Arg {
-                            token: Some("PXAT"),
-                            since: Some("6.2.0"),
-                            ..arg("unix-time-milliseconds", ArgKind::UnixTime)
-                        },
-                        Arg { since: Some("6.0.0"), ..token("keepttl", "KEEPTTL") },
-                    ],
-                    ..arg("expiration", ArgKind::OneOf)
-                },
-            ],
-            ..doc("Set the string value of a key", "1.0.0", "string", "O(1)")
-        },
-        tx: true,
-        ..command("set", -3, set)
-    },
-];
+pub const COMMANDS: &[Binding] = &[tx("get", get), tx("set", set)];
 
 /// `GET key`
 fn get(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
