@@ -4,7 +4,8 @@
 CREATE SEQUENCE kv.key_ids;
 
 CREATE TABLE kv.keys (
-    db        smallint NOT NULL CHECK (db BETWEEN 0 AND 15),
+    -- 0..15; SWAPDB briefly parks a database at -1
+    db        smallint NOT NULL CHECK (db BETWEEN -1 AND 15),
     key       bytea    NOT NULL,
     id        bigint   NOT NULL DEFAULT nextval('kv.key_ids'),
     -- s string, h hash, l list, t set, z sorted set
@@ -13,17 +14,25 @@ CREATE TABLE kv.keys (
     expire_at bigint,
     -- the payload of a string; NULL for the other types
     value     bytea,
+    -- members of a hash, list, set or sorted set
+    card      bigint   NOT NULL DEFAULT 0,
+    -- list: position of the first element; hash: next insertion number
+    head      bigint   NOT NULL DEFAULT 0,
     PRIMARY KEY (db, key)
 ) WITH (fillfactor = 90);
 
-CREATE UNIQUE INDEX keys_id ON kv.keys (id);
+-- SCAN's cursor is the id: keys keep it for life (RENAME included), and new
+-- keys get larger ones.
+CREATE INDEX keys_db_id ON kv.keys (db, id);
 -- The active expiry cycle's index: only keys with a TTL.
 CREATE INDEX keys_expire_at ON kv.keys (expire_at) WHERE expire_at IS NOT NULL;
 
+-- seq keeps insertion order, which small hashes in Redis report.
 CREATE TABLE kv.hashes (
     id    bigint NOT NULL,
     field bytea  NOT NULL,
     value bytea  NOT NULL,
+    seq   bigint NOT NULL,
     PRIMARY KEY (id, field)
 );
 
@@ -50,7 +59,61 @@ CREATE TABLE kv.zsets (
 );
 CREATE INDEX zsets_by_score ON kv.zsets (id, score, member);
 
+-- Members of deleted or overwritten keys. Deleting a key only drops its row
+-- (O(1) whatever its size); kv.sweep() frees the members in bounded steps.
+-- A key's id is never reused, so orphans are invisible meanwhile.
+CREATE TABLE kv.garbage (
+    id   bigint PRIMARY KEY,
+    type "char" NOT NULL
+);
+
+CREATE FUNCTION kv.collect_members() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO kv.garbage (id, type) VALUES (OLD.id, OLD.type) ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END $$;
+
+-- Whatever removes a key row (DEL, expiry, FLUSHDB, SQL) or gives it a new
+-- id (SET over a hash) queues its members. Strings have none: the WHEN
+-- clause keeps the trigger off their path.
+CREATE TRIGGER collect_members_on_delete AFTER DELETE ON kv.keys
+    FOR EACH ROW WHEN (OLD.type <> 's') EXECUTE FUNCTION kv.collect_members();
+CREATE TRIGGER collect_members_on_new_id AFTER UPDATE OF id ON kv.keys
+    FOR EACH ROW WHEN (OLD.type <> 's' AND OLD.id <> NEW.id) EXECUTE FUNCTION kv.collect_members();
+
+-- Frees up to `budget` member rows of garbage keys; returns how many.
+CREATE FUNCTION kv.sweep(budget integer) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    g record;
+    n bigint;
+    room bigint;
+    total bigint := 0;
+BEGIN
+    FOR g IN SELECT id, type FROM kv.garbage ORDER BY id LIMIT 16 FOR UPDATE SKIP LOCKED LOOP
+        room := budget - total;
+        EXIT WHEN room <= 0;
+        CASE g.type
+            WHEN 'h' THEN DELETE FROM kv.hashes WHERE id = g.id AND field IN
+                (SELECT field FROM kv.hashes WHERE id = g.id LIMIT room);
+            WHEN 'l' THEN DELETE FROM kv.lists WHERE id = g.id AND pos IN
+                (SELECT pos FROM kv.lists WHERE id = g.id LIMIT room);
+            WHEN 't' THEN DELETE FROM kv.sets WHERE id = g.id AND member IN
+                (SELECT member FROM kv.sets WHERE id = g.id LIMIT room);
+            WHEN 'z' THEN DELETE FROM kv.zsets WHERE id = g.id AND member IN
+                (SELECT member FROM kv.zsets WHERE id = g.id LIMIT room);
+            ELSE NULL;
+        END CASE;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        total := total + n;
+        IF n < room THEN
+            DELETE FROM kv.garbage WHERE id = g.id;
+        END IF;
+    END LOOP;
+    RETURN total;
+END $$;
+
 -- Only the extension owner writes these tables directly; Redis clients and
 -- the kv.* functions go through the command layer.
 REVOKE ALL ON ALL TABLES IN SCHEMA kv FROM PUBLIC;
 REVOKE ALL ON SEQUENCE kv.key_ids FROM PUBLIC;
+REVOKE ALL ON FUNCTION kv.sweep(integer), kv.collect_members() FROM PUBLIC;

@@ -12,6 +12,7 @@
 
 mod cmd;
 mod error;
+mod ffi;
 mod gucs;
 mod session;
 mod sql_api;

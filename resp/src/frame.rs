@@ -59,6 +59,11 @@ impl Frame {
         Frame::Error(text.into())
     }
 
+    /// `+OK`
+    pub fn is_ok_status(&self) -> bool {
+        matches!(self, Frame::Simple(s) if s.as_ref() == b"OK")
+    }
+
     pub fn is_error(&self) -> bool {
         matches!(self, Frame::Error(_))
     }

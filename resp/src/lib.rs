@@ -9,6 +9,7 @@
 pub mod decode;
 pub mod encode;
 pub mod frame;
+pub mod glob;
 pub mod num;
 pub mod request;
 

@@ -44,7 +44,7 @@ fn quit(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
 
 /// `SELECT index`
 fn select(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    let db = super::parse_i32(&args.next_bytes()?)?;
+    let db = super::parse_i32_or(&args.next_bytes()?, None)?;
     if !(0..crate::DATABASES as i32).contains(&db) {
         return Err(CmdError::Static(DB_OUT_OF_RANGE));
     }

@@ -7,8 +7,10 @@
 //! storage only through [`Store`].
 
 pub mod connection;
+pub mod hashes;
 pub mod keys;
 pub mod server;
+pub mod sets;
 pub mod strings;
 pub mod table;
 
@@ -22,7 +24,7 @@ pub use table::{resolve, CommandSpec};
 
 /// Every family's handler bindings.
 fn families() -> impl Iterator<Item = &'static [table::Binding]> {
-    [connection::COMMANDS, strings::COMMANDS, keys::COMMANDS, server::COMMANDS].into_iter()
+    [connection::COMMANDS, strings::COMMANDS, keys::COMMANDS, hashes::COMMANDS, sets::COMMANDS, server::COMMANDS].into_iter()
 }
 
 /// What a handler may use: its client's session and, when the command runs
@@ -104,9 +106,89 @@ pub fn parse_i64(arg: &[u8]) -> Result<i64, CmdError> {
 }
 
 /// Redis's `getIntFromObjectOrReply`: an integer that must fit in a C int.
-pub fn parse_i32(arg: &[u8]) -> Result<i32, CmdError> {
-    let n = parse_i64(arg)?;
-    i32::try_from(n).map_err(|_| CmdError::msg("ERR value is out of range, value must between -2147483648 and 2147483647"))
+/// `msg`, when given, replaces both of Redis's default errors.
+pub fn parse_i32_or(arg: &[u8], msg: Option<&'static str>) -> Result<i32, CmdError> {
+    let custom = || msg.map(CmdError::Static);
+    let n = parse_i64(arg).map_err(|e| custom().unwrap_or(e))?;
+    i32::try_from(n).map_err(|_| {
+        custom().unwrap_or_else(|| CmdError::msg("ERR value is out of range, value must between -2147483648 and 2147483647"))
+    })
+}
+
+/// The cursor and options shared by SCAN, HSCAN, SSCAN and ZSCAN, parsed
+/// as Redis's `scanGenericCommand` does.
+pub struct ScanOptions {
+    pub cursor: u64,
+    pub count: i64,
+    pub pattern: Option<Bytes>,
+    pub type_name: Option<Bytes>,
+}
+
+impl ScanOptions {
+    pub fn parse(args: &mut Args, allow_type: bool) -> Result<ScanOptions, CmdError> {
+        let cursor_arg = args.next_bytes()?;
+        let cursor = std::str::from_utf8(&cursor_arg)
+            .ok()
+            .filter(|s| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| CmdError::msg("ERR invalid cursor"))?;
+        let mut o = ScanOptions { cursor, count: 10, pattern: None, type_name: None };
+        while let Some(opt) = args.peek().cloned() {
+            args.next_bytes()?;
+            if eq_ic(&opt, "count") && !args.is_empty() {
+                o.count = args.next_i64()?;
+                if o.count < 1 {
+                    return Err(CmdError::syntax());
+                }
+            } else if eq_ic(&opt, "match") && !args.is_empty() {
+                o.pattern = Some(args.next_bytes()?);
+            } else if allow_type && eq_ic(&opt, "type") && !args.is_empty() {
+                o.type_name = Some(args.next_bytes()?);
+            } else {
+                return Err(CmdError::syntax());
+            }
+        }
+        Ok(o)
+    }
+
+    /// MATCH, with Redis's shortcut for a lone `*`.
+    pub fn matches(&self, item: &[u8]) -> bool {
+        match self.pattern.as_deref() {
+            None | Some(b"*") => true,
+            Some(p) => pgkv_resp::glob::matches(p, item),
+        }
+    }
+}
+
+thread_local! {
+    static RNG: std::cell::RefCell<rand::rngs::SmallRng> =
+        std::cell::RefCell::new(<rand::rngs::SmallRng as rand::SeedableRng>::from_entropy());
+}
+
+/// A random index below `len` (which must not be 0).
+pub fn random_index(_ctx: &Ctx, len: usize) -> usize {
+    RNG.with(|r| rand::Rng::gen_range(&mut *r.borrow_mut(), 0..len))
+}
+
+/// Indices for the random-sample commands (HRANDFIELD, SRANDMEMBER,
+/// ZRANDMEMBER): a positive `count` picks distinct elements (at most all of
+/// them), a negative one picks |count| elements that may repeat.
+pub fn random_sample(_ctx: &Ctx, len: usize, count: i64) -> Vec<usize> {
+    if len == 0 || count == 0 {
+        return Vec::new();
+    }
+    RNG.with(|r| {
+        let mut rng = r.borrow_mut();
+        if count < 0 {
+            (0..count.unsigned_abs()).map(|_| rand::Rng::gen_range(&mut *rng, 0..len)).collect()
+        } else if count as usize >= len {
+            (0..len).collect()
+        } else {
+            let mut picked = rand::seq::index::sample(&mut *rng, len, count as usize).into_vec();
+            picked.sort_unstable();
+            picked
+        }
+    })
 }
 
 pub fn eq_ic(arg: &[u8], word: &str) -> bool {

@@ -3,7 +3,7 @@
 //! COMMAND INFO and COMMAND DOCS are rendered from the command table, in the
 //! shapes Redis 7.0 uses (sets and maps in RESP3, flattened in RESP2).
 
-use super::table::{self, local, Binding, CommandSpec};
+use super::table::{self, local, tx, Binding, CommandSpec};
 use super::{Args, Ctx};
 use crate::error::CmdResult;
 use crate::stats;
@@ -18,7 +18,7 @@ pub const COMMANDS: &[Binding] = &[
     local("command|count", command_count),
     local("command|info", command_info),
     local("command|docs", command_docs),
-    local("info", info),
+    tx("info", info),
 ];
 
 
@@ -56,9 +56,9 @@ fn command_docs(_ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     Ok(Frame::Map(specs.into_iter().map(|c| (bulk(&c.name), c.docs.clone())).collect()))
 }
 
-/// `INFO [section ...]`: server, clients and stats. Unknown sections are
+/// `INFO [section ...]`: server, clients, stats and keyspace. Unknown sections are
 /// empty, as in Redis.
-fn info(_ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+fn info(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let wanted: Vec<String> = args.rest().iter().map(|s| String::from_utf8_lossy(s).to_ascii_lowercase()).collect();
     let all = wanted.is_empty() || wanted.iter().any(|w| matches!(w.as_str(), "all" | "everything" | "default"));
     let include = |name: &str| all || wanted.iter().any(|w| w == name);
@@ -83,6 +83,13 @@ fn info(_ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             rt.batches,
             rt.batch_retries,
         ));
+    }
+    if include("keyspace") {
+        let mut s = String::from("# Keyspace\r\n");
+        for (db, keys, expires) in ctx.store().keyspace(ctx.now_ms)? {
+            s.push_str(&format!("db{db}:keys={keys},expires={expires},avg_ttl=0\r\n"));
+        }
+        sections.push(s);
     }
     Ok(Frame::Verbatim { format: *b"txt", text: Bytes::from(sections.join("\r\n")) })
 }

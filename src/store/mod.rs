@@ -1,17 +1,22 @@
-//! The store layer: the only code that runs SQL. Every statement is a plan
-//! prepared once per process and kept across transactions; every value is a
-//! bound parameter.
+//! The store layer: the only code that runs SQL.
 //!
 //! Type checks and "expired means absent" are decided in exactly one place,
 //! [`Store::lookup`], which every command and every SQL function reaches.
+//! The key row (`kv.keys`) carries a string's payload inline, and for the
+//! other types their cardinality and list head, so length commands and pushes
+//! at either end are one index probe.
 
-mod plans;
+mod hashes;
+mod keys;
+mod sets;
+mod sql;
 
 use crate::error::CmdError;
 use bytes::Bytes;
 use pgrx::datum::DatumWithOid;
-use pgrx::spi::SpiClient;
-use plans::{with_plans, Plan};
+use pgrx::spi::{SpiClient, SpiTupleTable};
+use sql::{read, write, Sql, BYTEA, INT2, INT8};
+
 
 /// The types a key can hold; the code is the `kv.keys.type` column ("char").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,7 +39,7 @@ impl KeyType {
         }) as i8
     }
 
-    fn from_code(c: i8) -> Result<KeyType, CmdError> {
+    pub fn from_code(c: i8) -> Result<KeyType, CmdError> {
         Ok(match c as u8 {
             b's' => KeyType::String,
             b'h' => KeyType::Hash,
@@ -43,6 +48,17 @@ impl KeyType {
             b'z' => KeyType::ZSet,
             other => return Err(CmdError::Postgres(format!("kv.keys has an unknown type code {:?}", other as char))),
         })
+    }
+
+    /// The name TYPE reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyType::String => "string",
+            KeyType::Hash => "hash",
+            KeyType::List => "list",
+            KeyType::Set => "set",
+            KeyType::ZSet => "zset",
+        }
     }
 }
 
@@ -55,6 +71,10 @@ pub struct Entry {
     pub expire_at: Option<i64>,
     /// The payload, for strings, when the lookup asked for it.
     pub value: Option<Vec<u8>>,
+    /// Members of a hash, list, set or sorted set.
+    pub card: i64,
+    /// List: position of the first element. Hash: next insertion number.
+    pub head: i64,
 }
 
 /// Whether a lookup also fetches a string's payload. EXISTS and TYPE don't
@@ -74,6 +94,16 @@ fn bytea(b: &[u8]) -> DatumWithOid<'_> {
     DatumWithOid::from(b)
 }
 
+static LOOKUP_META: Sql = read("SELECT id, type, expire_at, NULL::bytea, card, head FROM kv.keys WHERE db = $1 AND key = $2", &[INT2, BYTEA]);
+static LOOKUP_VALUE: Sql = read("SELECT id, type, expire_at, value, card, head FROM kv.keys WHERE db = $1 AND key = $2", &[INT2, BYTEA]);
+static DELETE_IF_EXPIRED: Sql = write("DELETE FROM kv.keys WHERE db = $1 AND key = $2 AND expire_at <= $3", &[INT2, BYTEA, INT8]);
+static CREATE_KEY: Sql = write(
+    "INSERT INTO kv.keys (db, key, type) VALUES ($1, $2, $3) RETURNING id",
+    &[INT2, BYTEA, sql::CHAR],
+);
+static SET_CARD: Sql = write("UPDATE kv.keys SET card = $2, head = $3 WHERE id = $1", &[INT8, INT8, INT8]);
+static DELETE_BY_ID: Sql = write("DELETE FROM kv.keys WHERE id = $1", &[INT8]);
+
 impl<'a> Store<'a> {
     /// A store over an SPI connection that is open for the whole batch (worker)
     /// or the whole function call (SQL).
@@ -81,18 +111,42 @@ impl<'a> Store<'a> {
         Store { spi }
     }
 
+    fn run<R>(self, sql: &'static Sql, args: &[DatumWithOid<'_>], f: impl FnOnce(SpiTupleTable<'a>) -> Result<R, CmdError>) -> Result<R, CmdError> {
+        sql::run(self.spi, sql, args, f)
+    }
+
+    /// Runs a statement for its effect; returns the number of rows it returned.
+    fn exec(self, sql: &'static Sql, args: &[DatumWithOid<'_>]) -> Result<usize, CmdError> {
+        self.run(sql, args, |t| Ok(t.len()))
+    }
+
+    /// The first column of every row.
+    fn column<T: pgrx::FromDatum + pgrx::IntoDatum>(self, sql: &'static Sql, args: &[DatumWithOid<'_>]) -> Result<Vec<T>, CmdError> {
+        self.run(sql, args, |t| {
+            let mut out = Vec::with_capacity(t.len());
+            for row in t {
+                if let Some(v) = row.get::<T>(1)? {
+                    out.push(v);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// The one lookup every command goes through. An expired key is deleted
     /// here (lazy expiry) and reported as absent.
     pub fn lookup(self, db: i16, key: &[u8], now_ms: i64, fetch: Fetch) -> Result<Option<Entry>, CmdError> {
-        let plan = if fetch == Fetch::Value { Plan::LookupValue } else { Plan::LookupMeta };
-        let found = with_plans(self.spi, |p| -> Result<Option<Entry>, CmdError> {
-            let rows = self.spi.select(p.get(plan), Some(1), &[db.into(), bytea(key)])?;
+        let sql = if fetch == Fetch::Value { &LOOKUP_VALUE } else { &LOOKUP_META };
+        let found = self.run(sql, &[db.into(), bytea(key)], |rows| {
             let Some(row) = rows.into_iter().next() else { return Ok(None) };
-            let id: i64 = row.get(1)?.unwrap_or_default();
-            let code: i8 = row.get(2)?.unwrap_or_default();
-            let expire_at: Option<i64> = row.get(3)?;
-            let value: Option<Vec<u8>> = if fetch == Fetch::Value { row.get(4)? } else { None };
-            Ok(Some(Entry { id, ktype: KeyType::from_code(code)?, expire_at, value }))
+            Ok(Some(Entry {
+                id: row.get(1)?.unwrap_or_default(),
+                ktype: KeyType::from_code(row.get(2)?.unwrap_or_default())?,
+                expire_at: row.get(3)?,
+                value: row.get(4)?,
+                card: row.get(5)?.unwrap_or_default(),
+                head: row.get(6)?.unwrap_or_default(),
+            }))
         })?;
         match found {
             Some(e) if e.expire_at.is_some_and(|t| t <= now_ms) => {
@@ -100,10 +154,9 @@ impl<'a> Store<'a> {
                 // cannot delete; the key is still reported absent and the
                 // active cycle removes it later.
                 // SAFETY: a plain global of the running backend.
-                if unsafe { pgrx::pg_sys::XactReadOnly } {
-                    return Ok(None);
+                if !unsafe { pgrx::pg_sys::XactReadOnly } {
+                    self.exec(&DELETE_IF_EXPIRED, &[db.into(), bytea(key), now_ms.into()])?;
                 }
-                with_plans(self.spi, |p| self.spi.select(p.get(Plan::DeleteIfExpired), None, &[db.into(), bytea(key), now_ms.into()]).map(|_| ()))?;
                 Ok(None)
             }
             other => Ok(other),
@@ -118,37 +171,38 @@ impl<'a> Store<'a> {
         }
     }
 
-    /// Creates or overwrites `key` as a string. Overwriting a key of another
-    /// type gives it a new id, so its old members become orphans that the
-    /// background sweep frees (the write itself stays O(1)).
-    pub fn set_string(self, db: i16, key: &[u8], value: &[u8], expire_at: Option<i64>) -> Result<(), CmdError> {
-        with_plans(self.spi, |p| {
-            self.spi.select(p.get(Plan::UpsertString), None, &[db.into(), bytea(key), expire_at.into(), bytea(value)]).map(|_| ())
+    /// The live key of type `want`, created empty when missing. The caller
+    /// must add members (or call `set_card`, which drops an empty key).
+    pub fn lookup_or_create(self, db: i16, key: &[u8], now_ms: i64, want: KeyType) -> Result<Entry, CmdError> {
+        if let Some(e) = self.lookup_typed(db, key, now_ms, want, Fetch::Meta)? {
+            return Ok(e);
+        }
+        let id = self.run(&CREATE_KEY, &[db.into(), bytea(key), want.code().into()], |rows| {
+            Ok(rows.into_iter().next().and_then(|r| r.get::<i64>(1).ok().flatten()).unwrap_or_default())
         })?;
+        Ok(Entry { id, ktype: want, expire_at: None, value: None, card: 0, head: 0 })
+    }
+
+    /// Records a collection's new size; an emptied collection stops
+    /// existing, as in Redis.
+    pub fn set_card(self, e: &Entry, card: i64, head: i64) -> Result<(), CmdError> {
+        if card <= 0 {
+            self.exec(&DELETE_BY_ID, &[e.id.into()])?;
+        } else if card != e.card || head != e.head {
+            self.exec(&SET_CARD, &[e.id.into(), card.into(), head.into()])?;
+        }
         Ok(())
     }
 
-    /// Deletes `keys`, returning how many live (unexpired) keys were removed.
-    /// Duplicates count once, as in Redis.
-    pub fn delete(self, db: i16, keys: &[Bytes], now_ms: i64) -> Result<i64, CmdError> {
-        let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_ref()).collect();
-        let n = with_plans(self.spi, |p| -> Result<i64, CmdError> {
-            let rows = self.spi.select(p.get(Plan::DeleteKeys), None, &[db.into(), keys.into(), now_ms.into()])?;
-            let mut live = 0;
-            for row in rows {
-                if row.get::<bool>(1)?.unwrap_or(false) {
-                    live += 1;
-                }
-            }
-            Ok(live)
-        })?;
-        Ok(n)
+    /// Deletes one live key by id (GETDEL, an emptied collection).
+    pub fn delete_entry(self, e: &Entry) -> Result<(), CmdError> {
+        self.exec(&DELETE_BY_ID, &[e.id.into()])?;
+        Ok(())
     }
+}
 
-    /// One bounded step of active expiry: removes up to `limit` expired keys
-    /// from any database and returns how many it removed.
-    pub fn expire_step(self, now_ms: i64, limit: i64) -> Result<i64, CmdError> {
-        let n = with_plans(self.spi, |p| self.spi.select(p.get(Plan::ExpireStep), None, &[now_ms.into(), limit.into()]).map(|t| t.len() as i64))?;
-        Ok(n)
-    }
+/// Keys as `bytea[]` parameters.
+fn bytea_array(keys: &[Bytes]) -> DatumWithOid<'static> {
+    let v: Vec<Vec<u8>> = keys.iter().map(|k| k.to_vec()).collect();
+    DatumWithOid::from(v)
 }

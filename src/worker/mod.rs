@@ -41,6 +41,8 @@ pub fn register() {
 const EXPIRE_TICK: Duration = Duration::from_millis(100);
 /// Most expired keys removed per tick, so a mass expiry never stalls clients.
 const EXPIRE_BATCH: i64 = 200;
+/// Most member rows of deleted collections freed per tick.
+const SWEEP_BUDGET: i32 = 5000;
 const LISTENER_BASE: usize = usize::MAX / 2;
 
 #[pg_guard]
@@ -342,6 +344,10 @@ impl Server {
         match xact::run_maintenance(|store| store.expire_step(cmd::now_ms(), EXPIRE_BATCH)) {
             Ok(n) => stats::with(|r| r.expired_keys += n as u64),
             Err(e) => warning!("pgkv worker {}: active expiry failed: {e}", self.index),
+        }
+        // Members of deleted collections, freed in bounded steps.
+        if let Err(e) = xact::run_maintenance(|store| store.sweep(SWEEP_BUDGET)) {
+            warning!("pgkv worker {}: sweeping deleted members failed: {e}", self.index);
         }
     }
 }

@@ -1,0 +1,240 @@
+//! Hash commands: HSET, HSETNX, HMSET, HGET, HMGET, HDEL, HEXISTS, HGETALL,
+//! HKEYS, HVALS, HLEN, HSTRLEN, HINCRBY, HINCRBYFLOAT, HRANDFIELD, HSCAN.
+//!
+//! Fields come back in insertion order, as Redis reports small (listpack)
+//! hashes.
+
+use super::table::{tx, Binding};
+use super::{eq_ic, parse_i64, Args, Ctx};
+use crate::error::{CmdError, CmdResult};
+use crate::ffi::{add_long_double, parse_long_double, AddError};
+use crate::store::{Entry, Fetch, KeyType};
+use bytes::Bytes;
+use pgkv_resp::{Frame, Protocol};
+
+pub const COMMANDS: &[Binding] = &[
+    tx("hset", hset),
+    tx("hmset", hmset),
+    tx("hsetnx", hsetnx),
+    tx("hget", hget),
+    tx("hmget", hmget),
+    tx("hdel", hdel),
+    tx("hexists", hexists),
+    tx("hgetall", hgetall),
+    tx("hkeys", hkeys),
+    tx("hvals", hvals),
+    tx("hlen", hlen),
+    tx("hstrlen", hstrlen),
+    tx("hincrby", hincrby),
+    tx("hincrbyfloat", hincrbyfloat),
+    tx("hrandfield", hrandfield),
+    tx("hscan", hscan),
+];
+
+fn lookup(ctx: &Ctx, key: &[u8]) -> Result<Option<Entry>, CmdError> {
+    ctx.store().lookup_typed(ctx.session.db, key, ctx.now_ms, KeyType::Hash, Fetch::Meta)
+}
+
+fn create(ctx: &Ctx, key: &[u8]) -> Result<Entry, CmdError> {
+    ctx.store().lookup_or_create(ctx.session.db, key, ctx.now_ms, KeyType::Hash)
+}
+
+fn bulk(b: Vec<u8>) -> Frame {
+    Frame::Bulk(Bytes::from(b))
+}
+
+fn field_pairs(args: &mut Args, cmd: &str) -> Result<Vec<(Bytes, Bytes)>, CmdError> {
+    let rest = args.rest();
+    if rest.len() % 2 != 0 {
+        return Err(CmdError::Arity(cmd.into()));
+    }
+    Ok(rest.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect())
+}
+
+/// `HSET key field value [field value ...]`: how many fields are new.
+fn hset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    let pairs = field_pairs(args, "hset")?;
+    let e = create(ctx, &key)?;
+    Ok(Frame::Integer(ctx.store().hset(&e, &pairs)?))
+}
+
+/// `HMSET key field value [field value ...]`
+fn hmset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    let pairs = field_pairs(args, "hmset")?;
+    let e = create(ctx, &key)?;
+    ctx.store().hset(&e, &pairs)?;
+    Ok(Frame::ok())
+}
+
+/// `HSETNX key field value`
+fn hsetnx(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (key, field, value) = (args.next_bytes()?, args.next_bytes()?, args.next_bytes()?);
+    let e = create(ctx, &key)?;
+    let added = ctx.store().hsetnx(&e, &field, &value)?;
+    Ok(Frame::Integer(added as i64))
+}
+
+/// `HGET key field`
+fn hget(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (key, field) = (args.next_bytes()?, args.next_bytes()?);
+    let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::NullBulk) };
+    Ok(ctx.store().hget(e.id, &field)?.map(bulk).unwrap_or(Frame::NullBulk))
+}
+
+/// `HMGET key field [field ...]`
+fn hmget(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    let fields = args.rest();
+    let values = match lookup(ctx, &key)? {
+        Some(e) => ctx.store().hmget(e.id, fields)?,
+        None => vec![None; fields.len()],
+    };
+    Ok(Frame::Array(values.into_iter().map(|v| v.map(bulk).unwrap_or(Frame::NullBulk)).collect()))
+}
+
+/// `HDEL key field [field ...]`
+fn hdel(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
+    Ok(Frame::Integer(ctx.store().hdel(&e, args.rest())?))
+}
+
+/// `HEXISTS key field`
+fn hexists(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (key, field) = (args.next_bytes()?, args.next_bytes()?);
+    let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
+    Ok(Frame::Integer(ctx.store().hget(e.id, &field)?.is_some() as i64))
+}
+
+fn all_fields(ctx: &Ctx, key: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, CmdError> {
+    match lookup(ctx, key)? {
+        Some(e) => ctx.store().hgetall(e.id),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// `HGETALL key`: a map in RESP3.
+fn hgetall(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    Ok(Frame::Map(all_fields(ctx, &key)?.into_iter().map(|(f, v)| (bulk(f), bulk(v))).collect()))
+}
+
+/// `HKEYS key`
+fn hkeys(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    Ok(Frame::Array(all_fields(ctx, &key)?.into_iter().map(|(f, _)| bulk(f)).collect()))
+}
+
+/// `HVALS key`
+fn hvals(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    Ok(Frame::Array(all_fields(ctx, &key)?.into_iter().map(|(_, v)| bulk(v)).collect()))
+}
+
+/// `HLEN key`: O(1), from the key row.
+fn hlen(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    Ok(Frame::Integer(lookup(ctx, &key)?.map(|e| e.card).unwrap_or(0)))
+}
+
+/// `HSTRLEN key field`
+fn hstrlen(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (key, field) = (args.next_bytes()?, args.next_bytes()?);
+    let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
+    Ok(Frame::Integer(ctx.store().hget(e.id, &field)?.map(|v| v.len() as i64).unwrap_or(0)))
+}
+
+/// `HINCRBY key field increment`
+fn hincrby(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (key, field) = (args.next_bytes()?, args.next_bytes()?);
+    let by = args.next_i64()?;
+    let e = create(ctx, &key)?;
+    let current = match ctx.store().hget(e.id, &field)? {
+        Some(v) => pgkv_resp::num::parse_i64(&v).ok_or_else(|| CmdError::msg("ERR hash value is not an integer"))?,
+        None => 0,
+    };
+    let new = current.checked_add(by).ok_or_else(|| CmdError::msg("ERR increment or decrement would overflow"))?;
+    ctx.store().hset(&e, &[(field, Bytes::from(new.to_string()))])?;
+    Ok(Frame::Integer(new))
+}
+
+/// `HINCRBYFLOAT key field increment`: long double arithmetic, as Redis.
+fn hincrbyfloat(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (key, field, by) = (args.next_bytes()?, args.next_bytes()?, args.next_bytes()?);
+    match parse_long_double(&by) {
+        None => return Err(CmdError::msg("ERR value is not a valid float")),
+        Some(false) => return Err(CmdError::msg("ERR value is NaN or Infinity")),
+        Some(true) => {}
+    }
+    let e = create(ctx, &key)?;
+    let current = ctx.store().hget(e.id, &field)?.unwrap_or_else(|| b"0".to_vec());
+    let new = add_long_double(&current, &by).map_err(|err| match err {
+        AddError::BadValue => CmdError::msg("ERR hash value is not a float"),
+        AddError::BadIncrement => CmdError::msg("ERR value is not a valid float"),
+        AddError::NotFinite => CmdError::msg("ERR increment would produce NaN or Infinity"),
+    });
+    let new = match new {
+        Ok(v) => v,
+        Err(err) => {
+            // A hash created just for this failed command must not linger.
+            ctx.store().set_card(&e, e.card, e.head)?;
+            return Err(err);
+        }
+    };
+    ctx.store().hset(&e, &[(field, Bytes::from(new.clone()))])?;
+    Ok(Frame::Bulk(Bytes::from(new)))
+}
+
+/// `HRANDFIELD key [count [WITHVALUES]]`
+fn hrandfield(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    if args.is_empty() {
+        let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::NullBulk) };
+        let fields = ctx.store().hgetall(e.id)?;
+        let pick = super::random_index(ctx, fields.len());
+        return Ok(bulk(fields[pick].0.clone()));
+    }
+    let count = args.next_i64()?;
+    let with_values = match args.remaining() {
+        0 => false,
+        1 if eq_ic(&args.next_bytes()?, "withvalues") => true,
+        _ => return Err(CmdError::syntax()),
+    };
+    if count == i64::MIN {
+        return Err(CmdError::msg("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"));
+    }
+    let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Array(vec![])) };
+    let fields = ctx.store().hgetall(e.id)?;
+    let picked = super::random_sample(ctx, fields.len(), count);
+    let resp3 = ctx.session.proto == Protocol::Resp3;
+    let mut out = Vec::new();
+    for i in picked {
+        let (f, v) = fields[i].clone();
+        match (with_values, resp3) {
+            (true, true) => out.push(Frame::Array(vec![bulk(f), bulk(v)])),
+            (true, false) => out.extend([bulk(f), bulk(v)]),
+            (false, _) => out.push(bulk(f)),
+        }
+    }
+    Ok(Frame::Array(out))
+}
+
+/// `HSCAN key cursor [MATCH pattern] [COUNT count]`
+///
+/// Like Redis with a small (listpack) hash, the whole hash comes back in
+/// one call with cursor 0; MATCH filters it.
+fn hscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    let opts = super::ScanOptions::parse(args, false)?;
+    let _ = opts.cursor;
+    let fields = all_fields(ctx, &key)?;
+    let mut out = Vec::new();
+    for (f, v) in fields {
+        if opts.matches(&f) {
+            out.extend([bulk(f), bulk(v)]);
+        }
+    }
+    Ok(Frame::Array(vec![Frame::Bulk(Bytes::from_static(b"0")), Frame::Array(out)]))
+}

@@ -1,0 +1,97 @@
+//! Hash storage: `kv.hashes(id, field, value, seq)`. `seq` keeps insertion
+//! order, the order Redis reports for small hashes.
+
+use super::sql::{read, write, Sql, BYTEA, BYTEA_ARRAY, INT8, INT8_ARRAY};
+use super::{bytea, bytea_array, Entry, Store};
+use crate::error::CmdError;
+use bytes::Bytes;
+use pgrx::datum::DatumWithOid;
+
+static HGET: Sql = read("SELECT value FROM kv.hashes WHERE id = $1 AND field = $2", &[INT8, BYTEA]);
+static HMGET: Sql = read(
+    "SELECT h.value FROM unnest($2) WITH ORDINALITY AS f(field, n) LEFT JOIN kv.hashes h ON h.id = $1 AND h.field = f.field ORDER BY f.n",
+    &[INT8, BYTEA_ARRAY],
+);
+/// Inserts or updates fields; returns one row per field that was new.
+static HSET: Sql = write(
+    "INSERT INTO kv.hashes AS h (id, field, value, seq) SELECT $1, f, v, s FROM unnest($2, $3, $4) AS u(f, v, s) \
+     ON CONFLICT (id, field) DO UPDATE SET value = EXCLUDED.value RETURNING (xmax = 0)",
+    &[INT8, BYTEA_ARRAY, BYTEA_ARRAY, INT8_ARRAY],
+);
+static HSETNX: Sql = write(
+    "INSERT INTO kv.hashes (id, field, value, seq) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1",
+    &[INT8, BYTEA, BYTEA, INT8],
+);
+static HDEL: Sql = write("DELETE FROM kv.hashes WHERE id = $1 AND field = ANY ($2) RETURNING 1", &[INT8, BYTEA_ARRAY]);
+static HGETALL: Sql = read("SELECT field, value FROM kv.hashes WHERE id = $1 ORDER BY seq", &[INT8]);
+
+impl<'a> Store<'a> {
+    pub fn hget(self, id: i64, field: &[u8]) -> Result<Option<Vec<u8>>, CmdError> {
+        Ok(self.column::<Vec<u8>>(&HGET, &[id.into(), bytea(field)])?.into_iter().next())
+    }
+
+    /// The values of `fields`, in order; `None` where a field is missing.
+    pub fn hmget(self, id: i64, fields: &[Bytes]) -> Result<Vec<Option<Vec<u8>>>, CmdError> {
+        self.run(&HMGET, &[id.into(), bytea_array(fields)], |rows| {
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push(row.get::<Vec<u8>>(1)?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Sets `pairs` (field, value; the last value of a repeated field wins)
+    /// and returns how many fields were new. Updates the key's size.
+    pub fn hset(self, e: &Entry, pairs: &[(Bytes, Bytes)]) -> Result<i64, CmdError> {
+        let mut fields: Vec<Bytes> = Vec::with_capacity(pairs.len());
+        let mut values: Vec<Bytes> = Vec::with_capacity(pairs.len());
+        for (f, v) in pairs {
+            match fields.iter().position(|x| x == f) {
+                Some(i) => values[i] = v.clone(),
+                None => {
+                    fields.push(f.clone());
+                    values.push(v.clone());
+                }
+            }
+        }
+        let seqs: Vec<i64> = (0..fields.len() as i64).map(|i| e.head + i).collect();
+        let added = self.run(&HSET, &[e.id.into(), bytea_array(&fields), bytea_array(&values), DatumWithOid::from(seqs)], |rows| {
+            let mut n = 0;
+            for row in rows {
+                if row.get::<bool>(1)?.unwrap_or(false) {
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })?;
+        self.set_card(e, e.card + added, e.head + fields.len() as i64)?;
+        Ok(added)
+    }
+
+    pub fn hsetnx(self, e: &Entry, field: &[u8], value: &[u8]) -> Result<bool, CmdError> {
+        let added = self.exec(&HSETNX, &[e.id.into(), bytea(field), bytea(value), e.head.into()])? > 0;
+        if added {
+            self.set_card(e, e.card + 1, e.head + 1)?;
+        }
+        Ok(added)
+    }
+
+    /// Removes fields, returning how many existed; drops an emptied hash.
+    pub fn hdel(self, e: &Entry, fields: &[Bytes]) -> Result<i64, CmdError> {
+        let removed = self.exec(&HDEL, &[e.id.into(), bytea_array(fields)])? as i64;
+        self.set_card(e, e.card - removed, e.head)?;
+        Ok(removed)
+    }
+
+    /// Every (field, value), in insertion order.
+    pub fn hgetall(self, id: i64) -> Result<Vec<(Vec<u8>, Vec<u8>)>, CmdError> {
+        self.run(&HGETALL, &[id.into()], |rows| {
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push((row.get::<Vec<u8>>(1)?.unwrap_or_default(), row.get::<Vec<u8>>(2)?.unwrap_or_default()));
+            }
+            Ok(out)
+        })
+    }
+}

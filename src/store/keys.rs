@@ -1,0 +1,233 @@
+//! Keyspace storage: whole keys, strings, TTLs, databases.
+
+use super::sql::{read, write, Sql, BYTEA, BYTEA_ARRAY, INT2, INT4, INT8};
+use super::{bytea, bytea_array, Entry, KeyType, Store};
+use crate::error::CmdError;
+use bytes::Bytes;
+
+static UPSERT_STRING: Sql = write(
+    "INSERT INTO kv.keys AS k (db, key, type, expire_at, value) VALUES ($1, $2, 's', $3, $4) \
+     ON CONFLICT (db, key) DO UPDATE SET type = 's', expire_at = EXCLUDED.expire_at, value = EXCLUDED.value, \
+     card = 0, head = 0, id = CASE WHEN k.type = 's' THEN k.id ELSE nextval('kv.key_ids') END",
+    &[INT2, BYTEA, INT8, BYTEA],
+);
+static SET_VALUE: Sql = write("UPDATE kv.keys SET value = $2 WHERE id = $1", &[INT8, BYTEA]);
+static DELETE_KEYS: Sql = write(
+    "DELETE FROM kv.keys WHERE db = $1 AND key = ANY ($2) RETURNING expire_at IS NULL OR expire_at > $3",
+    &[INT2, BYTEA_ARRAY, INT8],
+);
+static SET_EXPIRE: Sql = write("UPDATE kv.keys SET expire_at = $2 WHERE id = $1", &[INT8, INT8]);
+static DELETE_KEY: Sql = write("DELETE FROM kv.keys WHERE db = $1 AND key = $2", &[INT2, BYTEA]);
+static RENAME: Sql = write("UPDATE kv.keys SET key = $3 WHERE db = $1 AND key = $2", &[INT2, BYTEA, BYTEA]);
+static MOVE: Sql = write("UPDATE kv.keys SET db = $3 WHERE db = $1 AND key = $2", &[INT2, BYTEA, INT2]);
+static SWAP_DB: Sql = write("UPDATE kv.keys SET db = $2 WHERE db = $1", &[INT2, INT2]);
+static COPY_ROW: Sql = write(
+    "INSERT INTO kv.keys (db, key, type, expire_at, value, card, head) \
+     SELECT $2, $3, type, expire_at, value, card, head FROM kv.keys WHERE id = $1 RETURNING id",
+    &[INT8, INT2, BYTEA],
+);
+static COPY_HASH: Sql = write("INSERT INTO kv.hashes (id, field, value, seq) SELECT $2, field, value, seq FROM kv.hashes WHERE id = $1", &[INT8, INT8]);
+static COPY_LIST: Sql = write("INSERT INTO kv.lists (id, pos, value) SELECT $2, pos, value FROM kv.lists WHERE id = $1", &[INT8, INT8]);
+static COPY_SET: Sql = write("INSERT INTO kv.sets (id, member) SELECT $2, member FROM kv.sets WHERE id = $1", &[INT8, INT8]);
+static COPY_ZSET: Sql = write("INSERT INTO kv.zsets (id, member, score) SELECT $2, member, score FROM kv.zsets WHERE id = $1", &[INT8, INT8]);
+static FLUSH_DB: Sql = write("DELETE FROM kv.keys WHERE db = $1", &[INT2]);
+static OTHER_DBS_EMPTY: Sql = read("SELECT NOT EXISTS (SELECT 1 FROM kv.keys WHERE db <> $1)", &[INT2]);
+static TRUNCATE_ALL: Sql = write("TRUNCATE kv.keys, kv.hashes, kv.lists, kv.sets, kv.zsets, kv.garbage", &[]);
+static COUNT_DB: Sql = read("SELECT count(*) FROM kv.keys WHERE db = $1", &[INT2]);
+static SCAN: Sql = read(
+    "SELECT id, key, type, expire_at FROM kv.keys WHERE db = $1 AND id > $2 ORDER BY id LIMIT $3",
+    &[INT2, INT8, INT8],
+);
+static ALL_KEYS: Sql = read("SELECT key, expire_at FROM kv.keys WHERE db = $1", &[INT2]);
+static RANDOM_KEY: Sql = read(
+    "SELECT key FROM kv.keys WHERE db = $1 AND id >= $2 AND (expire_at IS NULL OR expire_at > $3) ORDER BY id LIMIT 1",
+    &[INT2, INT8, INT8],
+);
+static ID_RANGE: Sql = read("SELECT min(id), max(id) FROM kv.keys WHERE db = $1", &[INT2]);
+static EXPIRE_STEP: Sql = write(
+    "DELETE FROM kv.keys WHERE (db, key) IN \
+     (SELECT db, key FROM kv.keys WHERE expire_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1",
+    &[INT8, INT8],
+);
+static SWEEP: Sql = write("SELECT kv.sweep($1)", &[INT4]);
+static KEYSPACE: Sql = read(
+    "SELECT db, count(*), count(expire_at) FROM kv.keys WHERE expire_at IS NULL OR expire_at > $1 GROUP BY db ORDER BY db",
+    &[INT8],
+);
+
+/// One key of a SCAN page.
+pub struct ScanItem {
+    pub id: i64,
+    pub key: Vec<u8>,
+    pub ktype: KeyType,
+    pub expire_at: Option<i64>,
+}
+
+impl<'a> Store<'a> {
+    /// Creates or overwrites `key` as a string. Overwriting a key of another
+    /// type gives it a new id: its members are swept in the background.
+    pub fn set_string(self, db: i16, key: &[u8], value: &[u8], expire_at: Option<i64>) -> Result<(), CmdError> {
+        self.exec(&UPSERT_STRING, &[db.into(), bytea(key), expire_at.into(), bytea(value)])?;
+        Ok(())
+    }
+
+    /// Replaces a live string's payload, keeping its TTL.
+    pub fn set_value(self, e: &Entry, value: &[u8]) -> Result<(), CmdError> {
+        self.exec(&SET_VALUE, &[e.id.into(), bytea(value)])?;
+        Ok(())
+    }
+
+    /// Deletes `keys`, returning how many live keys were removed. A key
+    /// named twice counts once, as in Redis.
+    pub fn delete(self, db: i16, keys: &[Bytes], now_ms: i64) -> Result<i64, CmdError> {
+        self.run(&DELETE_KEYS, &[db.into(), bytea_array(keys), now_ms.into()], |rows| {
+            let mut live = 0;
+            for row in rows {
+                if row.get::<bool>(1)?.unwrap_or(false) {
+                    live += 1;
+                }
+            }
+            Ok(live)
+        })
+    }
+
+    pub fn set_expire(self, e: &Entry, expire_at: Option<i64>) -> Result<(), CmdError> {
+        self.exec(&SET_EXPIRE, &[e.id.into(), expire_at.into()])?;
+        Ok(())
+    }
+
+    /// Removes whatever row `key` has, live or expired.
+    pub fn delete_key(self, db: i16, key: &[u8]) -> Result<(), CmdError> {
+        self.exec(&DELETE_KEY, &[db.into(), bytea(key)])?;
+        Ok(())
+    }
+
+    /// Renames a live key (its id, TTL and members follow). `dst` must be
+    /// free: the caller deletes it first.
+    pub fn rename(self, db: i16, src: &[u8], dst: &[u8]) -> Result<(), CmdError> {
+        self.exec(&RENAME, &[db.into(), bytea(src), bytea(dst)])?;
+        Ok(())
+    }
+
+    pub fn move_key(self, db: i16, key: &[u8], to: i16) -> Result<(), CmdError> {
+        self.exec(&MOVE, &[db.into(), bytea(key), to.into()])?;
+        Ok(())
+    }
+
+    /// Copies a live key to `dst` in database `to` (which must be free):
+    /// a new id, and a copy of every member.
+    pub fn copy(self, e: &Entry, to: i16, dst: &[u8]) -> Result<(), CmdError> {
+        let new_id = self.column::<i64>(&COPY_ROW, &[e.id.into(), to.into(), bytea(dst)])?;
+        let new_id = new_id.first().copied().unwrap_or_default();
+        let members = match e.ktype {
+            KeyType::String => return Ok(()),
+            KeyType::Hash => &COPY_HASH,
+            KeyType::List => &COPY_LIST,
+            KeyType::Set => &COPY_SET,
+            KeyType::ZSet => &COPY_ZSET,
+        };
+        self.exec(members, &[e.id.into(), new_id.into()])?;
+        Ok(())
+    }
+
+    pub fn swap_db(self, a: i16, b: i16) -> Result<(), CmdError> {
+        // Through a parking value: the primary key is checked row by row.
+        self.exec(&SWAP_DB, &[a.into(), (-1i16).into()])?;
+        self.exec(&SWAP_DB, &[b.into(), a.into()])?;
+        self.exec(&SWAP_DB, &[(-1i16).into(), b.into()])?;
+        Ok(())
+    }
+
+    /// Empties one database. When it holds the only keys, TRUNCATE makes it
+    /// O(1) whatever its size.
+    pub fn flush_db(self, db: i16) -> Result<(), CmdError> {
+        let alone = self.column::<bool>(&OTHER_DBS_EMPTY, &[db.into()])?.first().copied().unwrap_or(false);
+        if alone {
+            self.exec(&TRUNCATE_ALL, &[])?;
+        } else {
+            self.exec(&FLUSH_DB, &[db.into()])?;
+        }
+        Ok(())
+    }
+
+    pub fn flush_all(self) -> Result<(), CmdError> {
+        self.exec(&TRUNCATE_ALL, &[])?;
+        Ok(())
+    }
+
+    /// Keys in a database, counting ones expired but not yet removed (as
+    /// Redis's DBSIZE does).
+    pub fn count(self, db: i16) -> Result<i64, CmdError> {
+        Ok(self.column::<i64>(&COUNT_DB, &[db.into()])?.first().copied().unwrap_or(0))
+    }
+
+    /// Up to `limit` keys with an id above `after`, in id order.
+    pub fn scan(self, db: i16, after: i64, limit: i64) -> Result<Vec<ScanItem>, CmdError> {
+        self.run(&SCAN, &[db.into(), after.into(), limit.into()], |rows| {
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push(ScanItem {
+                    id: row.get(1)?.unwrap_or_default(),
+                    key: row.get(2)?.unwrap_or_default(),
+                    ktype: KeyType::from_code(row.get(3)?.unwrap_or_default())?,
+                    expire_at: row.get(4)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Every live key of a database (KEYS).
+    pub fn all_keys(self, db: i16, now_ms: i64) -> Result<Vec<Vec<u8>>, CmdError> {
+        self.run(&ALL_KEYS, &[db.into()], |rows| {
+            let mut out = Vec::new();
+            for row in rows {
+                let expire_at: Option<i64> = row.get(2)?;
+                if expire_at.is_none_or(|t| t > now_ms) {
+                    out.push(row.get::<Vec<u8>>(1)?.unwrap_or_default());
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// A random live key, or `None` in an empty database.
+    pub fn random_key(self, db: i16, now_ms: i64, pick: f64) -> Result<Option<Vec<u8>>, CmdError> {
+        let (lo, hi) = self.run(&ID_RANGE, &[db.into()], |rows| {
+            let row = rows.into_iter().next();
+            Ok(match row {
+                Some(r) => (r.get::<i64>(1)?, r.get::<i64>(2)?),
+                None => (None, None),
+            })
+        })?;
+        let (Some(lo), Some(hi)) = (lo, hi) else { return Ok(None) };
+        let start = lo + ((hi - lo) as f64 * pick) as i64;
+        for from in [start, lo] {
+            if let Some(k) = self.column::<Vec<u8>>(&RANDOM_KEY, &[db.into(), from.into(), now_ms.into()])?.into_iter().next() {
+                return Ok(Some(k));
+            }
+        }
+        Ok(None)
+    }
+
+    /// One bounded step of active expiry: removes up to `limit` expired keys.
+    pub fn expire_step(self, now_ms: i64, limit: i64) -> Result<i64, CmdError> {
+        Ok(self.exec(&EXPIRE_STEP, &[now_ms.into(), limit.into()])? as i64)
+    }
+
+    /// Frees up to `budget` members of deleted collections.
+    pub fn sweep(self, budget: i32) -> Result<i64, CmdError> {
+        Ok(self.column::<i64>(&SWEEP, &[budget.into()])?.first().copied().unwrap_or(0))
+    }
+
+    /// (db, keys, keys with a TTL) for every non-empty database.
+    pub fn keyspace(self, now_ms: i64) -> Result<Vec<(i16, i64, i64)>, CmdError> {
+        self.run(&KEYSPACE, &[now_ms.into()], |rows| {
+            let mut out = Vec::new();
+            for row in rows {
+                out.push((row.get(1)?.unwrap_or_default(), row.get(2)?.unwrap_or_default(), row.get(3)?.unwrap_or_default()));
+            }
+            Ok(out)
+        })
+    }
+}

@@ -1,0 +1,53 @@
+//! Set storage: `kv.sets(id, member)`.
+
+use super::sql::{read, write, Sql, BYTEA, BYTEA_ARRAY, INT8};
+use super::{bytea, bytea_array, Entry, Store};
+use crate::error::CmdError;
+use bytes::Bytes;
+
+static SADD: Sql = write(
+    "INSERT INTO kv.sets (id, member) SELECT $1, m FROM unnest($2) AS m ON CONFLICT DO NOTHING RETURNING 1",
+    &[INT8, BYTEA_ARRAY],
+);
+static SREM: Sql = write("DELETE FROM kv.sets WHERE id = $1 AND member = ANY ($2) RETURNING 1", &[INT8, BYTEA_ARRAY]);
+static SISMEMBER: Sql = read("SELECT EXISTS (SELECT 1 FROM kv.sets WHERE id = $1 AND member = $2)", &[INT8, BYTEA]);
+static SMISMEMBER: Sql = read(
+    "SELECT s.member IS NOT NULL FROM unnest($2) WITH ORDINALITY AS m(member, n) \
+     LEFT JOIN kv.sets s ON s.id = $1 AND s.member = m.member ORDER BY m.n",
+    &[INT8, BYTEA_ARRAY],
+);
+static SMEMBERS: Sql = read("SELECT member FROM kv.sets WHERE id = $1", &[INT8]);
+static SRANDOM: Sql = read("SELECT member FROM kv.sets WHERE id = $1 ORDER BY random() LIMIT $2", &[INT8, INT8]);
+
+impl<'a> Store<'a> {
+    /// Adds members, returning how many were new.
+    pub fn sadd(self, e: &Entry, members: &[Bytes]) -> Result<i64, CmdError> {
+        let added = self.exec(&SADD, &[e.id.into(), bytea_array(members)])? as i64;
+        self.set_card(e, e.card + added, e.head)?;
+        Ok(added)
+    }
+
+    /// Removes members, returning how many existed; drops an emptied set.
+    pub fn srem(self, e: &Entry, members: &[Bytes]) -> Result<i64, CmdError> {
+        let removed = self.exec(&SREM, &[e.id.into(), bytea_array(members)])? as i64;
+        self.set_card(e, e.card - removed, e.head)?;
+        Ok(removed)
+    }
+
+    pub fn sismember(self, id: i64, member: &[u8]) -> Result<bool, CmdError> {
+        Ok(self.column::<bool>(&SISMEMBER, &[id.into(), bytea(member)])?.first().copied().unwrap_or(false))
+    }
+
+    pub fn smismember(self, id: i64, members: &[Bytes]) -> Result<Vec<bool>, CmdError> {
+        self.column::<bool>(&SMISMEMBER, &[id.into(), bytea_array(members)])
+    }
+
+    pub fn smembers(self, id: i64) -> Result<Vec<Vec<u8>>, CmdError> {
+        self.column::<Vec<u8>>(&SMEMBERS, &[id.into()])
+    }
+
+    /// Up to `n` distinct random members.
+    pub fn srandom(self, id: i64, n: i64) -> Result<Vec<Vec<u8>>, CmdError> {
+        self.column::<Vec<u8>>(&SRANDOM, &[id.into(), n.into()])
+    }
+}
