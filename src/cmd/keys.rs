@@ -336,7 +336,7 @@ fn ttl_generic(ctx: &mut Ctx, args: &mut Args, out: TtlOutput) -> CmdResult {
     Ok(Frame::Integer(match out {
         TtlOutput::RelativeSeconds => (left + 500) / 1000,
         TtlOutput::RelativeMillis => left,
-        TtlOutput::AbsoluteSeconds => at / 1000,
+        TtlOutput::AbsoluteSeconds => (at + 500) / 1000,
         TtlOutput::AbsoluteMillis => at,
     }))
 }

@@ -127,11 +127,7 @@ pub struct ScanOptions {
 impl ScanOptions {
     pub fn parse(args: &mut Args, allow_type: bool) -> Result<ScanOptions, CmdError> {
         let cursor_arg = args.next_bytes()?;
-        let cursor = std::str::from_utf8(&cursor_arg)
-            .ok()
-            .filter(|s| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| CmdError::msg("ERR invalid cursor"))?;
+        let cursor = parse_cursor(&cursor_arg).ok_or_else(|| CmdError::msg("ERR invalid cursor"))?;
         let mut o = ScanOptions { cursor, count: 10, pattern: None, type_name: None };
         while let Some(opt) = args.peek().cloned() {
             args.next_bytes()?;
@@ -158,6 +154,24 @@ impl ScanOptions {
             Some(p) => pgkv_resp::glob::matches(p, item),
         }
     }
+}
+
+/// Redis parses cursors with `strtoul`: an optional sign, digits (none at
+/// all reads as 0), no leading space; a negative number wraps around.
+fn parse_cursor(arg: &[u8]) -> Option<u64> {
+    let (neg, digits) = match arg.first() {
+        Some(b'-') => (true, &arg[1..]),
+        Some(b'+') => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() {
+        return if arg.is_empty() { Some(0) } else { None };
+    }
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(if neg { n.wrapping_neg() } else { n })
 }
 
 thread_local! {

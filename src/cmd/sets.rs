@@ -273,10 +273,9 @@ fn sdiffstore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 
 /// `SINTERCARD numkeys key [key ...] [LIMIT limit]`
 fn sintercard(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    let numkeys = args.next_i64()?;
-    if numkeys <= 0 {
-        return Err(CmdError::msg("ERR numkeys should be greater than 0"));
-    }
+    let numkeys = pgkv_resp::num::parse_i64(&args.next_bytes()?)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| CmdError::msg("ERR numkeys should be greater than 0"))?;
     if numkeys as usize > args.remaining() {
         return Err(CmdError::msg("ERR Number of keys can't be greater than number of args"));
     }

@@ -354,6 +354,28 @@ impl Differential {
         ours
     }
 
+    /// Both shared servers, switched to `proto` and to database `db`, which
+    /// is flushed first: each test family owns a database.
+    pub fn shared(proto: u8, db: u8) -> Differential {
+        let mut d = Differential::new(shared().redis_port, shared_redis_port(), proto);
+        d.check(&["SELECT", &db.to_string()]);
+        d.check(&["FLUSHDB"]);
+        d
+    }
+
+    /// Like `check`, for replies whose element order Redis leaves undefined
+    /// (KEYS, SMEMBERS of a hash-table set): compares the elements sorted.
+    pub fn check_unordered<A: AsRef<[u8]>>(&mut self, args: &[A]) {
+        let ours = self.pgkv.call(args);
+        let theirs = self.redis.call(args);
+        assert_eq!(
+            sorted_reply(&ours),
+            sorted_reply(&theirs),
+            "reply differs (ignoring order) for {:?}",
+            args.iter().map(|a| String::from_utf8_lossy(a.as_ref()).into_owned()).collect::<Vec<_>>()
+        );
+    }
+
     /// Sends the same raw bytes to both and compares the next `replies` replies.
     pub fn check_raw(&mut self, bytes: &[u8], replies: usize) {
         self.pgkv.send(bytes);
@@ -364,6 +386,30 @@ impl Differential {
             assert_eq!(show(&ours), show(&theirs), "reply {i} differs for raw input {:?}", String::from_utf8_lossy(bytes));
         }
     }
+}
+
+/// A reply with the elements of its top-level aggregate sorted, rendered
+/// readably.
+fn sorted_reply(raw: &[u8]) -> String {
+    use pgkv_resp::{Frame, Protocol};
+    let (frame, _) = decode(raw).expect("valid RESP").expect("a whole reply");
+    let kind = raw.first().copied().unwrap_or(b'?') as char;
+    let mut items: Vec<Vec<u8>> = match frame {
+        Frame::Array(v) | Frame::Set(v) | Frame::Push(v) => {
+            v.iter().map(|f| pgkv_resp::to_bytes(f, Protocol::Resp3).to_vec()).collect()
+        }
+        Frame::Map(m) => m
+            .iter()
+            .map(|(k, v)| {
+                let mut b = pgkv_resp::to_bytes(k, Protocol::Resp3).to_vec();
+                b.extend_from_slice(&pgkv_resp::to_bytes(v, Protocol::Resp3));
+                b
+            })
+            .collect(),
+        _ => return show(raw),
+    };
+    items.sort();
+    format!("{kind}{}", items.iter().map(|i| show(i)).collect::<Vec<_>>().join(" | "))
 }
 
 /// Reply bytes in a form whose diff is readable.

@@ -1,0 +1,386 @@
+//! Differential tests of the string, hash and set families against
+//! redis-server 7.0 in RESP2 and RESP3, plus a seeded random command stream.
+
+use pgkv_tests::Differential;
+use rand::{Rng, SeedableRng};
+
+fn both(db: u8, body: impl Fn(&mut Differential)) {
+    for proto in [2, 3] {
+        let mut d = Differential::shared(proto, db);
+        body(&mut d);
+    }
+}
+
+#[test]
+fn string_commands_match_redis() {
+    both(2, |d| {
+        d.check(&["SETNX", "a", "1"]);
+        d.check(&["SETNX", "a", "2"]);
+        d.check(&["SETEX", "b", "100", "v"]);
+        d.check(&["TTL", "b"]);
+        d.check(&["SETEX", "b", "0", "v"]);
+        d.check(&["SETEX", "b", "-1", "v"]);
+        d.check(&["SETEX", "b", "x", "v"]);
+        d.check(&["PSETEX", "b", "100000", "v"]);
+        d.check(&["PSETEX", "b", "0", "v"]);
+        d.check(&["GETSET", "a", "3"]);
+        d.check(&["GETSET", "new", "x"]);
+        d.check(&["GETDEL", "new"]);
+        d.check(&["GETDEL", "new"]);
+        d.check(&["GETEX", "a"]);
+        d.check(&["GETEX", "a", "EX", "100"]);
+        d.check(&["TTL", "a"]);
+        d.check(&["GETEX", "a", "PERSIST"]);
+        d.check(&["TTL", "a"]);
+        d.check(&["GETEX", "a", "PX", "0"]);
+        d.check(&["GETEX", "a", "NX"]);
+        d.check(&["GETEX", "a", "KEEPTTL"]);
+        d.check(&["GETEX", "a", "EX", "10", "PERSIST"]);
+        d.check(&["GETEX", "a", "PERSIST", "EX", "10"]);
+        d.check(&["GETEX", "a", "EXAT", "1"]);
+        d.check(&["GETEX", "a"]);
+        d.check(&["GETEX", "none", "EX", "10"]);
+        d.check(&["MSET", "m1", "1", "m2", "2", "m1", "3"]);
+        d.check(&["MSET", "m1"]);
+        d.check(&["MSET", "m1", "1", "m2"]);
+        d.check(&["MGET", "m1", "m2", "none"]);
+        d.check(&["MSETNX", "m1", "x", "m9", "y"]);
+        d.check(&["MSETNX", "m8", "x", "m9", "y"]);
+        d.check(&["MSETNX", "m8"]);
+        d.check(&["MGET", "m8", "m9"]);
+        d.check(&["APPEND", "ap", "hello"]);
+        d.check(&["APPEND", "ap", " world"]);
+        d.check(&["APPEND", "ap", ""]);
+        d.check(&["GET", "ap"]);
+        d.check(&["STRLEN", "ap"]);
+        d.check(&["STRLEN", "none"]);
+        for (s, e) in [("0", "4"), ("-5", "-1"), ("-1", "-5"), ("5", "2"), ("0", "-100"), ("-100", "100"), ("100", "200"), ("3", "3"), ("x", "1"), ("0", "99999999999999999999")] {
+            d.check(&["GETRANGE", "ap", s, e]);
+            d.check(&["SUBSTR", "ap", s, e]);
+        }
+        d.check(&["GETRANGE", "none", "0", "-1"]);
+        d.check(&["SETRANGE", "sr", "5", "abc"]);
+        d.check(&["GET", "sr"]);
+        d.check(&["SETRANGE", "sr", "0", "XY"]);
+        d.check(&["GET", "sr"]);
+        d.check(&["SETRANGE", "sr", "1", ""]);
+        d.check(&["SETRANGE", "none2", "3", ""]);
+        d.check(&["EXISTS", "none2"]);
+        d.check(&["SETRANGE", "sr", "-1", "x"]);
+        d.check(&["SETRANGE", "sr", "536870911", "xy"]);
+        d.check(&["SETRANGE", "sr", "x", "y"]);
+        d.check(&["HSET", "hash", "f", "v"]);
+        for cmd in [
+            vec!["GETSET", "hash", "x"],
+            vec!["GETDEL", "hash"],
+            vec!["GETEX", "hash"],
+            vec!["APPEND", "hash", "x"],
+            vec!["STRLEN", "hash"],
+            vec!["GETRANGE", "hash", "0", "1"],
+            vec!["SETRANGE", "hash", "0", "x"],
+            vec!["INCR", "hash"],
+            vec!["INCRBYFLOAT", "hash", "1"],
+            vec!["SET", "hash", "x", "GET"],
+            vec!["MGET", "hash", "m1"],
+        ] {
+            d.check(&cmd);
+        }
+    });
+}
+
+#[test]
+fn counters_match_redis() {
+    both(9, |d| {
+        d.check(&["INCR", "n"]);
+        d.check(&["INCRBY", "n", "41"]);
+        d.check(&["DECR", "n"]);
+        d.check(&["DECRBY", "n", "-10"]);
+        d.check(&["INCRBY", "n", "x"]);
+        d.check(&["INCRBY", "n", "1.5"]);
+        d.check(&["DECRBY", "n", "-9223372036854775808"]);
+        d.check(&["SET", "max", "9223372036854775807"]);
+        d.check(&["INCR", "max"]);
+        d.check(&["SET", "min", "-9223372036854775808"]);
+        d.check(&["DECR", "min"]);
+        d.check(&["SET", "bad", "12 "]);
+        d.check(&["INCR", "bad"]);
+        d.check(&["SET", "lead", "01"]);
+        d.check(&["INCR", "lead"]);
+        d.check(&["SET", "ttl", "5", "EX", "100"]);
+        d.check(&["INCR", "ttl"]);
+        d.check(&["TTL", "ttl"]);
+        d.check(&["INCRBYFLOAT", "f", "10.5"]);
+        d.check(&["INCRBYFLOAT", "f", "0.1"]);
+        d.check(&["INCRBYFLOAT", "f", "-5"]);
+        d.check(&["INCRBYFLOAT", "f", "1e3"]);
+        d.check(&["INCRBYFLOAT", "f", "3.0e-3"]);
+        d.check(&["INCRBYFLOAT", "f", "abc"]);
+        d.check(&["INCRBYFLOAT", "f", "inf"]);
+        d.check(&["INCRBYFLOAT", "f", "nan"]);
+        d.check(&["INCRBYFLOAT", "f", " 1"]);
+        d.check(&["INCRBYFLOAT", "g", "5.0e3"]);
+        d.check(&["INCRBYFLOAT", "g", "-5000"]);
+        d.check(&["INCRBYFLOAT", "h", "1.7976931348623157e308"]);
+        d.check(&["INCRBYFLOAT", "h", "1.7976931348623157e308"]);
+        d.check(&["SET", "s", "hello"]);
+        d.check(&["INCRBYFLOAT", "s", "1"]);
+        d.check(&["INCRBYFLOAT", "i", "0.1"]);
+        d.check(&["INCRBYFLOAT", "i", "0.2"]);
+        d.check(&["INCRBYFLOAT", "i", "-0.3"]);
+        d.check(&["GET", "i"]);
+    });
+}
+
+#[test]
+fn hash_commands_match_redis() {
+    both(4, |d| {
+        d.check(&["HSET", "h", "f1", "v1", "f2", "v2"]);
+        d.check(&["HSET", "h", "f1", "new", "f3", "v3", "f3", "v4"]);
+        d.check(&["HSET", "h", "f1"]);
+        d.check(&["HMSET", "h", "f4", "v4"]);
+        d.check(&["HMSET", "h", "f4"]);
+        d.check(&["HGETALL", "h"]);
+        d.check(&["HKEYS", "h"]);
+        d.check(&["HVALS", "h"]);
+        d.check(&["HLEN", "h"]);
+        d.check(&["HGET", "h", "f1"]);
+        d.check(&["HGET", "h", "nope"]);
+        d.check(&["HGET", "none", "f"]);
+        d.check(&["HMGET", "h", "f1", "nope", "f2"]);
+        d.check(&["HMGET", "none", "a", "b"]);
+        d.check(&["HSETNX", "h", "f1", "x"]);
+        d.check(&["HSETNX", "h", "f9", "x"]);
+        d.check(&["HEXISTS", "h", "f9"]);
+        d.check(&["HEXISTS", "h", "nope"]);
+        d.check(&["HEXISTS", "none", "f"]);
+        d.check(&["HSTRLEN", "h", "f1"]);
+        d.check(&["HSTRLEN", "h", "nope"]);
+        d.check(&["HDEL", "h", "f1", "f1", "nope"]);
+        d.check(&["HGETALL", "h"]);
+        d.check(&["HSET", "h", "f1", "back"]);
+        d.check(&["HGETALL", "h"]);
+        d.check(&["HDEL", "h", "f2", "f3", "f4", "f9", "f1"]);
+        d.check(&["EXISTS", "h"]);
+        d.check(&["HGETALL", "h"]);
+        d.check(&["HLEN", "h"]);
+        d.check(&["HINCRBY", "c", "n", "5"]);
+        d.check(&["HINCRBY", "c", "n", "-10"]);
+        d.check(&["HINCRBY", "c", "n", "x"]);
+        d.check(&["HSET", "c", "s", "abc", "big", "9223372036854775807"]);
+        d.check(&["HINCRBY", "c", "s", "1"]);
+        d.check(&["HINCRBY", "c", "big", "1"]);
+        d.check(&["HINCRBYFLOAT", "c", "fl", "10.5"]);
+        d.check(&["HINCRBYFLOAT", "c", "fl", "0.1"]);
+        d.check(&["HINCRBYFLOAT", "c", "s", "1"]);
+        d.check(&["HINCRBYFLOAT", "c", "fl", "x"]);
+        d.check(&["HINCRBYFLOAT", "c", "fl", "inf"]);
+        d.check(&["HINCRBYFLOAT", "none", "f", "inf"]);
+        d.check(&["EXISTS", "none"]);
+        d.check(&["HGETALL", "c"]);
+        d.check(&["HSCAN", "c", "0"]);
+        d.check(&["HSCAN", "c", "0", "MATCH", "f*"]);
+        d.check(&["HSCAN", "c", "0", "COUNT", "1"]);
+        d.check(&["HSCAN", "c", "x"]);
+        d.check(&["HSCAN", "c", "0", "TYPE", "hash"]);
+        d.check(&["HSCAN", "none", "0"]);
+        d.check(&["HRANDFIELD", "none"]);
+        d.check(&["HRANDFIELD", "none", "3"]);
+        d.check(&["HRANDFIELD", "c", "0"]);
+        d.check(&["HRANDFIELD", "c", "x"]);
+        d.check(&["HRANDFIELD", "c", "1", "bogus"]);
+        d.check(&["HRANDFIELD", "c", "1", "WITHVALUES", "x"]);
+        d.check(&["HRANDFIELD", "c", "100", "WITHVALUES"]);
+        d.check(&["HRANDFIELD", "c", "100"]);
+        d.check(&["SET", "str", "v"]);
+        for cmd in [
+            vec!["HSET", "str", "f", "v"],
+            vec!["HGET", "str", "f"],
+            vec!["HGETALL", "str"],
+            vec!["HLEN", "str"],
+            vec!["HDEL", "str", "f"],
+            vec!["HINCRBY", "str", "f", "1"],
+            vec!["HMGET", "str", "f"],
+            vec!["HRANDFIELD", "str"],
+        ] {
+            d.check(&cmd);
+        }
+        d.check(&["HSET", "bin", "\x00\u{7f}", "\r\n"]);
+        d.check(&["HGETALL", "bin"]);
+    });
+}
+
+#[test]
+fn hrandfield_counts_follow_redis() {
+    both(10, |d| {
+        d.check(&["HSET", "h", "a", "1", "b", "2", "c", "3"]);
+        for count in ["2", "3", "5", "-5", "-1"] {
+            let ours = d.pgkv.call(&["HRANDFIELD", "h", count]);
+            let theirs = d.redis.call(&["HRANDFIELD", "h", count]);
+            assert_eq!(ours.len() > 0, theirs.len() > 0);
+            assert_eq!(&ours[..3], &theirs[..3], "the same number of elements for count {count}");
+        }
+    });
+}
+
+#[test]
+fn set_commands_match_redis() {
+    both(5, |d| {
+        d.check(&["SADD", "s", "3", "1", "2", "2"]);
+        d.check(&["SADD", "s", "1", "10"]);
+        d.check(&["SMEMBERS", "s"]);
+        d.check(&["SCARD", "s"]);
+        d.check(&["SISMEMBER", "s", "10"]);
+        d.check(&["SISMEMBER", "s", "11"]);
+        d.check(&["SMISMEMBER", "s", "1", "99", "2"]);
+        d.check(&["SMISMEMBER", "none", "1"]);
+        d.check(&["SREM", "s", "10", "99"]);
+        d.check(&["SMEMBERS", "s"]);
+        d.check(&["SADD", "w", "apple", "banana", "cherry"]);
+        d.check_unordered(&["SMEMBERS", "w"]);
+        d.check(&["SADD", "x", "banana", "kiwi"]);
+        d.check_unordered(&["SINTER", "w", "x"]);
+        d.check_unordered(&["SUNION", "w", "x", "s"]);
+        d.check_unordered(&["SDIFF", "w", "x"]);
+        d.check(&["SINTER", "w", "none"]);
+        d.check_unordered(&["SUNION", "none", "x"]);
+        d.check(&["SDIFF", "none", "x"]);
+        d.check(&["SINTERSTORE", "dst", "w", "x"]);
+        d.check(&["SMEMBERS", "dst"]);
+        d.check(&["SUNIONSTORE", "dst", "s", "s"]);
+        d.check(&["SMEMBERS", "dst"]);
+        d.check(&["SDIFFSTORE", "dst", "s", "s"]);
+        d.check(&["EXISTS", "dst"]);
+        d.check(&["SINTERCARD", "2", "w", "x"]);
+        d.check(&["SINTERCARD", "2", "w", "x", "LIMIT", "0"]);
+        d.check(&["SINTERCARD", "1", "w", "LIMIT", "2"]);
+        d.check(&["SINTERCARD", "0", "w"]);
+        d.check(&["SINTERCARD", "3", "w", "x"]);
+        d.check(&["SINTERCARD", "1", "w", "LIMIT", "-1"]);
+        d.check(&["SINTERCARD", "1", "w", "BOGUS", "1"]);
+        d.check(&["SINTERCARD", "x", "w"]);
+        d.check(&["SMOVE", "w", "x", "apple"]);
+        d.check(&["SMOVE", "w", "x", "apple"]);
+        d.check(&["SMOVE", "none", "x", "apple"]);
+        d.check(&["SMOVE", "x", "x", "kiwi"]);
+        d.check(&["SMOVE", "x", "fresh", "kiwi"]);
+        d.check(&["SMEMBERS", "fresh"]);
+        d.check(&["SPOP", "none"]);
+        d.check(&["SPOP", "none", "2"]);
+        d.check(&["SPOP", "fresh", "-1"]);
+        d.check(&["SPOP", "fresh", "0"]);
+        d.check(&["SPOP", "fresh", "1", "2"]);
+        d.check(&["SPOP", "fresh"]);
+        d.check(&["EXISTS", "fresh"]);
+        d.check(&["SRANDMEMBER", "none"]);
+        d.check(&["SRANDMEMBER", "none", "5"]);
+        d.check(&["SRANDMEMBER", "s", "0"]);
+        d.check(&["SRANDMEMBER", "s", "10"]);
+        d.check(&["SRANDMEMBER", "s", "x"]);
+        d.check(&["SRANDMEMBER", "s", "1", "2"]);
+        d.check(&["SSCAN", "s", "0"]);
+        d.check(&["SSCAN", "s", "0", "MATCH", "1*"]);
+        d.check(&["SSCAN", "s", "x"]);
+        d.check(&["SET", "str", "v"]);
+        for cmd in [
+            vec!["SADD", "str", "m"],
+            vec!["SMEMBERS", "str"],
+            vec!["SCARD", "str"],
+            vec!["SISMEMBER", "str", "m"],
+            vec!["SINTER", "s", "str"],
+            vec!["SINTER", "none", "str"],
+            vec!["SUNIONSTORE", "d2", "str"],
+            vec!["SMOVE", "str", "s", "m"],
+            vec!["SMOVE", "s", "str", "1"],
+            vec!["SPOP", "str"],
+        ] {
+            d.check(&cmd);
+        }
+    });
+}
+
+#[test]
+fn deleting_a_big_collection_frees_its_members_in_the_background() {
+    let c = pgkv_tests::shared();
+    let mut r = c.redis();
+    let _: () = redis::cmd("SELECT").arg(11).query(&mut r).unwrap();
+    for chunk in 0..20 {
+        let mut cmd = redis::cmd("SADD");
+        cmd.arg("big");
+        for i in 0..1000 {
+            cmd.arg(chunk * 1000 + i);
+        }
+        let _: i64 = cmd.query(&mut r).unwrap();
+    }
+    let id = c.psql("SELECT id FROM kv.keys WHERE db = 11 AND key = 'big'::bytea");
+    let start = std::time::Instant::now();
+    let n: i64 = redis::cmd("DEL").arg("big").query(&mut r).unwrap();
+    assert_eq!(n, 1);
+    assert!(start.elapsed() < std::time::Duration::from_millis(500), "DEL does not free members inline");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while c.psql(&format!("SELECT count(*) FROM kv.sets WHERE id = {id}")) != "0" {
+        assert!(std::time::Instant::now() < deadline, "the sweep never freed the members");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(c.psql(&format!("SELECT count(*) FROM kv.garbage WHERE id = {id}")), "0");
+}
+
+/// A few thousand commands drawn with a fixed seed over a small keyspace,
+/// so types collide and keys appear and vanish; every reply must match.
+#[test]
+fn random_command_stream_matches_redis() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed_cafe);
+    for proto in [2u8, 3] {
+        let mut d = Differential::shared(proto, 12);
+        let keys = ["k0", "k1", "k2", "k3", "k4"];
+        let fields = ["a", "b", "c", "1", "2"];
+        let vals = ["", "0", "1", "-7", "x", "10.5", "9223372036854775807", "\u{0}\u{ff}"];
+        for _ in 0..1500 {
+            let k = keys[rng.gen_range(0..keys.len())];
+            let k2 = keys[rng.gen_range(0..keys.len())];
+            let f = fields[rng.gen_range(0..fields.len())];
+            let v = vals[rng.gen_range(0..vals.len())];
+            let n = rng.gen_range(-3i64..6).to_string();
+            let cmd: Vec<&str> = match rng.gen_range(0..34) {
+                0 => vec!["SET", k, v],
+                1 => vec!["GET", k],
+                2 => vec!["DEL", k, k2],
+                3 => vec!["EXISTS", k, k2],
+                4 => vec!["INCR", k],
+                5 => vec!["INCRBY", k, &n],
+                6 => vec!["APPEND", k, v],
+                7 => vec!["GETRANGE", k, &n, "-1"],
+                8 => vec!["SETRANGE", k, "2", v],
+                9 => vec!["STRLEN", k],
+                10 => vec!["HSET", k, f, v],
+                11 => vec!["HGET", k, f],
+                12 => vec!["HDEL", k, f],
+                13 => vec!["HGETALL", k],
+                14 => vec!["HINCRBY", k, f, &n],
+                15 => vec!["HLEN", k],
+                16 => vec!["SADD", k, v, f],
+                17 => vec!["SREM", k, v],
+                18 => vec!["SCARD", k],
+                19 => vec!["SISMEMBER", k, f],
+                20 => vec!["TYPE", k],
+                21 => vec!["RENAME", k, k2],
+                22 => vec!["GETSET", k, v],
+                23 => vec!["MSET", k, v, k2, f],
+                24 => vec!["MGET", k, k2],
+                25 => vec!["SETNX", k, v],
+                26 => vec!["GETDEL", k],
+                27 => vec!["HEXISTS", k, f],
+                28 => vec!["HMGET", k, f, "zz"],
+                29 => vec!["EXPIRE", k, "1000"],
+                30 => vec!["TTL", k],
+                31 => vec!["PERSIST", k],
+                32 => vec!["SMISMEMBER", k, f, v],
+                _ => vec!["DECRBY", k, &n],
+            };
+            d.check(&cmd);
+        }
+        // Sets of non-integers have no defined order in Redis.
+        for k in keys {
+            d.check(&["TYPE", k]);
+        }
+    }
+}
