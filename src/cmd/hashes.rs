@@ -5,7 +5,7 @@
 //! hashes.
 
 use super::table::{tx, Binding};
-use super::{eq_ic, parse_i64, Args, Ctx};
+use super::{eq_ic, Args, Ctx};
 use crate::error::{CmdError, CmdResult};
 use crate::ffi::{add_long_double, parse_long_double, AddError};
 use crate::store::{Entry, Fetch, KeyType};

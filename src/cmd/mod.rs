@@ -9,6 +9,7 @@
 pub mod connection;
 pub mod hashes;
 pub mod keys;
+pub mod lists;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -24,7 +25,7 @@ pub use table::{resolve, CommandSpec};
 
 /// Every family's handler bindings.
 fn families() -> impl Iterator<Item = &'static [table::Binding]> {
-    [connection::COMMANDS, strings::COMMANDS, keys::COMMANDS, hashes::COMMANDS, sets::COMMANDS, server::COMMANDS].into_iter()
+    [connection::COMMANDS, strings::COMMANDS, keys::COMMANDS, hashes::COMMANDS, lists::COMMANDS, sets::COMMANDS, server::COMMANDS].into_iter()
 }
 
 /// What a handler may use: its client's session and, when the command runs
@@ -103,6 +104,14 @@ impl<'a> Args<'a> {
 
 pub fn parse_i64(arg: &[u8]) -> Result<i64, CmdError> {
     pgkv_resp::num::parse_i64(arg).ok_or_else(CmdError::not_integer)
+}
+
+/// Redis's `getPositiveLongFromObjectOrReply`: a non-negative integer;
+/// any failure answers `msg` (Redis's default: "must be positive").
+pub fn parse_non_negative(arg: &[u8], msg: Option<&'static str>) -> Result<i64, CmdError> {
+    pgkv_resp::num::parse_i64(arg)
+        .filter(|n| *n >= 0)
+        .ok_or(CmdError::Static(msg.unwrap_or("ERR value is out of range, must be positive")))
 }
 
 /// Redis's `getIntFromObjectOrReply`: an integer that must fit in a C int.

@@ -7,7 +7,7 @@
 //! Redis sets have no defined order.
 
 use super::table::{tx, Binding};
-use super::{parse_i64, Args, Ctx, ScanOptions};
+use super::{Args, Ctx, ScanOptions};
 use crate::error::{CmdError, CmdResult};
 use crate::store::{Entry, Fetch, KeyType};
 use bytes::Bytes;
@@ -114,13 +114,7 @@ fn spop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     let count = match args.remaining() {
         0 => None,
-        1 => {
-            let n = args.next_i64()?;
-            if n < 0 {
-                return Err(CmdError::msg("ERR value is out of range, must be positive"));
-            }
-            Some(n)
-        }
+        1 => Some(super::parse_non_negative(&args.next_bytes()?, None)?),
         _ => return Err(CmdError::syntax()),
     };
     let Some(e) = lookup(ctx, &key)? else {

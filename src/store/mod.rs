@@ -8,6 +8,7 @@
 
 mod hashes;
 mod keys;
+mod lists;
 mod sets;
 mod sql;
 

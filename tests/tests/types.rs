@@ -267,6 +267,7 @@ fn set_commands_match_redis() {
         d.check(&["SPOP", "none"]);
         d.check(&["SPOP", "none", "2"]);
         d.check(&["SPOP", "fresh", "-1"]);
+        d.check(&["SPOP", "fresh", "x"]);
         d.check(&["SPOP", "fresh", "0"]);
         d.check(&["SPOP", "fresh", "1", "2"]);
         d.check(&["SPOP", "fresh"]);
@@ -383,4 +384,119 @@ fn random_command_stream_matches_redis() {
             d.check(&["TYPE", k]);
         }
     }
+}
+
+#[test]
+fn list_commands_match_redis() {
+    both(13, |d| {
+        d.check(&["RPUSH", "l", "a", "b", "c"]);
+        d.check(&["LPUSH", "l", "z", "y"]);
+        d.check(&["LRANGE", "l", "0", "-1"]);
+        d.check(&["LLEN", "l"]);
+        for (s, e) in [("0", "0"), ("-2", "-1"), ("1", "100"), ("5", "10"), ("-100", "1"), ("3", "1"), ("-1", "-3"), ("x", "1")] {
+            d.check(&["LRANGE", "l", s, e]);
+        }
+        for i in ["0", "4", "5", "-1", "-5", "-6", "x"] {
+            d.check(&["LINDEX", "l", i]);
+        }
+        d.check(&["LINDEX", "none", "x"]);
+        d.check(&["LSET", "l", "1", "Y"]);
+        d.check(&["LSET", "l", "-1", "C"]);
+        d.check(&["LSET", "l", "10", "x"]);
+        d.check(&["LSET", "none", "0", "x"]);
+        d.check(&["LSET", "l", "x", "x"]);
+        d.check(&["LRANGE", "l", "0", "-1"]);
+        d.check(&["LPUSHX", "none", "a"]);
+        d.check(&["RPUSHX", "l", "d", "e"]);
+        d.check(&["LPOP", "l"]);
+        d.check(&["RPOP", "l"]);
+        d.check(&["LPOP", "l", "2"]);
+        d.check(&["RPOP", "l", "2"]);
+        d.check(&["LPOP", "l", "0"]);
+        d.check(&["LPOP", "l", "-1"]);
+        d.check(&["LPOP", "l", "x"]);
+        d.check(&["LPOP", "l", "1", "2"]);
+        d.check(&["LPOP", "none"]);
+        d.check(&["LPOP", "none", "2"]);
+        d.check(&["LPOP", "none", "0"]);
+        d.check(&["RPOP", "l", "100"]);
+        d.check(&["EXISTS", "l"]);
+        d.check(&["RPUSH", "m", "a", "b", "a", "c", "a"]);
+        d.check(&["LINSERT", "m", "BEFORE", "a", "X"]);
+        d.check(&["LINSERT", "m", "AFTER", "c", "Y"]);
+        d.check(&["LINSERT", "m", "AFTER", "nope", "Y"]);
+        d.check(&["LINSERT", "m", "MIDDLE", "a", "Y"]);
+        d.check(&["LINSERT", "none", "BEFORE", "a", "Y"]);
+        d.check(&["LRANGE", "m", "0", "-1"]);
+        d.check(&["LPOS", "m", "a"]);
+        d.check(&["LPOS", "m", "a", "RANK", "2"]);
+        d.check(&["LPOS", "m", "a", "RANK", "-1"]);
+        d.check(&["LPOS", "m", "a", "COUNT", "0"]);
+        d.check(&["LPOS", "m", "a", "COUNT", "2", "RANK", "-1"]);
+        d.check(&["LPOS", "m", "a", "MAXLEN", "2"]);
+        d.check(&["LPOS", "m", "a", "COUNT", "0", "MAXLEN", "4"]);
+        d.check(&["LPOS", "m", "nope"]);
+        d.check(&["LPOS", "m", "nope", "COUNT", "1"]);
+        d.check(&["LPOS", "none", "a"]);
+        d.check(&["LPOS", "none", "a", "COUNT", "1"]);
+        d.check(&["LPOS", "m", "a", "RANK", "0"]);
+        d.check(&["LPOS", "m", "a", "COUNT", "-1"]);
+        d.check(&["LPOS", "m", "a", "MAXLEN", "-1"]);
+        d.check(&["LPOS", "m", "a", "BOGUS", "1"]);
+        d.check(&["LPOS", "m", "a", "RANK"]);
+        d.check(&["LREM", "m", "1", "a"]);
+        d.check(&["LREM", "m", "-1", "a"]);
+        d.check(&["LRANGE", "m", "0", "-1"]);
+        d.check(&["LREM", "m", "0", "a"]);
+        d.check(&["LREM", "m", "0", "nope"]);
+        d.check(&["LREM", "m", "x", "a"]);
+        d.check(&["LRANGE", "m", "0", "-1"]);
+        d.check(&["RPUSH", "t", "1", "2", "3", "4", "5", "6"]);
+        d.check(&["LTRIM", "t", "1", "-2"]);
+        d.check(&["LRANGE", "t", "0", "-1"]);
+        d.check(&["LTRIM", "t", "1", "100"]);
+        d.check(&["LRANGE", "t", "0", "-1"]);
+        d.check(&["LPUSH", "t", "0"]);
+        d.check(&["LRANGE", "t", "0", "-1"]);
+        d.check(&["LTRIM", "t", "5", "1"]);
+        d.check(&["EXISTS", "t"]);
+        d.check(&["LTRIM", "none", "0", "1"]);
+        d.check(&["RPUSH", "src", "a", "b", "c"]);
+        d.check(&["LMOVE", "src", "dst", "LEFT", "RIGHT"]);
+        d.check(&["LMOVE", "src", "dst", "RIGHT", "LEFT"]);
+        d.check(&["LMOVE", "src", "src", "LEFT", "RIGHT"]);
+        d.check(&["LRANGE", "src", "0", "-1"]);
+        d.check(&["LRANGE", "dst", "0", "-1"]);
+        d.check(&["LMOVE", "src", "dst", "UP", "LEFT"]);
+        d.check(&["LMOVE", "none", "dst", "LEFT", "LEFT"]);
+        d.check(&["RPOPLPUSH", "src", "dst"]);
+        d.check(&["RPOPLPUSH", "src", "dst"]);
+        d.check(&["EXISTS", "src"]);
+        d.check(&["LRANGE", "dst", "0", "-1"]);
+        d.check(&["LMPOP", "2", "none", "dst", "LEFT"]);
+        d.check(&["LMPOP", "2", "none", "dst", "RIGHT", "COUNT", "2"]);
+        d.check(&["LMPOP", "1", "none", "LEFT"]);
+        d.check(&["LMPOP", "0", "dst", "LEFT"]);
+        d.check(&["LMPOP", "3", "dst", "LEFT"]);
+        d.check(&["LMPOP", "1", "dst", "UP"]);
+        d.check(&["LMPOP", "1", "dst", "LEFT", "COUNT", "0"]);
+        d.check(&["LMPOP", "1", "dst", "LEFT", "COUNT", "1", "COUNT", "1"]);
+        d.check(&["LMPOP", "x", "dst", "LEFT"]);
+        d.check(&["SET", "str", "v"]);
+        for cmd in [
+            vec!["LPUSH", "str", "a"],
+            vec!["LPUSHX", "str", "a"],
+            vec!["LRANGE", "str", "0", "-1"],
+            vec!["LPOP", "str"],
+            vec!["LLEN", "str"],
+            vec!["LINDEX", "str", "0"],
+            vec!["LMOVE", "str", "dst", "LEFT", "LEFT"],
+            vec!["RPUSH", "ok", "x"],
+            vec!["LMOVE", "ok", "str", "LEFT", "LEFT"],
+            vec!["LRANGE", "ok", "0", "-1"],
+            vec!["LMPOP", "2", "none", "str", "LEFT"],
+        ] {
+            d.check(&cmd);
+        }
+    });
 }

@@ -1,0 +1,346 @@
+//! List commands: LPUSH, RPUSH, LPUSHX, RPUSHX, LPOP, RPOP, LLEN, LRANGE,
+//! LINDEX, LSET, LINSERT, LREM, LTRIM, LPOS, LMOVE, RPOPLPUSH, LMPOP.
+//! (The blocking variants wait on commit wake-ups; they belong with pub/sub.)
+
+use super::table::{tx, Binding};
+use super::{eq_ic, Args, Ctx};
+use crate::error::{CmdError, CmdResult};
+use crate::store::{Entry, Fetch, KeyType};
+use bytes::Bytes;
+use pgkv_resp::Frame;
+
+pub const COMMANDS: &[Binding] = &[
+    tx("lpush", lpush),
+    tx("rpush", rpush),
+    tx("lpushx", lpushx),
+    tx("rpushx", rpushx),
+    tx("lpop", lpop),
+    tx("rpop", rpop),
+    tx("llen", llen),
+    tx("lrange", lrange),
+    tx("lindex", lindex),
+    tx("lset", lset),
+    tx("linsert", linsert),
+    tx("lrem", lrem),
+    tx("ltrim", ltrim),
+    tx("lpos", lpos),
+    tx("lmove", lmove),
+    tx("rpoplpush", rpoplpush),
+    tx("lmpop", lmpop),
+];
+
+fn lookup(ctx: &Ctx, key: &[u8]) -> Result<Option<Entry>, CmdError> {
+    ctx.store().lookup_typed(ctx.session.db, key, ctx.now_ms, KeyType::List, Fetch::Meta)
+}
+
+fn bulk(v: Vec<u8>) -> Frame {
+    Frame::Bulk(Bytes::from(v))
+}
+
+fn push(ctx: &mut Ctx, args: &mut Args, left: bool, only_if_exists: bool) -> CmdResult {
+    let key = args.next_bytes()?;
+    let values = args.rest();
+    let e = match lookup(ctx, &key)? {
+        Some(e) => e,
+        None if only_if_exists => return Ok(Frame::Integer(0)),
+        None => ctx.store().lookup_or_create(ctx.session.db, &key, ctx.now_ms, KeyType::List)?,
+    };
+    Ok(Frame::Integer(ctx.store().list_push(&e, values, left)?))
+}
+
+/// `LPUSH key element [element ...]`
+fn lpush(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    push(ctx, args, true, false)
+}
+
+/// `RPUSH key element [element ...]`
+fn rpush(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    push(ctx, args, false, false)
+}
+
+/// `LPUSHX key element [element ...]`
+fn lpushx(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    push(ctx, args, true, true)
+}
+
+/// `RPUSHX key element [element ...]`
+fn rpushx(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    push(ctx, args, false, true)
+}
+
+/// Redis's `popGenericCommand`.
+fn pop(ctx: &mut Ctx, args: &mut Args, left: bool, name: &str) -> CmdResult {
+    let key = args.next_bytes()?;
+    let count = match args.remaining() {
+        0 => None,
+        1 => Some(super::parse_non_negative(&args.next_bytes()?, None)?),
+        _ => return Err(CmdError::Arity(name.into())),
+    };
+    let Some(e) = lookup(ctx, &key)? else {
+        return Ok(if count.is_some() { Frame::NullArray } else { Frame::NullBulk });
+    };
+    match count {
+        Some(0) => Ok(Frame::Array(vec![])),
+        Some(n) => Ok(Frame::Array(ctx.store().list_pop(&e, n, left)?.into_iter().map(bulk).collect())),
+        None => Ok(ctx.store().list_pop(&e, 1, left)?.into_iter().next().map(bulk).unwrap_or(Frame::NullBulk)),
+    }
+}
+
+/// `LPOP key [count]`
+fn lpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    pop(ctx, args, true, "lpop")
+}
+
+/// `RPOP key [count]`
+fn rpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    pop(ctx, args, false, "rpop")
+}
+
+/// `LLEN key`: O(1), from the key row.
+fn llen(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    Ok(Frame::Integer(lookup(ctx, &key)?.map(|e| e.card).unwrap_or(0)))
+}
+
+/// Redis's index normalisation for LRANGE and LTRIM: `None` is empty.
+fn clamp_range(mut start: i64, mut end: i64, len: i64) -> Option<(i64, i64)> {
+    if start < 0 {
+        start += len;
+    }
+    if end < 0 {
+        end += len;
+    }
+    start = start.max(0);
+    if start > end || start >= len {
+        return None;
+    }
+    Some((start, end.min(len - 1)))
+}
+
+/// `LRANGE key start stop`
+fn lrange(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    let (start, end) = (args.next_i64()?, args.next_i64()?);
+    let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Array(vec![])) };
+    let Some((from, to)) = clamp_range(start, end, e.card) else { return Ok(Frame::Array(vec![])) };
+    Ok(Frame::Array(ctx.store().list_range(&e, from, to)?.into_iter().map(bulk).collect()))
+}
+
+/// A list index (negative from the end) as an offset, if in range.
+fn offset(index: i64, len: i64) -> Option<i64> {
+    let i = if index < 0 { index + len } else { index };
+    (0..len).contains(&i).then_some(i)
+}
+
+/// `LINDEX key index`: one index probe.
+fn lindex(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::NullBulk) };
+    let index = args.next_i64()?;
+    let Some(i) = offset(index, e.card) else { return Ok(Frame::NullBulk) };
+    Ok(ctx.store().list_range(&e, i, i)?.into_iter().next().map(bulk).unwrap_or(Frame::NullBulk))
+}
+
+/// `LSET key index element`: one index probe.
+fn lset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    let Some(e) = lookup(ctx, &key)? else { return Err(CmdError::msg("ERR no such key")) };
+    let index = args.next_i64()?;
+    let value = args.next_bytes()?;
+    let Some(i) = offset(index, e.card) else { return Err(CmdError::msg("ERR index out of range")) };
+    ctx.store().list_set(&e, i, &value)?;
+    Ok(Frame::ok())
+}
+
+fn all(ctx: &Ctx, e: &Entry) -> Result<Vec<Vec<u8>>, CmdError> {
+    if e.card == 0 {
+        return Ok(Vec::new());
+    }
+    ctx.store().list_range(e, 0, e.card - 1)
+}
+
+/// `LINSERT key BEFORE|AFTER pivot element`
+fn linsert(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    let where_ = args.next_bytes()?;
+    let after = if eq_ic(&where_, "after") {
+        true
+    } else if eq_ic(&where_, "before") {
+        false
+    } else {
+        return Err(CmdError::syntax());
+    };
+    let (pivot, value) = (args.next_bytes()?, args.next_bytes()?);
+    let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
+    let mut values = all(ctx, &e)?;
+    let Some(at) = values.iter().position(|v| v.as_slice() == pivot.as_ref()) else { return Ok(Frame::Integer(-1)) };
+    values.insert(if after { at + 1 } else { at }, value.to_vec());
+    let values: Vec<Bytes> = values.into_iter().map(Bytes::from).collect();
+    ctx.store().list_rewrite(&e, &values)?;
+    Ok(Frame::Integer(values.len() as i64))
+}
+
+/// `LREM key count element`
+fn lrem(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    let count = args.next_i64()?;
+    let target = args.next_bytes()?;
+    let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
+    let mut values = all(ctx, &e)?;
+    let limit = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
+    let mut removed = 0usize;
+    let mut keep = vec![true; values.len()];
+    let order: Box<dyn Iterator<Item = usize>> = if count < 0 { Box::new((0..values.len()).rev()) } else { Box::new(0..values.len()) };
+    for i in order {
+        if removed < limit && values[i].as_slice() == target.as_ref() {
+            keep[i] = false;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        let mut k = keep.into_iter();
+        values.retain(|_| k.next().unwrap_or(true));
+        let values: Vec<Bytes> = values.into_iter().map(Bytes::from).collect();
+        ctx.store().list_rewrite(&e, &values)?;
+    }
+    Ok(Frame::Integer(removed as i64))
+}
+
+/// `LTRIM key start stop`: deletes from the ends only, positions stay.
+fn ltrim(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    let (start, end) = (args.next_i64()?, args.next_i64()?);
+    let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::ok()) };
+    match clamp_range(start, end, e.card) {
+        Some((from, to)) => ctx.store().list_trim(&e, from, to)?,
+        None => ctx.store().list_trim(&e, 1, 0)?,
+    }
+    Ok(Frame::ok())
+}
+
+/// `LPOS key element [RANK rank] [COUNT num-matches] [MAXLEN len]`
+fn lpos(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (key, element) = (args.next_bytes()?, args.next_bytes()?);
+    let (mut rank, mut count, mut maxlen) = (1i64, None::<i64>, 0i64);
+    while let Some(opt) = args.peek().cloned() {
+        args.next_bytes()?;
+        if eq_ic(&opt, "rank") && !args.is_empty() {
+            rank = args.next_i64()?;
+            if rank == i64::MIN {
+                return Err(CmdError::msg(
+                    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+                ));
+            }
+            if rank == 0 {
+                return Err(CmdError::msg(
+                    "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
+                ));
+            }
+        } else if eq_ic(&opt, "count") && !args.is_empty() {
+            count = Some(super::parse_non_negative(&args.next_bytes()?, Some("ERR COUNT can't be negative"))?);
+        } else if eq_ic(&opt, "maxlen") && !args.is_empty() {
+            maxlen = super::parse_non_negative(&args.next_bytes()?, Some("ERR MAXLEN can't be negative"))?;
+        } else {
+            return Err(CmdError::syntax());
+        }
+    }
+    let Some(e) = lookup(ctx, &key)? else {
+        return Ok(if count.is_some() { Frame::Array(vec![]) } else { Frame::NullBulk });
+    };
+    let values = all(ctx, &e)?;
+    let len = values.len() as i64;
+    let from_tail = rank < 0;
+    let rank = rank.unsigned_abs() as i64;
+    let mut found = Vec::new();
+    let mut matches = 0;
+    for step in 0..len {
+        if maxlen != 0 && step >= maxlen {
+            break;
+        }
+        let i = if from_tail { len - 1 - step } else { step };
+        if values[i as usize].as_slice() == element.as_ref() {
+            matches += 1;
+            if matches >= rank {
+                found.push(i);
+                match count {
+                    None => break,
+                    Some(c) if c != 0 && found.len() as i64 >= c => break,
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(match count {
+        Some(_) => Frame::Array(found.into_iter().map(Frame::Integer).collect()),
+        None => found.first().map(|i| Frame::Integer(*i)).unwrap_or(Frame::NullBulk),
+    })
+}
+
+fn side(arg: &[u8]) -> Result<bool, CmdError> {
+    if eq_ic(arg, "left") {
+        Ok(true)
+    } else if eq_ic(arg, "right") {
+        Ok(false)
+    } else {
+        Err(CmdError::syntax())
+    }
+}
+
+/// Pops from one end of `src` and pushes to one end of `dst` (maybe the
+/// same list), as Redis's `lmoveGenericCommand`.
+fn move_element(ctx: &mut Ctx, src: &[u8], dst: &[u8], from_left: bool, to_left: bool) -> CmdResult {
+    let Some(from) = lookup(ctx, src)? else { return Ok(Frame::NullBulk) };
+    if from.card == 0 {
+        return Ok(Frame::NullBulk);
+    }
+    lookup(ctx, dst)?;
+    let value = ctx.store().list_pop(&from, 1, from_left)?.into_iter().next().unwrap_or_default();
+    let to = ctx.store().lookup_or_create(ctx.session.db, dst, ctx.now_ms, KeyType::List)?;
+    ctx.store().list_push(&to, &[Bytes::from(value.clone())], to_left)?;
+    Ok(bulk(value))
+}
+
+/// `LMOVE source destination LEFT|RIGHT LEFT|RIGHT`
+fn lmove(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (src, dst) = (args.next_bytes()?, args.next_bytes()?);
+    let from_left = side(&args.next_bytes()?)?;
+    let to_left = side(&args.next_bytes()?)?;
+    move_element(ctx, &src, &dst, from_left, to_left)
+}
+
+/// `RPOPLPUSH source destination`
+fn rpoplpush(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (src, dst) = (args.next_bytes()?, args.next_bytes()?);
+    move_element(ctx, &src, &dst, false, true)
+}
+
+/// `LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]`
+fn lmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let numkeys = pgkv_resp::num::parse_i64(&args.next_bytes()?)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| CmdError::msg("ERR numkeys should be greater than 0"))?;
+    if numkeys as u64 + 1 > args.remaining() as u64 {
+        return Err(CmdError::syntax());
+    }
+    let keys: Vec<Bytes> = (0..numkeys).map(|_| args.next_bytes()).collect::<Result<_, _>>()?;
+    let left = side(&args.next_bytes()?)?;
+    let mut count = None;
+    while let Some(opt) = args.peek().cloned() {
+        args.next_bytes()?;
+        if count.is_none() && eq_ic(&opt, "count") && !args.is_empty() {
+            let n = pgkv_resp::num::parse_i64(&args.next_bytes()?).filter(|n| *n > 0);
+            count = Some(n.ok_or_else(|| CmdError::msg("ERR count should be greater than 0"))?);
+        } else {
+            return Err(CmdError::syntax());
+        }
+    }
+    for key in keys {
+        let Some(e) = lookup(ctx, &key)? else { continue };
+        if e.card == 0 {
+            continue;
+        }
+        let popped = ctx.store().list_pop(&e, count.unwrap_or(1), left)?;
+        return Ok(Frame::Array(vec![Frame::Bulk(key), Frame::Array(popped.into_iter().map(bulk).collect())]));
+    }
+    Ok(Frame::NullArray)
+}

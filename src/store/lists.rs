@@ -1,0 +1,87 @@
+//! List storage: `kv.lists(id, pos, value)` with contiguous positions. The
+//! key row keeps the first position (`head`) and the length (`card`), so
+//! pushes and pops at either end, LINDEX and LSET are index probes.
+
+use super::sql::{read, write, Sql, BYTEA, BYTEA_ARRAY, INT8, INT8_ARRAY};
+use super::{bytea, bytea_array, Entry, Store};
+use crate::error::CmdError;
+use bytes::Bytes;
+use pgrx::datum::DatumWithOid;
+
+static RANGE: Sql = read("SELECT value FROM kv.lists WHERE id = $1 AND pos BETWEEN $2 AND $3 ORDER BY pos", &[INT8, INT8, INT8]);
+static INSERT: Sql = write(
+    "INSERT INTO kv.lists (id, pos, value) SELECT $1, p, v FROM unnest($2, $3) AS u(p, v)",
+    &[INT8, INT8_ARRAY, BYTEA_ARRAY],
+);
+static TAKE: Sql = write(
+    "DELETE FROM kv.lists WHERE id = $1 AND pos BETWEEN $2 AND $3 RETURNING pos, value",
+    &[INT8, INT8, INT8],
+);
+static DROP_OUTSIDE: Sql = write("DELETE FROM kv.lists WHERE id = $1 AND (pos < $2 OR pos > $3)", &[INT8, INT8, INT8]);
+static DROP_ALL: Sql = write("DELETE FROM kv.lists WHERE id = $1", &[INT8]);
+static SET: Sql = write("UPDATE kv.lists SET value = $3 WHERE id = $1 AND pos = $2", &[INT8, INT8, BYTEA]);
+
+impl<'a> Store<'a> {
+    /// Elements at list indexes `from..=to` (already clamped to the list).
+    pub fn list_range(self, e: &Entry, from: i64, to: i64) -> Result<Vec<Vec<u8>>, CmdError> {
+        self.column::<Vec<u8>>(&RANGE, &[e.id.into(), (e.head + from).into(), (e.head + to).into()])
+    }
+
+    /// Pushes `values` one after another at the left or right end; returns
+    /// the new length.
+    pub fn list_push(self, e: &Entry, values: &[Bytes], left: bool) -> Result<i64, CmdError> {
+        let n = values.len() as i64;
+        let positions: Vec<i64> = if left { (1..=n).map(|i| e.head - i).collect() } else { (0..n).map(|i| e.head + e.card + i).collect() };
+        self.exec(&INSERT, &[e.id.into(), DatumWithOid::from(positions), bytea_array(values)])?;
+        let head = if left { e.head - n } else { e.head };
+        self.set_card(e, e.card + n, head)?;
+        Ok(e.card + n)
+    }
+
+    /// Removes up to `count` elements from one end, returned in pop order.
+    pub fn list_pop(self, e: &Entry, count: i64, left: bool) -> Result<Vec<Vec<u8>>, CmdError> {
+        let count = count.min(e.card);
+        if count <= 0 {
+            return Ok(Vec::new());
+        }
+        let (from, to) = if left { (e.head, e.head + count - 1) } else { (e.head + e.card - count, e.head + e.card - 1) };
+        let mut taken = self.run(&TAKE, &[e.id.into(), from.into(), to.into()], |rows| {
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push((row.get::<i64>(1)?.unwrap_or_default(), row.get::<Vec<u8>>(2)?.unwrap_or_default()));
+            }
+            Ok(out)
+        })?;
+        taken.sort_by_key(|(p, _)| *p);
+        if !left {
+            taken.reverse();
+        }
+        let head = if left { e.head + count } else { e.head };
+        self.set_card(e, e.card - count, head)?;
+        Ok(taken.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// Replaces the element at list index `index` (already in range).
+    pub fn list_set(self, e: &Entry, index: i64, value: &[u8]) -> Result<(), CmdError> {
+        self.exec(&SET, &[e.id.into(), (e.head + index).into(), bytea(value)])?;
+        Ok(())
+    }
+
+    /// Keeps list indexes `from..=to` only (an empty range empties the list).
+    pub fn list_trim(self, e: &Entry, from: i64, to: i64) -> Result<(), CmdError> {
+        if from > to {
+            self.exec(&DROP_ALL, &[e.id.into()])?;
+            return self.set_card(e, 0, e.head);
+        }
+        self.exec(&DROP_OUTSIDE, &[e.id.into(), (e.head + from).into(), (e.head + to).into()])?;
+        self.set_card(e, to - from + 1, e.head + from)
+    }
+
+    /// Replaces the whole list (LINSERT, LREM): O(n), as those are in Redis.
+    pub fn list_rewrite(self, e: &Entry, values: &[Bytes]) -> Result<(), CmdError> {
+        self.exec(&DROP_ALL, &[e.id.into()])?;
+        let positions: Vec<i64> = (0..values.len() as i64).map(|i| e.head + i).collect();
+        self.exec(&INSERT, &[e.id.into(), DatumWithOid::from(positions), bytea_array(values)])?;
+        self.set_card(e, values.len() as i64, e.head)
+    }
+}
