@@ -13,6 +13,7 @@ pub mod lists;
 pub mod server;
 pub mod sets;
 pub mod strings;
+pub mod zsets;
 pub mod table;
 
 use crate::error::{CmdError, CmdResult, NOAUTH, NOT_FROM_SQL};
@@ -25,7 +26,7 @@ pub use table::{resolve, CommandSpec};
 
 /// Every family's handler bindings.
 fn families() -> impl Iterator<Item = &'static [table::Binding]> {
-    [connection::COMMANDS, strings::COMMANDS, keys::COMMANDS, hashes::COMMANDS, lists::COMMANDS, sets::COMMANDS, server::COMMANDS].into_iter()
+    [connection::COMMANDS, strings::COMMANDS, keys::COMMANDS, hashes::COMMANDS, lists::COMMANDS, sets::COMMANDS, zsets::COMMANDS, server::COMMANDS].into_iter()
 }
 
 /// What a handler may use: its client's session and, when the command runs

@@ -63,3 +63,37 @@ int pgkv_ld_add(const char *a, size_t alen, const char *b, size_t blen, char *ou
     out[l] = '\0';
     return l;
 }
+
+/* Redis's string2d: 1 when s is a double strtod accepts whole, not NaN,
+ * without overflow or underflow to zero. */
+int pgkv_string2d(const char *s, size_t slen, double *dp) {
+    char buf[MAX_LONG_DOUBLE_CHARS];
+    char *eptr;
+    double value;
+    if (slen == 0 || slen >= sizeof(buf)) return 0;
+    memcpy(buf, s, slen);
+    buf[slen] = '\0';
+    errno = 0;
+    value = strtod(buf, &eptr);
+    if (isspace((unsigned char)buf[0]) || (size_t)(eptr - buf) != slen ||
+        (errno == ERANGE && (value == HUGE_VAL || value == -HUGE_VAL || fpclassify(value) == FP_ZERO)) ||
+        isnan(value))
+        return 0;
+    *dp = value;
+    return 1;
+}
+
+/* strtod as Redis's zslParseRange uses it: only "the whole string was
+ * read" and "not NaN" are checked (leading space, "" and overflow pass). */
+int pgkv_strtod_range(const char *s, size_t slen, double *dp) {
+    char buf[MAX_LONG_DOUBLE_CHARS];
+    char *eptr;
+    double value;
+    if (slen >= sizeof(buf)) return 0;
+    memcpy(buf, s, slen);
+    buf[slen] = '\0';
+    value = strtod(buf, &eptr);
+    if (eptr[0] != '\0' || (size_t)(eptr - buf) != slen || isnan(value)) return 0;
+    *dp = value;
+    return 1;
+}

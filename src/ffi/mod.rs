@@ -1,10 +1,14 @@
-//! Foreign code pgkv carries itself. Only `longdouble.c` today: Redis does
-//! INCRBYFLOAT in C long double, which Rust cannot express.
+//! Foreign code pgkv carries itself: `longdouble.c`. Redis does INCRBYFLOAT
+//! in C long double, which Rust cannot express, and parses scores with
+//! strtod, whose accepted syntax (hex floats, overflow rules) Rust's parser
+//! does not share.
 
 use std::os::raw::{c_char, c_int};
 
 extern "C" {
     fn pgkv_ld_parse(s: *const c_char, slen: usize, finite: *mut c_int) -> c_int;
+    fn pgkv_string2d(s: *const c_char, slen: usize, out: *mut f64) -> c_int;
+    fn pgkv_strtod_range(s: *const c_char, slen: usize, out: *mut f64) -> c_int;
     fn pgkv_ld_add(a: *const c_char, alen: usize, b: *const c_char, blen: usize, out: *mut c_char, outlen: usize) -> c_int;
 }
 
@@ -42,4 +46,22 @@ pub fn add_long_double(a: &[u8], b: &[u8]) -> Result<Vec<u8>, AddError> {
             Ok(out)
         }
     }
+}
+
+/// A double as Redis's `string2d` parses it (scores, weights): strtod's
+/// syntax, the whole argument, no leading space, no NaN, no overflow.
+pub fn parse_double(s: &[u8]) -> Option<f64> {
+    let mut out = 0f64;
+    // SAFETY: the pointers cover `s` and a local; the C side copies `s`.
+    let ok = unsafe { pgkv_string2d(s.as_ptr().cast(), s.len(), &mut out) };
+    (ok == 1).then_some(out)
+}
+
+/// A range bound's number as Redis's `zslParseRange` reads it: plain
+/// strtod, only requiring that all of it was read and it is not NaN.
+pub fn parse_range_double(s: &[u8]) -> Option<f64> {
+    let mut out = 0f64;
+    // SAFETY: as in `parse_double`.
+    let ok = unsafe { pgkv_strtod_range(s.as_ptr().cast(), s.len(), &mut out) };
+    (ok == 1).then_some(out)
 }

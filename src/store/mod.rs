@@ -10,6 +10,7 @@ mod hashes;
 mod keys;
 mod lists;
 mod sets;
+mod zsets;
 mod sql;
 
 use crate::error::CmdError;

@@ -25,6 +25,7 @@ pub const FLOAT8: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::FLOAT8OID);
 pub const BYTEA: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::BYTEAOID);
 pub const BYTEA_ARRAY: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::BYTEAARRAYOID);
 pub const INT8_ARRAY: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::INT8ARRAYOID);
+pub const FLOAT8_ARRAY: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::FLOAT8ARRAYOID);
 pub const CHAR: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::CHAROID);
 
 pub const fn read(text: &'static str, types: &'static [PgOid]) -> Sql {

@@ -341,7 +341,7 @@ fn random_command_stream_matches_redis() {
             let f = fields[rng.gen_range(0..fields.len())];
             let v = vals[rng.gen_range(0..vals.len())];
             let n = rng.gen_range(-3i64..6).to_string();
-            let cmd: Vec<&str> = match rng.gen_range(0..34) {
+            let cmd: Vec<&str> = match rng.gen_range(0..46) {
                 0 => vec!["SET", k, v],
                 1 => vec!["GET", k],
                 2 => vec!["DEL", k, k2],
@@ -375,6 +375,18 @@ fn random_command_stream_matches_redis() {
                 30 => vec!["TTL", k],
                 31 => vec!["PERSIST", k],
                 32 => vec!["SMISMEMBER", k, f, v],
+                33 => vec!["LPUSH", k, v, f],
+                34 => vec!["RPUSH", k, v],
+                35 => vec!["LPOP", k],
+                36 => vec!["RPOP", k, "2"],
+                37 => vec!["LRANGE", k, &n, "-1"],
+                38 => vec!["LINDEX", k, &n],
+                39 => vec!["LREM", k, &n, v],
+                40 => vec!["ZADD", k, &n, f],
+                41 => vec!["ZINCRBY", k, "1.5", f],
+                42 => vec!["ZRANGE", k, "0", "-1", "WITHSCORES"],
+                43 => vec!["ZREM", k, f],
+                44 => vec!["ZRANGEBYSCORE", k, "(0", "+inf", "WITHSCORES"],
                 _ => vec!["DECRBY", k, &n],
             };
             d.check(&cmd);
@@ -495,6 +507,164 @@ fn list_commands_match_redis() {
             vec!["LMOVE", "ok", "str", "LEFT", "LEFT"],
             vec!["LRANGE", "ok", "0", "-1"],
             vec!["LMPOP", "2", "none", "str", "LEFT"],
+        ] {
+            d.check(&cmd);
+        }
+    });
+}
+
+#[test]
+fn sorted_set_commands_match_redis() {
+    both(14, |d| {
+        d.check(&["ZADD", "z", "1", "a", "2", "b", "3", "c"]);
+        d.check(&["ZADD", "z", "1.5", "a", "2", "b", "-inf", "min", "+inf", "max"]);
+        d.check(&["ZADD", "z", "CH", "1", "a", "9", "new"]);
+        d.check(&["ZADD", "z", "NX", "100", "a", "4", "d"]);
+        d.check(&["ZADD", "z", "XX", "100", "nope", "5", "d"]);
+        d.check(&["ZADD", "z", "GT", "1", "d", "6", "c"]);
+        d.check(&["ZADD", "z", "LT", "CH", "0", "d", "60", "c"]);
+        d.check(&["ZADD", "z", "XX", "NX", "1", "a"]);
+        d.check(&["ZADD", "z", "GT", "LT", "1", "a"]);
+        d.check(&["ZADD", "z", "NX", "GT", "1", "a"]);
+        d.check(&["ZADD", "z", "INCR", "1", "a", "2", "b"]);
+        d.check(&["ZADD", "z", "INCR", "2.5", "a"]);
+        d.check(&["ZADD", "z", "INCR", "NX", "2.5", "a"]);
+        d.check(&["ZADD", "z", "INCR", "XX", "1", "zz"]);
+        d.check(&["ZADD", "z", "1"]);
+        d.check(&["ZADD", "z"]);
+        d.check(&["ZADD", "z", "x", "a"]);
+        d.check(&["ZADD", "z", "nan", "a"]);
+        d.check(&["ZADD", "z", "1", "a", "bad", "b"]);
+        d.check(&["ZADD", "none", "XX", "1", "a"]);
+        d.check(&["EXISTS", "none"]);
+        d.check(&["ZINCRBY", "z", "0.1", "a"]);
+        d.check(&["ZINCRBY", "z", "x", "a"]);
+        d.check(&["ZINCRBY", "z", "-inf", "max"]);
+        d.check(&["ZINCRBY", "z", "1", "fresh"]);
+        d.check(&["ZRANGE", "z", "0", "-1", "WITHSCORES"]);
+        d.check(&["ZCARD", "z"]);
+        d.check(&["ZCARD", "none"]);
+        d.check(&["ZSCORE", "z", "a"]);
+        d.check(&["ZSCORE", "z", "min"]);
+        d.check(&["ZSCORE", "z", "nope"]);
+        d.check(&["ZMSCORE", "z", "a", "nope", "max"]);
+        d.check(&["ZMSCORE", "none", "a"]);
+        d.check(&["ZRANK", "z", "c"]);
+        d.check(&["ZREVRANK", "z", "c"]);
+        d.check(&["ZRANK", "z", "nope"]);
+        d.check(&["ZRANK", "none", "a"]);
+        for (lo, hi) in [("-inf", "+inf"), ("1", "3"), ("(1", "3"), ("1", "(3"), ("(1.5", "(4"), ("3", "1"), ("(2", "(2"), ("2", "2"), ("x", "1"), ("1", "(x"), ("(", "5"), ("", "5"), (" 1", "5"), ("1e400", "inf")] {
+            d.check(&["ZCOUNT", "z", lo, hi]);
+            d.check(&["ZRANGEBYSCORE", "z", lo, hi]);
+            d.check(&["ZRANGEBYSCORE", "z", lo, hi, "WITHSCORES", "LIMIT", "1", "2"]);
+            d.check(&["ZREVRANGEBYSCORE", "z", hi, lo, "WITHSCORES"]);
+            d.check(&["ZRANGE", "z", lo, hi, "BYSCORE", "REV", "LIMIT", "0", "3"]);
+        }
+        for (s, e) in [("0", "-1"), ("1", "2"), ("-2", "-1"), ("5", "1"), ("-100", "100"), ("100", "200"), ("x", "1")] {
+            d.check(&["ZRANGE", "z", s, e]);
+            d.check(&["ZRANGE", "z", s, e, "REV", "WITHSCORES"]);
+            d.check(&["ZREVRANGE", "z", s, e, "WITHSCORES"]);
+        }
+        d.check(&["ZRANGE", "z", "0", "1", "LIMIT", "0", "1"]);
+        d.check(&["ZRANGE", "z", "0", "1", "BYLEX"]);
+        d.check(&["ZRANGE", "z", "[a", "[b", "BYLEX", "WITHSCORES"]);
+        d.check(&["ZRANGE", "z", "0", "1", "BOGUS"]);
+        d.check(&["ZRANGE", "z", "0", "1", "REV", "REV"]);
+        d.check(&["ZRANGEBYSCORE", "z", "0", "1", "BYSCORE"]);
+        d.check(&["ZREVRANGE", "z", "0", "1", "REV"]);
+        d.check(&["ZRANGEBYSCORE", "z", "-inf", "inf", "LIMIT", "-1", "2"]);
+        d.check(&["ZRANGEBYSCORE", "z", "-inf", "inf", "LIMIT", "2", "-1"]);
+        d.check(&["ZRANGEBYSCORE", "z", "-inf", "inf", "LIMIT", "2", "0"]);
+        d.check(&["ZRANGEBYSCORE", "z", "-inf", "inf", "LIMIT", "x", "0"]);
+        d.check(&["ZRANGE", "none", "0", "-1"]);
+        d.check(&["ZADD", "lex", "0", "a", "0", "b", "0", "c", "0", "d", "0", "e"]);
+        for (lo, hi) in [("-", "+"), ("[b", "[d"), ("(b", "(d"), ("[b", "+"), ("-", "(c"), ("+", "-"), ("b", "d"), ("[d", "[b"), ("-x", "+")] {
+            d.check(&["ZLEXCOUNT", "lex", lo, hi]);
+            d.check(&["ZRANGEBYLEX", "lex", lo, hi]);
+            d.check(&["ZRANGEBYLEX", "lex", lo, hi, "LIMIT", "1", "2"]);
+            d.check(&["ZREVRANGEBYLEX", "lex", hi, lo]);
+        }
+        d.check(&["ZRANGESTORE", "dst", "z", "0", "2"]);
+        d.check(&["ZRANGE", "dst", "0", "-1", "WITHSCORES"]);
+        d.check(&["ZRANGESTORE", "dst", "z", "(1", "+inf", "BYSCORE", "LIMIT", "1", "2"]);
+        d.check(&["ZRANGE", "dst", "0", "-1", "WITHSCORES"]);
+        d.check(&["ZRANGESTORE", "dst", "z", "5", "1"]);
+        d.check(&["EXISTS", "dst"]);
+        d.check(&["ZRANGESTORE", "dst", "z", "0", "1", "WITHSCORES"]);
+        d.check(&["ZREMRANGEBYLEX", "lex", "[b", "(d"]);
+        d.check(&["ZRANGE", "lex", "0", "-1"]);
+        d.check(&["ZREMRANGEBYRANK", "z", "0", "1"]);
+        d.check(&["ZREMRANGEBYRANK", "z", "-1", "-1"]);
+        d.check(&["ZREMRANGEBYRANK", "z", "5", "1"]);
+        d.check(&["ZREMRANGEBYSCORE", "z", "(2", "5"]);
+        d.check(&["ZREMRANGEBYSCORE", "z", "x", "5"]);
+        d.check(&["ZRANGE", "z", "0", "-1", "WITHSCORES"]);
+        d.check(&["ZADD", "p", "1", "a", "2", "b", "3", "c", "4", "d"]);
+        d.check(&["ZPOPMIN", "p"]);
+        d.check(&["ZPOPMAX", "p"]);
+        d.check(&["ZPOPMIN", "p", "1"]);
+        d.check(&["ZPOPMAX", "p", "10"]);
+        d.check(&["ZPOPMIN", "p"]);
+        d.check(&["ZPOPMIN", "p", "-1"]);
+        d.check(&["ZPOPMIN", "p", "x"]);
+        d.check(&["ZPOPMIN", "p", "1", "2"]);
+        d.check(&["ZADD", "p", "1", "a", "2", "b", "3", "c"]);
+        d.check(&["ZPOPMIN", "p", "0"]);
+        d.check(&["ZMPOP", "2", "none", "p", "MIN"]);
+        d.check(&["ZMPOP", "1", "p", "MAX", "COUNT", "5"]);
+        d.check(&["ZMPOP", "1", "p", "MAX"]);
+        d.check(&["ZMPOP", "0", "p", "MAX"]);
+        d.check(&["ZMPOP", "1", "p", "UP"]);
+        d.check(&["ZMPOP", "1", "p", "MIN", "COUNT", "0"]);
+        d.check(&["ZMPOP", "3", "p", "MIN"]);
+        d.check(&["ZRANDMEMBER", "none"]);
+        d.check(&["ZRANDMEMBER", "none", "2"]);
+        d.check(&["ZRANDMEMBER", "lex", "0"]);
+        d.check(&["ZRANDMEMBER", "lex", "1", "bogus"]);
+        d.check_unordered(&["ZRANDMEMBER", "lex", "10", "WITHSCORES"]);
+        d.check(&["ZSCAN", "lex", "0"]);
+        d.check(&["ZSCAN", "lex", "0", "MATCH", "a*"]);
+        d.check(&["ZADD", "s1", "1", "a", "2", "b", "3", "c"]);
+        d.check(&["ZADD", "s2", "10", "b", "20", "c", "30", "d"]);
+        d.check(&["SADD", "plain", "c", "d", "e"]);
+        d.check(&["ZSCAN", "s1", "0"]);
+        d.check(&["ZUNION", "2", "s1", "s2", "WITHSCORES"]);
+        d.check(&["ZUNION", "3", "s1", "s2", "plain", "WITHSCORES"]);
+        d.check(&["ZINTER", "2", "s1", "s2", "WITHSCORES"]);
+        d.check(&["ZINTER", "2", "s1", "s2", "WEIGHTS", "2", "0.5", "WITHSCORES"]);
+        d.check(&["ZINTER", "2", "s1", "s2", "AGGREGATE", "MAX", "WITHSCORES"]);
+        d.check(&["ZUNION", "2", "s1", "s2", "AGGREGATE", "MIN", "WITHSCORES"]);
+        d.check(&["ZDIFF", "2", "s1", "s2", "WITHSCORES"]);
+        d.check(&["ZDIFF", "1", "s1"]);
+        d.check(&["ZUNIONSTORE", "out", "2", "s1", "s2"]);
+        d.check(&["ZRANGE", "out", "0", "-1", "WITHSCORES"]);
+        d.check(&["ZINTERSTORE", "out", "2", "s1", "none"]);
+        d.check(&["EXISTS", "out"]);
+        d.check(&["ZDIFFSTORE", "out", "2", "s2", "s1"]);
+        d.check(&["ZRANGE", "out", "0", "-1", "WITHSCORES"]);
+        d.check(&["ZINTERCARD", "2", "s1", "s2"]);
+        d.check(&["ZINTERCARD", "2", "s1", "s2", "LIMIT", "1"]);
+        d.check(&["ZINTERCARD", "0", "s1"]);
+        d.check(&["ZINTERCARD", "2", "s1", "s2", "LIMIT", "-1"]);
+        d.check(&["ZUNION", "0", "s1"]);
+        d.check(&["ZUNION", "3", "s1", "s2"]);
+        d.check(&["ZUNION", "2", "s1", "s2", "WEIGHTS", "1"]);
+        d.check(&["ZUNION", "2", "s1", "s2", "WEIGHTS", "1", "x"]);
+        d.check(&["ZUNION", "2", "s1", "s2", "AGGREGATE", "AVG"]);
+        d.check(&["ZDIFF", "2", "s1", "s2", "WEIGHTS", "1", "1"]);
+        d.check(&["ZUNIONSTORE", "out", "2", "s1", "s2", "WITHSCORES"]);
+        d.check(&["ZADD", "inf", "inf", "a", "-inf", "b"]);
+        d.check(&["ZUNION", "2", "inf", "inf", "WITHSCORES"]);
+        d.check(&["ZUNION", "2", "inf", "s1", "WEIGHTS", "0", "1", "WITHSCORES"]);
+        d.check(&["SET", "str", "v"]);
+        for cmd in [
+            vec!["ZADD", "str", "1", "a"],
+            vec!["ZSCORE", "str", "a"],
+            vec!["ZRANGE", "str", "0", "-1"],
+            vec!["ZCARD", "str"],
+            vec!["ZUNION", "2", "s1", "str"],
+            vec!["ZPOPMIN", "str"],
+            vec!["ZINCRBY", "str", "1", "a"],
         ] {
             d.check(&cmd);
         }

@@ -1,0 +1,859 @@
+//! Sorted-set commands: ZADD, ZINCRBY, ZREM, ZCARD, ZSCORE, ZMSCORE, ZRANK,
+//! ZREVRANK, ZCOUNT, ZLEXCOUNT, the ZRANGE family and ZRANGESTORE, the
+//! ZREMRANGEBY* commands, ZPOPMIN/ZPOPMAX, ZMPOP, ZRANDMEMBER, ZUNION,
+//! ZINTER, ZDIFF and their STORE forms, ZINTERCARD, ZSCAN.
+//!
+//! Elements are ordered by (score, member bytes), as in Redis. Scores reply
+//! as doubles: `%.17g`, RESP3 `,` or a RESP2 bulk string.
+
+use super::table::{tx, Binding};
+use super::{eq_ic, Args, Ctx, ScanOptions};
+use crate::error::{CmdError, CmdResult};
+use crate::ffi::{parse_double, parse_range_double};
+use crate::store::{Entry, Fetch, KeyType};
+use bytes::Bytes;
+use pgkv_resp::{Frame, Protocol};
+use std::collections::BTreeMap;
+
+pub const COMMANDS: &[Binding] = &[
+    tx("zadd", zadd),
+    tx("zincrby", zincrby),
+    tx("zrem", zrem),
+    tx("zcard", zcard),
+    tx("zscore", zscore),
+    tx("zmscore", zmscore),
+    tx("zrank", zrank),
+    tx("zrevrank", zrevrank),
+    tx("zcount", zcount),
+    tx("zlexcount", zlexcount),
+    tx("zrange", zrange),
+    tx("zrangestore", zrangestore),
+    tx("zrangebyscore", zrangebyscore),
+    tx("zrevrangebyscore", zrevrangebyscore),
+    tx("zrangebylex", zrangebylex),
+    tx("zrevrangebylex", zrevrangebylex),
+    tx("zrevrange", zrevrange),
+    tx("zremrangebyrank", zremrangebyrank),
+    tx("zremrangebyscore", zremrangebyscore),
+    tx("zremrangebylex", zremrangebylex),
+    tx("zpopmin", zpopmin),
+    tx("zpopmax", zpopmax),
+    tx("zmpop", zmpop),
+    tx("zrandmember", zrandmember),
+    tx("zunion", zunion),
+    tx("zinter", zinter),
+    tx("zdiff", zdiff),
+    tx("zunionstore", zunionstore),
+    tx("zinterstore", zinterstore),
+    tx("zdiffstore", zdiffstore),
+    tx("zintercard", zintercard),
+    tx("zscan", zscan),
+];
+
+const NOT_FLOAT: &str = "ERR value is not a valid float";
+const NAN_SCORE: &str = "ERR resulting score is not a number (NaN)";
+
+type Pairs = Vec<(Vec<u8>, f64)>;
+
+fn lookup(ctx: &Ctx, key: &[u8]) -> Result<Option<Entry>, CmdError> {
+    ctx.store().lookup_typed(ctx.session.db, key, ctx.now_ms, KeyType::ZSet, Fetch::Meta)
+}
+
+fn bulk(b: Vec<u8>) -> Frame {
+    Frame::Bulk(Bytes::from(b))
+}
+
+/// Elements with optional scores: flat in RESP2, [member, score] pairs in
+/// RESP3 (Redis's zrange result handler).
+fn emit(ctx: &Ctx, pairs: Pairs, withscores: bool) -> Frame {
+    let resp3 = ctx.session.proto == Protocol::Resp3;
+    let mut out = Vec::with_capacity(pairs.len() * if withscores && !resp3 { 2 } else { 1 });
+    for (m, s) in pairs {
+        match (withscores, resp3) {
+            (false, _) => out.push(bulk(m)),
+            (true, true) => out.push(Frame::Array(vec![bulk(m), Frame::Double(s)])),
+            (true, false) => out.extend([bulk(m), Frame::Double(s)]),
+        }
+    }
+    Frame::Array(out)
+}
+
+/// `ZADD key [NX | XX] [GT | LT] [CH] [INCR] score member [score member ...]`
+fn zadd(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) = (false, false, false, false, false, false);
+    while let Some(opt) = args.peek() {
+        let flag = match () {
+            _ if eq_ic(opt, "nx") => &mut nx,
+            _ if eq_ic(opt, "xx") => &mut xx,
+            _ if eq_ic(opt, "gt") => &mut gt,
+            _ if eq_ic(opt, "lt") => &mut lt,
+            _ if eq_ic(opt, "ch") => &mut ch,
+            _ if eq_ic(opt, "incr") => &mut incr,
+            _ => break,
+        };
+        *flag = true;
+        args.next_bytes()?;
+    }
+    let rest = args.rest();
+    if rest.is_empty() || rest.len() % 2 != 0 {
+        return Err(CmdError::syntax());
+    }
+    if nx && xx {
+        return Err(CmdError::msg("ERR XX and NX options at the same time are not compatible"));
+    }
+    if (gt && nx) || (lt && nx) || (gt && lt) {
+        return Err(CmdError::msg("ERR GT, LT, and/or NX options at the same time are not compatible"));
+    }
+    if incr && rest.len() > 2 {
+        return Err(CmdError::msg("ERR INCR option supports a single increment-element pair"));
+    }
+    let mut elements = Vec::with_capacity(rest.len() / 2);
+    for p in rest.chunks(2) {
+        let score = parse_double(&p[0]).ok_or(CmdError::Static(NOT_FLOAT))?;
+        elements.push((score, p[1].clone()));
+    }
+    zadd_generic(ctx, &key, elements, ZaddFlags { nx, xx, gt, lt, ch, incr })
+}
+
+struct ZaddFlags {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+    ch: bool,
+    incr: bool,
+}
+
+/// Redis's `zsetAdd` applied element by element; nothing is written unless
+/// every element succeeds.
+fn zadd_generic(ctx: &mut Ctx, key: &[u8], elements: Vec<(f64, Bytes)>, f: ZaddFlags) -> CmdResult {
+    let existing = lookup(ctx, key)?;
+    if existing.is_none() && f.xx {
+        return Ok(if f.incr { Frame::NullBulk } else { Frame::Integer(0) });
+    }
+    let members: Vec<Bytes> = elements.iter().map(|(_, m)| m.clone()).collect();
+    let current_scores = match &existing {
+        Some(e) => ctx.store().zmscore(e.id, &members)?,
+        None => vec![None; members.len()],
+    };
+    let mut current: BTreeMap<Bytes, Option<f64>> = BTreeMap::new();
+    for (m, s) in members.iter().zip(current_scores) {
+        current.entry(m.clone()).or_insert(s);
+    }
+    let mut writes: Vec<(Bytes, f64)> = Vec::new();
+    let (mut added, mut updated, mut processed) = (0i64, 0i64, 0i64);
+    let mut last_score = 0f64;
+    for (score, member) in elements {
+        let cur = current.get(&member).copied().flatten();
+        let new_score = match cur {
+            Some(cur) => {
+                if f.nx {
+                    continue;
+                }
+                let s = if f.incr { score + cur } else { score };
+                if s.is_nan() {
+                    return Err(CmdError::Static(NAN_SCORE));
+                }
+                if (f.lt && s >= cur) || (f.gt && s <= cur) {
+                    continue;
+                }
+                if s != cur {
+                    updated += 1;
+                }
+                s
+            }
+            None if !f.xx => {
+                added += 1;
+                score
+            }
+            None => continue,
+        };
+        processed += 1;
+        last_score = new_score;
+        current.insert(member.clone(), Some(new_score));
+        match writes.iter_mut().find(|(m, _)| *m == member) {
+            Some(w) => w.1 = new_score,
+            None => writes.push((member, new_score)),
+        }
+    }
+    if !writes.is_empty() {
+        let e = match existing {
+            Some(e) => e,
+            None => ctx.store().lookup_or_create(ctx.session.db, key, ctx.now_ms, KeyType::ZSet)?,
+        };
+        ctx.store().zupsert(&e, &writes, added)?;
+    }
+    Ok(if f.incr {
+        if processed > 0 { Frame::Double(last_score) } else { Frame::NullBulk }
+    } else {
+        Frame::Integer(if f.ch { added + updated } else { added })
+    })
+}
+
+/// `ZINCRBY key increment member`
+fn zincrby(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    let by = parse_double(&args.next_bytes()?).ok_or(CmdError::Static(NOT_FLOAT))?;
+    let member = args.next_bytes()?;
+    let flags = ZaddFlags { nx: false, xx: false, gt: false, lt: false, ch: false, incr: true };
+    zadd_generic(ctx, &key, vec![(by, member)], flags)
+}
+
+/// `ZREM key member [member ...]`
+fn zrem(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
+    Ok(Frame::Integer(ctx.store().zrem(&e, args.rest())?))
+}
+
+/// `ZCARD key`: O(1), from the key row.
+fn zcard(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    Ok(Frame::Integer(lookup(ctx, &key)?.map(|e| e.card).unwrap_or(0)))
+}
+
+/// `ZSCORE key member`: one index probe.
+fn zscore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (key, member) = (args.next_bytes()?, args.next_bytes()?);
+    let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::NullBulk) };
+    Ok(ctx.store().zscore(e.id, &member)?.map(Frame::Double).unwrap_or(Frame::NullBulk))
+}
+
+/// `ZMSCORE key member [member ...]`
+fn zmscore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    let members = args.rest();
+    let scores = match lookup(ctx, &key)? {
+        Some(e) => ctx.store().zmscore(e.id, members)?,
+        None => vec![None; members.len()],
+    };
+    Ok(Frame::Array(scores.into_iter().map(|s| s.map(Frame::Double).unwrap_or(Frame::NullBulk)).collect()))
+}
+
+fn rank_generic(ctx: &mut Ctx, args: &mut Args, rev: bool) -> CmdResult {
+    let (key, member) = (args.next_bytes()?, args.next_bytes()?);
+    let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::NullBulk) };
+    let Some(score) = ctx.store().zscore(e.id, &member)? else { return Ok(Frame::NullBulk) };
+    let rank = ctx.store().zrank(e.id, score, &member)?;
+    Ok(Frame::Integer(if rev { e.card - 1 - rank } else { rank }))
+}
+
+/// `ZRANK key member`
+fn zrank(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    rank_generic(ctx, args, false)
+}
+
+/// `ZREVRANK key member`
+fn zrevrank(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    rank_generic(ctx, args, true)
+}
+
+/// A score range: `[min, max]` with either end exclusive, `(` prefixed.
+#[derive(Clone, Copy)]
+struct ScoreRange {
+    min: f64,
+    minex: bool,
+    max: f64,
+    maxex: bool,
+}
+
+impl ScoreRange {
+    fn parse(min: &[u8], max: &[u8]) -> Result<ScoreRange, CmdError> {
+        let bound = |b: &[u8]| -> Option<(f64, bool)> {
+            match b.first() {
+                Some(b'(') => parse_range_double(&b[1..]).map(|v| (v, true)),
+                _ => parse_range_double(b).map(|v| (v, false)),
+            }
+        };
+        match (bound(min), bound(max)) {
+            (Some((min, minex)), Some((max, maxex))) => Ok(ScoreRange { min, minex, max, maxex }),
+            _ => Err(CmdError::msg("ERR min or max is not a float")),
+        }
+    }
+
+    fn contains(&self, s: f64) -> bool {
+        (if self.minex { s > self.min } else { s >= self.min }) && (if self.maxex { s < self.max } else { s <= self.max })
+    }
+
+    fn empty(&self) -> bool {
+        self.min > self.max || (self.min == self.max && (self.minex || self.maxex))
+    }
+}
+
+/// A lex range: `-`, `+`, `[x` inclusive, `(x` exclusive.
+#[derive(Clone)]
+enum LexBound {
+    Min,
+    Max,
+    Incl(Vec<u8>),
+    Excl(Vec<u8>),
+}
+
+struct LexRange {
+    min: LexBound,
+    max: LexBound,
+}
+
+impl LexRange {
+    fn parse(min: &[u8], max: &[u8]) -> Result<LexRange, CmdError> {
+        let bound = |b: &[u8]| -> Option<LexBound> {
+            match b.first() {
+                Some(b'+') if b.len() == 1 => Some(LexBound::Max),
+                Some(b'-') if b.len() == 1 => Some(LexBound::Min),
+                Some(b'(') => Some(LexBound::Excl(b[1..].to_vec())),
+                Some(b'[') => Some(LexBound::Incl(b[1..].to_vec())),
+                _ => None,
+            }
+        };
+        match (bound(min), bound(max)) {
+            (Some(min), Some(max)) => Ok(LexRange { min, max }),
+            _ => Err(CmdError::msg("ERR min or max not valid string range item")),
+        }
+    }
+
+    fn above_min(&self, m: &[u8]) -> bool {
+        match &self.min {
+            LexBound::Min => true,
+            LexBound::Max => false,
+            LexBound::Incl(v) => m >= v.as_slice(),
+            LexBound::Excl(v) => m > v.as_slice(),
+        }
+    }
+
+    fn below_max(&self, m: &[u8]) -> bool {
+        match &self.max {
+            LexBound::Max => true,
+            LexBound::Min => false,
+            LexBound::Incl(v) => m <= v.as_slice(),
+            LexBound::Excl(v) => m < v.as_slice(),
+        }
+    }
+
+    fn contains(&self, m: &[u8]) -> bool {
+        self.above_min(m) && self.below_max(m)
+    }
+}
+
+/// `ZCOUNT key min max`
+fn zcount(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    let range = ScoreRange::parse(&args.next_bytes()?, &args.next_bytes()?)?;
+    let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
+    if range.empty() {
+        return Ok(Frame::Integer(0));
+    }
+    // Index-only counts: the inclusive range, minus excluded end points.
+    let store = ctx.store();
+    let mut n = store.zcount_score(e.id, range.min, range.max)?;
+    if range.minex {
+        n -= store.zcount_score(e.id, range.min, range.min)?;
+    }
+    if range.maxex {
+        n -= store.zcount_score(e.id, range.max, range.max)?;
+    }
+    Ok(Frame::Integer(n))
+}
+
+/// `ZLEXCOUNT key min max`
+fn zlexcount(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    let range = LexRange::parse(&args.next_bytes()?, &args.next_bytes()?)?;
+    let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
+    Ok(Frame::Integer(lex_range(ctx, &e, &range)?.len() as i64))
+}
+
+/// The elements of `range`, ascending.
+fn score_range(ctx: &Ctx, e: &Entry, range: ScoreRange) -> Result<Pairs, CmdError> {
+    if range.empty() {
+        return Ok(Vec::new());
+    }
+    let mut v = ctx.store().zrange_score(e.id, range.min, range.max)?;
+    v.retain(|(_, s)| range.contains(*s));
+    Ok(v)
+}
+
+/// The elements of a lex range, ascending.
+fn lex_range(ctx: &Ctx, e: &Entry, range: &LexRange) -> Result<Pairs, CmdError> {
+    let mut v = ctx.store().zall(e)?;
+    v.retain(|(m, _)| range.contains(m));
+    Ok(v)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RangeType {
+    Auto,
+    Rank,
+    Score,
+    Lex,
+}
+
+/// Which ZRANGE-family command is parsing: the legacy ones fix the range
+/// type and direction, so those keywords are syntax errors for them.
+struct RangeSpec {
+    rangetype: RangeType,
+    rev: Option<bool>,
+    store: bool,
+}
+
+/// Redis's `zrangeGenericCommand`.
+fn zrange_generic(ctx: &mut Ctx, args: &mut Args, spec: RangeSpec) -> CmdResult {
+    let dst = if spec.store { Some(args.next_bytes()?) } else { None };
+    let key = args.next_bytes()?;
+    let (mut min_arg, mut max_arg) = (args.next_bytes()?, args.next_bytes()?);
+    let (mut rangetype, mut rev) = (spec.rangetype, spec.rev);
+    let (mut withscores, mut offset, mut limit) = (false, 0i64, -1i64);
+    while let Some(opt) = args.peek().cloned() {
+        args.next_bytes()?;
+        if !spec.store && eq_ic(&opt, "withscores") {
+            withscores = true;
+        } else if eq_ic(&opt, "limit") && args.remaining() >= 2 {
+            offset = args.next_i64()?;
+            limit = args.next_i64()?;
+        } else if rev.is_none() && eq_ic(&opt, "rev") {
+            rev = Some(true);
+        } else if rangetype == RangeType::Auto && eq_ic(&opt, "bylex") {
+            rangetype = RangeType::Lex;
+        } else if rangetype == RangeType::Auto && eq_ic(&opt, "byscore") {
+            rangetype = RangeType::Score;
+        } else {
+            return Err(CmdError::syntax());
+        }
+    }
+    let rev = rev.unwrap_or(false);
+    if rangetype == RangeType::Auto {
+        rangetype = RangeType::Rank;
+    }
+    if limit != -1 && rangetype == RangeType::Rank {
+        return Err(CmdError::msg("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"));
+    }
+    if withscores && rangetype == RangeType::Lex {
+        return Err(CmdError::msg("ERR syntax error, WITHSCORES not supported in combination with BYLEX"));
+    }
+    if rev && rangetype != RangeType::Rank {
+        std::mem::swap(&mut min_arg, &mut max_arg);
+    }
+    enum Parsed {
+        Rank(i64, i64),
+        Score(ScoreRange),
+        Lex(LexRange),
+    }
+    let parsed = match rangetype {
+        RangeType::Score => Parsed::Score(ScoreRange::parse(&min_arg, &max_arg)?),
+        RangeType::Lex => Parsed::Lex(LexRange::parse(&min_arg, &max_arg)?),
+        _ => Parsed::Rank(super::parse_i64(&min_arg)?, super::parse_i64(&max_arg)?),
+    };
+    let result: Pairs = match lookup(ctx, &key)? {
+        None => Vec::new(),
+        Some(e) => match parsed {
+            Parsed::Rank(start, end) => match clamp(start, end, e.card) {
+                Some((from, to)) => ctx.store().zrange_rank(e.id, from, to - from + 1, rev)?,
+                None => Vec::new(),
+            },
+            Parsed::Score(range) => {
+                let mut v = score_range(ctx, &e, range)?;
+                if rev {
+                    v.reverse();
+                }
+                apply_limit(v, offset, limit)
+            }
+            Parsed::Lex(range) => {
+                let mut v = lex_range(ctx, &e, &range)?;
+                if rev {
+                    v.reverse();
+                }
+                apply_limit(v, offset, limit)
+            }
+        },
+    };
+    match dst {
+        Some(dst) => store_result(ctx, &dst, result),
+        None => Ok(emit(ctx, result, withscores)),
+    }
+}
+
+/// LIMIT as Redis applies it: a negative offset yields nothing, a negative
+/// count means all.
+fn apply_limit(v: Pairs, offset: i64, limit: i64) -> Pairs {
+    if offset < 0 {
+        return Vec::new();
+    }
+    let it = v.into_iter().skip(offset as usize);
+    if limit < 0 {
+        it.collect()
+    } else {
+        it.take(limit as usize).collect()
+    }
+}
+
+/// Rank normalisation shared with lists: `None` is empty.
+fn clamp(mut start: i64, mut end: i64, len: i64) -> Option<(i64, i64)> {
+    if start < 0 {
+        start += len;
+    }
+    if end < 0 {
+        end += len;
+    }
+    start = start.max(0);
+    if start > end || start >= len {
+        return None;
+    }
+    Some((start, end.min(len - 1)))
+}
+
+/// Replaces `dst` with `pairs` (deleting it when empty); replies the count.
+fn store_result(ctx: &mut Ctx, dst: &[u8], pairs: Pairs) -> CmdResult {
+    let store = ctx.store();
+    store.delete_key(ctx.session.db, dst)?;
+    let n = pairs.len() as i64;
+    if n > 0 {
+        let e = store.lookup_or_create(ctx.session.db, dst, ctx.now_ms, KeyType::ZSet)?;
+        let pairs: Vec<(Bytes, f64)> = pairs.into_iter().map(|(m, s)| (Bytes::from(m), s)).collect();
+        store.zreplace(&e, &pairs)?;
+    }
+    Ok(Frame::Integer(n))
+}
+
+/// `ZRANGE key start stop [BYSCORE | BYLEX] [REV] [LIMIT offset count] [WITHSCORES]`
+fn zrange(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    zrange_generic(ctx, args, RangeSpec { rangetype: RangeType::Auto, rev: None, store: false })
+}
+
+/// `ZRANGESTORE dst src min max [BYSCORE | BYLEX] [REV] [LIMIT offset count]`
+fn zrangestore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    zrange_generic(ctx, args, RangeSpec { rangetype: RangeType::Auto, rev: None, store: true })
+}
+
+/// `ZRANGEBYSCORE key min max [WITHSCORES] [LIMIT offset count]`
+fn zrangebyscore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    zrange_generic(ctx, args, RangeSpec { rangetype: RangeType::Score, rev: Some(false), store: false })
+}
+
+/// `ZREVRANGEBYSCORE key max min [WITHSCORES] [LIMIT offset count]`
+fn zrevrangebyscore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    zrange_generic(ctx, args, RangeSpec { rangetype: RangeType::Score, rev: Some(true), store: false })
+}
+
+/// `ZRANGEBYLEX key min max [LIMIT offset count]`
+fn zrangebylex(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    zrange_generic(ctx, args, RangeSpec { rangetype: RangeType::Lex, rev: Some(false), store: false })
+}
+
+/// `ZREVRANGEBYLEX key max min [LIMIT offset count]`
+fn zrevrangebylex(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    zrange_generic(ctx, args, RangeSpec { rangetype: RangeType::Lex, rev: Some(true), store: false })
+}
+
+/// `ZREVRANGE key start stop [WITHSCORES]`
+fn zrevrange(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    zrange_generic(ctx, args, RangeSpec { rangetype: RangeType::Rank, rev: Some(true), store: false })
+}
+
+fn remove_pairs(ctx: &mut Ctx, e: &Entry, pairs: Pairs) -> CmdResult {
+    let members: Vec<Bytes> = pairs.into_iter().map(|(m, _)| Bytes::from(m)).collect();
+    if members.is_empty() {
+        return Ok(Frame::Integer(0));
+    }
+    Ok(Frame::Integer(ctx.store().zrem(e, &members)?))
+}
+
+/// `ZREMRANGEBYRANK key start stop`
+fn zremrangebyrank(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    let (start, end) = (args.next_i64()?, args.next_i64()?);
+    let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
+    let Some((from, to)) = clamp(start, end, e.card) else { return Ok(Frame::Integer(0)) };
+    let pairs = ctx.store().zrange_rank(e.id, from, to - from + 1, false)?;
+    remove_pairs(ctx, &e, pairs)
+}
+
+/// `ZREMRANGEBYSCORE key min max`
+fn zremrangebyscore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    let range = ScoreRange::parse(&args.next_bytes()?, &args.next_bytes()?)?;
+    let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
+    let pairs = score_range(ctx, &e, range)?;
+    remove_pairs(ctx, &e, pairs)
+}
+
+/// `ZREMRANGEBYLEX key min max`
+fn zremrangebylex(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    let range = LexRange::parse(&args.next_bytes()?, &args.next_bytes()?)?;
+    let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
+    let pairs = lex_range(ctx, &e, &range)?;
+    remove_pairs(ctx, &e, pairs)
+}
+
+/// Pops `count` elements from the low or high end.
+fn pop_pairs(ctx: &mut Ctx, e: &Entry, count: i64, max: bool) -> Result<Pairs, CmdError> {
+    let pairs = ctx.store().zrange_rank(e.id, 0, count, max)?;
+    let members: Vec<Bytes> = pairs.iter().map(|(m, _)| Bytes::copy_from_slice(m)).collect();
+    if !members.is_empty() {
+        ctx.store().zrem(e, &members)?;
+    }
+    Ok(pairs)
+}
+
+/// Redis's `genericZpopCommand` for ZPOPMIN/ZPOPMAX.
+fn zpop(ctx: &mut Ctx, args: &mut Args, max: bool) -> CmdResult {
+    let key = args.next_bytes()?;
+    let count = match args.remaining() {
+        0 => None,
+        1 => Some(super::parse_non_negative(&args.next_bytes()?, None)?),
+        _ => return Err(CmdError::syntax()),
+    };
+    let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Array(vec![])) };
+    let pairs = pop_pairs(ctx, &e, count.unwrap_or(1), max)?;
+    // Without COUNT the single pair is flat even in RESP3.
+    Ok(if count.is_none() { emit_flat(pairs) } else { emit(ctx, pairs, true) })
+}
+
+fn emit_flat(pairs: Pairs) -> Frame {
+    Frame::Array(pairs.into_iter().flat_map(|(m, s)| [bulk(m), Frame::Double(s)]).collect())
+}
+
+/// `ZPOPMIN key [count]`
+fn zpopmin(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    zpop(ctx, args, false)
+}
+
+/// `ZPOPMAX key [count]`
+fn zpopmax(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    zpop(ctx, args, true)
+}
+
+/// `ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]`
+fn zmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let numkeys = pgkv_resp::num::parse_i64(&args.next_bytes()?)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| CmdError::msg("ERR numkeys should be greater than 0"))?;
+    if numkeys as u64 + 1 > args.remaining() as u64 {
+        return Err(CmdError::syntax());
+    }
+    let keys: Vec<Bytes> = (0..numkeys).map(|_| args.next_bytes()).collect::<Result<_, _>>()?;
+    let where_ = args.next_bytes()?;
+    let max = if eq_ic(&where_, "max") {
+        true
+    } else if eq_ic(&where_, "min") {
+        false
+    } else {
+        return Err(CmdError::syntax());
+    };
+    let mut count = None;
+    while let Some(opt) = args.peek().cloned() {
+        args.next_bytes()?;
+        if count.is_none() && eq_ic(&opt, "count") && !args.is_empty() {
+            let n = pgkv_resp::num::parse_i64(&args.next_bytes()?).filter(|n| *n > 0);
+            count = Some(n.ok_or_else(|| CmdError::msg("ERR count should be greater than 0"))?);
+        } else {
+            return Err(CmdError::syntax());
+        }
+    }
+    for key in keys {
+        let Some(e) = lookup(ctx, &key)? else { continue };
+        let pairs = pop_pairs(ctx, &e, count.unwrap_or(1), max)?;
+        let items = pairs.into_iter().map(|(m, s)| Frame::Array(vec![bulk(m), Frame::Double(s)])).collect();
+        return Ok(Frame::Array(vec![Frame::Bulk(key), Frame::Array(items)]));
+    }
+    Ok(Frame::NullArray)
+}
+
+/// `ZRANDMEMBER key [count [WITHSCORES]]`
+fn zrandmember(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    if args.is_empty() {
+        let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::NullBulk) };
+        let all = ctx.store().zall(&e)?;
+        let i = super::random_index(ctx, all.len());
+        return Ok(bulk(all[i].0.clone()));
+    }
+    let count = args.next_i64()?;
+    let withscores = match args.remaining() {
+        0 => false,
+        1 if eq_ic(&args.next_bytes()?, "withscores") => true,
+        _ => return Err(CmdError::syntax()),
+    };
+    if count == i64::MIN {
+        return Err(CmdError::msg("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"));
+    }
+    let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Array(vec![])) };
+    let all = ctx.store().zall(&e)?;
+    let picked = super::random_sample(ctx, all.len(), count).into_iter().map(|i| all[i].clone()).collect();
+    Ok(emit(ctx, picked, withscores))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SetOp {
+    Union,
+    Inter,
+    Diff,
+}
+
+#[derive(Clone, Copy)]
+enum Aggregate {
+    Sum,
+    Min,
+    Max,
+}
+
+/// Redis's `zunionInterDiffGenericCommand`. Sets count as zsets with score
+/// 1; scores are combined with WEIGHTS and AGGREGATE; NaN becomes 0.
+fn zsetop(ctx: &mut Ctx, args: &mut Args, op: SetOp, store: bool, card_only: bool, name: &str) -> CmdResult {
+    let dst = if store { Some(args.next_bytes()?) } else { None };
+    let numkeys = args.next_i64()?;
+    if numkeys < 1 {
+        return Err(CmdError::msg(format!("ERR at least 1 input key is needed for '{name}' command")));
+    }
+    if numkeys as u64 > args.remaining() as u64 {
+        return Err(CmdError::syntax());
+    }
+    let keys: Vec<Bytes> = (0..numkeys).map(|_| args.next_bytes()).collect::<Result<_, _>>()?;
+    let mut weights = vec![1f64; keys.len()];
+    let mut aggregate = Aggregate::Sum;
+    let (mut withscores, mut limit) = (false, 0i64);
+    while let Some(opt) = args.peek().cloned() {
+        args.next_bytes()?;
+        if op != SetOp::Diff && !card_only && eq_ic(&opt, "weights") && args.remaining() >= keys.len() {
+            for w in weights.iter_mut() {
+                *w = parse_double(&args.next_bytes()?).ok_or_else(|| CmdError::msg("ERR weight value is not a float"))?;
+            }
+        } else if op != SetOp::Diff && !card_only && eq_ic(&opt, "aggregate") && !args.is_empty() {
+            let a = args.next_bytes()?;
+            aggregate = if eq_ic(&a, "sum") {
+                Aggregate::Sum
+            } else if eq_ic(&a, "min") {
+                Aggregate::Min
+            } else if eq_ic(&a, "max") {
+                Aggregate::Max
+            } else {
+                return Err(CmdError::syntax());
+            };
+        } else if !store && !card_only && eq_ic(&opt, "withscores") {
+            withscores = true;
+        } else if card_only && eq_ic(&opt, "limit") && !args.is_empty() {
+            limit = super::parse_non_negative(&args.next_bytes()?, Some("ERR LIMIT can't be negative"))?;
+        } else {
+            return Err(CmdError::syntax());
+        }
+    }
+    // Every input is type-checked before any work, as in Redis.
+    let store_layer = ctx.store();
+    let mut inputs: Vec<Option<Entry>> = Vec::with_capacity(keys.len());
+    for k in &keys {
+        let e = store_layer.lookup(ctx.session.db, k, ctx.now_ms, Fetch::Meta)?;
+        if e.as_ref().is_some_and(|e| e.ktype != KeyType::ZSet && e.ktype != KeyType::Set) {
+            return Err(CmdError::wrong_type());
+        }
+        inputs.push(e);
+    }
+    let mut sets: Vec<BTreeMap<Vec<u8>, f64>> = Vec::with_capacity(inputs.len());
+    for (e, w) in inputs.iter().zip(&weights) {
+        let mut m = BTreeMap::new();
+        if let Some(e) = e {
+            let pairs: Pairs = match e.ktype {
+                KeyType::ZSet => store_layer.zall(e)?,
+                _ => store_layer.smembers(e.id)?.into_iter().map(|m| (m, 1.0)).collect(),
+            };
+            for (member, score) in pairs {
+                let v = score * w;
+                m.insert(member, if v.is_nan() { 0.0 } else { v });
+            }
+        }
+        sets.push(m);
+    }
+    let combine = |acc: f64, v: f64| -> f64 {
+        let r = match aggregate {
+            Aggregate::Sum => acc + v,
+            Aggregate::Min => acc.min(v),
+            Aggregate::Max => acc.max(v),
+        };
+        if r.is_nan() { 0.0 } else { r }
+    };
+    let mut it = sets.into_iter();
+    let mut acc = it.next().unwrap_or_default();
+    for s in it {
+        match op {
+            SetOp::Union => {
+                for (m, v) in s {
+                    match acc.get_mut(&m) {
+                        Some(a) => *a = combine(*a, v),
+                        None => {
+                            acc.insert(m, v);
+                        }
+                    }
+                }
+            }
+            SetOp::Inter => {
+                acc.retain(|m, _| s.contains_key(m));
+                for (m, a) in acc.iter_mut() {
+                    *a = combine(*a, s[m]);
+                }
+            }
+            SetOp::Diff => acc.retain(|m, _| !s.contains_key(m)),
+        }
+    }
+    if card_only {
+        let n = acc.len() as i64;
+        return Ok(Frame::Integer(if limit > 0 { n.min(limit) } else { n }));
+    }
+    let mut result: Pairs = acc.into_iter().collect();
+    result.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    match dst {
+        Some(dst) => store_result(ctx, &dst, result),
+        None => Ok(emit(ctx, result, withscores)),
+    }
+}
+
+/// `ZUNION numkeys key [key ...] [WEIGHTS weight ...] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]`
+fn zunion(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    zsetop(ctx, args, SetOp::Union, false, false, "zunion")
+}
+
+/// `ZINTER numkeys key [key ...] [WEIGHTS weight ...] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]`
+fn zinter(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    zsetop(ctx, args, SetOp::Inter, false, false, "zinter")
+}
+
+/// `ZDIFF numkeys key [key ...] [WITHSCORES]`
+fn zdiff(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    zsetop(ctx, args, SetOp::Diff, false, false, "zdiff")
+}
+
+/// `ZUNIONSTORE destination numkeys key [key ...] [WEIGHTS ...] [AGGREGATE ...]`
+fn zunionstore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    zsetop(ctx, args, SetOp::Union, true, false, "zunionstore")
+}
+
+/// `ZINTERSTORE destination numkeys key [key ...] [WEIGHTS ...] [AGGREGATE ...]`
+fn zinterstore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    zsetop(ctx, args, SetOp::Inter, true, false, "zinterstore")
+}
+
+/// `ZDIFFSTORE destination numkeys key [key ...]`
+fn zdiffstore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    zsetop(ctx, args, SetOp::Diff, true, false, "zdiffstore")
+}
+
+/// `ZINTERCARD numkeys key [key ...] [LIMIT limit]`
+fn zintercard(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    zsetop(ctx, args, SetOp::Inter, false, true, "zintercard")
+}
+
+/// `ZSCAN key cursor [MATCH pattern] [COUNT count]`: like Redis with a
+/// small (listpack) zset, everything in one call with cursor 0; scores are
+/// strings here, as Redis sends them.
+fn zscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let key = args.next_bytes()?;
+    let o = ScanOptions::parse(args, false)?;
+    let mut out = Vec::new();
+    if let Some(e) = lookup(ctx, &key)? {
+        for (m, s) in ctx.store().zall(&e)? {
+            if o.matches(&m) {
+                out.push(bulk(m));
+                out.push(Frame::Bulk(Bytes::from(pgkv_resp::num::format_double_reply(s))));
+            }
+        }
+    }
+    Ok(Frame::Array(vec![Frame::Bulk(Bytes::from_static(b"0")), Frame::Array(out)]))
+}

@@ -1,0 +1,108 @@
+//! Sorted-set storage: `kv.zsets(id, member, score)` with an index on
+//! (id, score, member), the order every range command walks.
+
+use super::sql::{read, write, Sql, BYTEA, BYTEA_ARRAY, FLOAT8, INT8};
+use super::{bytea, bytea_array, Entry, Store};
+use crate::error::CmdError;
+use bytes::Bytes;
+use pgrx::datum::DatumWithOid;
+
+static ZSCORE: Sql = read("SELECT score FROM kv.zsets WHERE id = $1 AND member = $2", &[INT8, BYTEA]);
+static ZMSCORE: Sql = read(
+    "SELECT z.score FROM unnest($2) WITH ORDINALITY AS m(member, n) LEFT JOIN kv.zsets z ON z.id = $1 AND z.member = m.member ORDER BY m.n",
+    &[INT8, BYTEA_ARRAY],
+);
+static UPSERT: Sql = write(
+    "INSERT INTO kv.zsets (id, member, score) SELECT $1, m, s FROM unnest($2, $3) AS u(m, s) \
+     ON CONFLICT (id, member) DO UPDATE SET score = EXCLUDED.score",
+    &[INT8, BYTEA_ARRAY, super::sql::FLOAT8_ARRAY],
+);
+static ZREM: Sql = write("DELETE FROM kv.zsets WHERE id = $1 AND member = ANY ($2) RETURNING 1", &[INT8, BYTEA_ARRAY]);
+static BY_RANK: Sql = read("SELECT member, score FROM kv.zsets WHERE id = $1 ORDER BY score, member OFFSET $2 LIMIT $3", &[INT8, INT8, INT8]);
+static BY_RANK_REV: Sql = read(
+    "SELECT member, score FROM kv.zsets WHERE id = $1 ORDER BY score DESC, member DESC OFFSET $2 LIMIT $3",
+    &[INT8, INT8, INT8],
+);
+static BY_SCORE: Sql = read(
+    "SELECT member, score FROM kv.zsets WHERE id = $1 AND score BETWEEN $2 AND $3 ORDER BY score, member",
+    &[INT8, FLOAT8, FLOAT8],
+);
+static RANK: Sql = read(
+    "SELECT count(*) FROM kv.zsets WHERE id = $1 AND (score < $2 OR (score = $2 AND member < $3))",
+    &[INT8, FLOAT8, BYTEA],
+);
+static COUNT_SCORE: Sql = read("SELECT count(*) FROM kv.zsets WHERE id = $1 AND score BETWEEN $2 AND $3", &[INT8, FLOAT8, FLOAT8]);
+static DROP_ALL: Sql = write("DELETE FROM kv.zsets WHERE id = $1", &[INT8]);
+
+fn pairs(rows: pgrx::spi::SpiTupleTable<'_>) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        out.push((row.get::<Vec<u8>>(1)?.unwrap_or_default(), row.get::<f64>(2)?.unwrap_or_default()));
+    }
+    Ok(out)
+}
+
+impl<'a> Store<'a> {
+    pub fn zscore(self, id: i64, member: &[u8]) -> Result<Option<f64>, CmdError> {
+        Ok(self.column::<f64>(&ZSCORE, &[id.into(), bytea(member)])?.into_iter().next())
+    }
+
+    pub fn zmscore(self, id: i64, members: &[Bytes]) -> Result<Vec<Option<f64>>, CmdError> {
+        self.run(&ZMSCORE, &[id.into(), bytea_array(members)], |rows| {
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push(row.get::<f64>(1)?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Writes (member, score) pairs, `added` of which are new members.
+    pub fn zupsert(self, e: &Entry, pairs: &[(Bytes, f64)], added: i64) -> Result<(), CmdError> {
+        if !pairs.is_empty() {
+            let members: Vec<Bytes> = pairs.iter().map(|(m, _)| m.clone()).collect();
+            let scores: Vec<f64> = pairs.iter().map(|(_, s)| *s).collect();
+            self.exec(&UPSERT, &[e.id.into(), bytea_array(&members), DatumWithOid::from(scores)])?;
+        }
+        self.set_card(e, e.card + added, e.head)
+    }
+
+    /// Removes members, returning how many existed; drops an emptied zset.
+    pub fn zrem(self, e: &Entry, members: &[Bytes]) -> Result<i64, CmdError> {
+        let removed = self.exec(&ZREM, &[e.id.into(), bytea_array(members)])? as i64;
+        self.set_card(e, e.card - removed, e.head)?;
+        Ok(removed)
+    }
+
+    /// `limit` elements from rank `offset`, ascending or descending.
+    pub fn zrange_rank(self, id: i64, offset: i64, limit: i64, rev: bool) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
+        self.run(if rev { &BY_RANK_REV } else { &BY_RANK }, &[id.into(), offset.into(), limit.into()], pairs)
+    }
+
+    /// Elements with `lo <= score <= hi`, ascending (bounds' exclusivity is
+    /// the caller's).
+    pub fn zrange_score(self, id: i64, lo: f64, hi: f64) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
+        self.run(&BY_SCORE, &[id.into(), lo.into(), hi.into()], pairs)
+    }
+
+    /// Every element, ascending.
+    pub fn zall(self, e: &Entry) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
+        self.zrange_rank(e.id, 0, e.card.max(1), false)
+    }
+
+    /// How many elements sort before (score, member): its rank.
+    pub fn zrank(self, id: i64, score: f64, member: &[u8]) -> Result<i64, CmdError> {
+        Ok(self.column::<i64>(&RANK, &[id.into(), score.into(), bytea(member)])?.first().copied().unwrap_or(0))
+    }
+
+    pub fn zcount_score(self, id: i64, lo: f64, hi: f64) -> Result<i64, CmdError> {
+        Ok(self.column::<i64>(&COUNT_SCORE, &[id.into(), lo.into(), hi.into()])?.first().copied().unwrap_or(0))
+    }
+
+    /// Replaces every member (the STORE commands' destination).
+    pub fn zreplace(self, e: &Entry, pairs: &[(Bytes, f64)]) -> Result<(), CmdError> {
+        self.exec(&DROP_ALL, &[e.id.into()])?;
+        let fresh = Entry { card: 0, ..e.clone() };
+        self.zupsert(&fresh, pairs, pairs.len() as i64)
+    }
+}
