@@ -52,6 +52,21 @@ fn bulk_text(f: Frame) -> Option<String> {
     }
 }
 
+/// Fixed words followed by a VARIADIC argument's elements.
+fn with_words(words: &[&str], rest: VariadicArray<&str>) -> Vec<Bytes> {
+    let mut argv = args(words.iter().copied());
+    argv.extend(rest.iter().flatten().map(|w| Bytes::copy_from_slice(w.as_bytes())));
+    argv
+}
+
+/// An array reply of bulk strings as text values.
+fn texts(f: Frame) -> Vec<String> {
+    match f {
+        Frame::Array(v) | Frame::Set(v) => v.into_iter().filter_map(bulk_text).collect(),
+        other => error!("pgkv: expected an array reply, got {other:?}"),
+    }
+}
+
 fn integer(f: Frame) -> i64 {
     match f {
         Frame::Integer(n) => n,
@@ -90,9 +105,7 @@ mod kv {
     /// `DEL key [key ...]`: how many keys existed.
     #[pg_extern(name = "del")]
     fn del_text(keys: VariadicArray<&str>) -> i64 {
-        let mut argv = args(["DEL"]);
-        argv.extend(keys.iter().flatten().map(|k| Bytes::copy_from_slice(k.as_bytes())));
-        integer(run(argv))
+        integer(run(with_words(&["DEL"], keys)))
     }
 
     /// `DEL key [key ...]`, binary-safe.
@@ -101,6 +114,162 @@ mod kv {
         let mut argv = args(["DEL"]);
         argv.extend(keys.iter().flatten().map(Bytes::copy_from_slice));
         integer(run(argv))
+    }
+
+    /// `EXISTS key [key ...]`
+    #[pg_extern]
+    fn exists(keys: VariadicArray<&str>) -> i64 {
+        integer(run(with_words(&["EXISTS"], keys)))
+    }
+
+    /// `INCRBY key increment` (`kv.incr('n')` adds 1).
+    #[pg_extern]
+    fn incr(key: &str, by: default!(i64, 1)) -> i64 {
+        integer(run(args(["INCRBY".to_string(), key.to_string(), by.to_string()])))
+    }
+
+    /// `PEXPIRE key milliseconds`: true when the key exists.
+    #[pg_extern]
+    fn expire(key: &str, ms: i64) -> bool {
+        integer(run(args(["PEXPIRE".to_string(), key.to_string(), ms.to_string()]))) == 1
+    }
+
+    /// `PTTL key`: milliseconds left, -1 without TTL, -2 when missing.
+    #[pg_extern]
+    fn ttl(key: &str) -> i64 {
+        integer(run(args(["PTTL", key])))
+    }
+
+    /// `HSET key field value`: 1 when the field is new.
+    #[pg_extern]
+    fn hset(key: &str, field: &str, value: &str) -> i64 {
+        integer(run(args(["HSET", key, field, value])))
+    }
+
+    /// `HGET key field`
+    #[pg_extern]
+    fn hget(key: &str, field: &str) -> Option<String> {
+        bulk_text(run(args(["HGET", key, field])))
+    }
+
+    /// `HDEL key field [field ...]`
+    #[pg_extern]
+    fn hdel(key: &str, fields: VariadicArray<&str>) -> i64 {
+        integer(run(with_words(&["HDEL", key], fields)))
+    }
+
+    /// `HGETALL key` as rows, in the hash's order.
+    #[pg_extern]
+    fn hgetall(key: &str) -> TableIterator<'static, (name!(field, String), name!(value, String))> {
+        let pairs = match run(args(["HGETALL", key])) {
+            Frame::Map(pairs) => pairs,
+            other => error!("pgkv: unexpected HGETALL reply {other:?}"),
+        };
+        let rows: Vec<(String, String)> =
+            pairs.into_iter().map(|(f, v)| (bulk_text(f).unwrap_or_default(), bulk_text(v).unwrap_or_default())).collect();
+        TableIterator::new(rows)
+    }
+
+    /// `LPUSH key element [element ...]`: the new length.
+    #[pg_extern]
+    fn lpush(key: &str, values: VariadicArray<&str>) -> i64 {
+        integer(run(with_words(&["LPUSH", key], values)))
+    }
+
+    /// `RPUSH key element [element ...]`: the new length.
+    #[pg_extern]
+    fn rpush(key: &str, values: VariadicArray<&str>) -> i64 {
+        integer(run(with_words(&["RPUSH", key], values)))
+    }
+
+    /// `LPOP key`
+    #[pg_extern]
+    fn lpop(key: &str) -> Option<String> {
+        bulk_text(run(args(["LPOP", key])))
+    }
+
+    /// `RPOP key`
+    #[pg_extern]
+    fn rpop(key: &str) -> Option<String> {
+        bulk_text(run(args(["RPOP", key])))
+    }
+
+    /// `LLEN key`
+    #[pg_extern]
+    fn llen(key: &str) -> i64 {
+        integer(run(args(["LLEN", key])))
+    }
+
+    /// `LRANGE key start stop` as a set of values, in list order.
+    #[pg_extern]
+    fn lrange(key: &str, start: default!(i64, 0), stop: default!(i64, -1)) -> SetOfIterator<'static, String> {
+        SetOfIterator::new(texts(run(args(["LRANGE".to_string(), key.to_string(), start.to_string(), stop.to_string()]))))
+    }
+
+    /// `SADD key member [member ...]`: how many were new.
+    #[pg_extern]
+    fn sadd(key: &str, members: VariadicArray<&str>) -> i64 {
+        integer(run(with_words(&["SADD", key], members)))
+    }
+
+    /// `SREM key member [member ...]`
+    #[pg_extern]
+    fn srem(key: &str, members: VariadicArray<&str>) -> i64 {
+        integer(run(with_words(&["SREM", key], members)))
+    }
+
+    /// `SISMEMBER key member`
+    #[pg_extern]
+    fn sismember(key: &str, member: &str) -> bool {
+        integer(run(args(["SISMEMBER", key, member]))) == 1
+    }
+
+    /// `SMEMBERS key` as a set of values.
+    #[pg_extern]
+    fn smembers(key: &str) -> SetOfIterator<'static, String> {
+        SetOfIterator::new(texts(run(args(["SMEMBERS", key]))))
+    }
+
+    /// `ZADD key score member`: 1 when the member is new.
+    #[pg_extern]
+    fn zadd(key: &str, score: f64, member: &str) -> i64 {
+        let score = pgkv_resp::num::format_double_reply(score);
+        integer(run(args(["ZADD", key, score.as_str(), member])))
+    }
+
+    /// `ZSCORE key member`
+    #[pg_extern]
+    fn zscore(key: &str, member: &str) -> Option<f64> {
+        match run(args(["ZSCORE", key, member])) {
+            Frame::Double(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// `ZREM key member [member ...]`
+    #[pg_extern]
+    fn zrem(key: &str, members: VariadicArray<&str>) -> i64 {
+        integer(run(with_words(&["ZREM", key], members)))
+    }
+
+    /// `ZRANGE key start stop WITHSCORES` as (member, score) rows, by score.
+    #[pg_extern]
+    fn zrange(
+        key: &str,
+        start: default!(i64, 0),
+        stop: default!(i64, -1),
+    ) -> TableIterator<'static, (name!(member, String), name!(score, f64))> {
+        let argv = args(["ZRANGE".to_string(), key.to_string(), start.to_string(), stop.to_string(), "WITHSCORES".to_string()]);
+        let flat = match run(argv) {
+            Frame::Array(v) => v,
+            other => error!("pgkv: unexpected ZRANGE reply {other:?}"),
+        };
+        let mut rows = Vec::with_capacity(flat.len() / 2);
+        let mut it = flat.into_iter();
+        while let (Some(m), Some(Frame::Double(s))) = (it.next(), it.next()) {
+            rows.push((bulk_text(m).unwrap_or_default(), s));
+        }
+        TableIterator::new(rows)
     }
 
     /// Any command, e.g. `kv.call('INCR', 'n')`. The reply as jsonb; a nil

@@ -362,19 +362,6 @@ fn two_workers_share_the_port() {
 }
 
 #[test]
-fn hot_single_key_queries_use_the_primary_key_index() {
-    let c = shared();
-    c.psql("INSERT INTO kv.keys (db, key, type, value) SELECT 5, ('explain:' || g)::bytea, 's', 'x' FROM generate_series(1, 20000) g ON CONFLICT DO NOTHING; ANALYZE kv.keys");
-    for sql in [
-        "EXPLAIN SELECT id, type, expire_at, value FROM kv.keys WHERE db = 5 AND key = 'explain:7'::bytea",
-        "EXPLAIN DELETE FROM kv.keys WHERE db = 5 AND key = ANY ('{explain:7}'::bytea[])",
-    ] {
-        let plan = c.psql(sql);
-        assert!(plan.contains("Index") && !plan.contains("Seq Scan"), "{sql}\n{plan}");
-    }
-}
-
-#[test]
 fn a_failed_commit_is_never_acknowledged_and_fails_only_its_command() {
     let c = shared();
     c.psql(

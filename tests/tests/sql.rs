@@ -1,0 +1,126 @@
+//! The typed SQL functions: natural SQL types, the caller's transaction, and
+//! the same data RESP clients see.
+
+use pgkv_tests::shared;
+use redis::Commands;
+
+#[test]
+fn typed_functions_return_natural_sql_types() {
+    let c = shared();
+    let mut sql = c.sql();
+    sql.batch_execute("SET pgkv.sql_db = 13").unwrap();
+    sql.batch_execute("SELECT kv.call('FLUSHDB')").unwrap();
+    let one = |sql: &mut postgres::Client, q: &str| -> String {
+        let row = sql.query_one(&format!("SELECT ({q})::text"), &[]).unwrap();
+        row.get::<_, Option<String>>(0).unwrap_or_else(|| "NULL".into())
+    };
+    assert_eq!(one(&mut sql, "kv.hset('h', 'f1', 'v1')"), "1");
+    assert_eq!(one(&mut sql, "kv.hset('h', 'f2', 'v2')"), "1");
+    assert_eq!(one(&mut sql, "kv.hget('h', 'f2')"), "v2");
+    assert_eq!(one(&mut sql, "kv.hget('h', 'nope')"), "NULL");
+    let rows = sql.query("SELECT field, value FROM kv.hgetall('h')", &[]).unwrap();
+    let got: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, vec![("f1".into(), "v1".into()), ("f2".into(), "v2".into())]);
+    assert_eq!(one(&mut sql, "kv.hdel('h', 'f1', 'nope')"), "1");
+    assert_eq!(one(&mut sql, "kv.rpush('l', 'a', 'b', 'c')"), "3");
+    assert_eq!(one(&mut sql, "kv.lpush('l', 'z')"), "4");
+    let rows = sql.query("SELECT * FROM kv.lrange('l')", &[]).unwrap();
+    let got: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(got, vec!["z", "a", "b", "c"]);
+    let rows = sql.query("SELECT * FROM kv.lrange('l', 1, 2)", &[]).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(one(&mut sql, "kv.lpop('l')"), "z");
+    assert_eq!(one(&mut sql, "kv.rpop('l')"), "c");
+    assert_eq!(one(&mut sql, "kv.llen('l')"), "2");
+    assert_eq!(one(&mut sql, "kv.sadd('s', 'x', 'y', 'x')"), "2");
+    assert_eq!(one(&mut sql, "kv.sismember('s', 'y')"), "true");
+    assert_eq!(one(&mut sql, "(SELECT count(*) FROM kv.smembers('s'))"), "2");
+    assert_eq!(one(&mut sql, "kv.srem('s', 'x')"), "1");
+    assert_eq!(one(&mut sql, "kv.zadd('z', 2.5, 'b')"), "1");
+    assert_eq!(one(&mut sql, "kv.zadd('z', 1, 'a')"), "1");
+    assert_eq!(one(&mut sql, "kv.zadd('z', 'infinity', 'top')"), "1");
+    assert_eq!(one(&mut sql, "kv.zscore('z', 'b')"), "2.5");
+    let rows = sql.query("SELECT member, score FROM kv.zrange('z')", &[]).unwrap();
+    let got: Vec<(String, f64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, vec![("a".into(), 1.0), ("b".into(), 2.5), ("top".into(), f64::INFINITY)]);
+    assert_eq!(one(&mut sql, "kv.zrem('z', 'a')"), "1");
+    assert_eq!(one(&mut sql, "kv.incr('n')"), "1");
+    assert_eq!(one(&mut sql, "kv.incr('n', 41)"), "42");
+    assert_eq!(one(&mut sql, "kv.exists('n', 'h', 'nope')"), "2");
+    assert_eq!(one(&mut sql, "kv.ttl('n')"), "-1");
+    assert_eq!(one(&mut sql, "kv.expire('n', 100000)"), "true");
+    assert!(one(&mut sql, "kv.ttl('n')").parse::<i64>().unwrap() > 90000);
+    assert_eq!(one(&mut sql, "kv.ttl('nope')"), "-2");
+    // RESP clients see the same data.
+    let mut r = c.redis();
+    let _: () = redis::cmd("SELECT").arg(13).query(&mut r).unwrap();
+    let h: Vec<(String, String)> = r.hgetall("h").unwrap();
+    assert_eq!(h, vec![("f2".to_string(), "v2".to_string())]);
+    let n: i64 = r.get("n").unwrap();
+    assert_eq!(n, 42);
+    // Wrong types raise Redis's error.
+    let err = sql.query_one("SELECT kv.hget('l', 'x')", &[]).unwrap_err();
+    assert_eq!(err.as_db_error().unwrap().message(), "WRONGTYPE Operation against a key holding the wrong kind of value");
+}
+
+#[test]
+fn typed_writes_roll_back_with_the_transaction() {
+    let c = shared();
+    let mut sql = c.sql();
+    sql.batch_execute("SET pgkv.sql_db = 14").unwrap();
+    let mut tx = sql.transaction().unwrap();
+    tx.execute("SELECT kv.rpush('jobs', 'one', 'two')", &[]).unwrap();
+    tx.execute("SELECT kv.hset('user:1', 'name', 'ann')", &[]).unwrap();
+    tx.execute("SELECT kv.zadd('board', 10, 'ann')", &[]).unwrap();
+    let n: i64 = tx.query_one("SELECT kv.llen('jobs')", &[]).unwrap().get(0);
+    assert_eq!(n, 2);
+    tx.rollback().unwrap();
+    let mut r = c.redis();
+    let _: () = redis::cmd("SELECT").arg(14).query(&mut r).unwrap();
+    let exists: i64 = redis::cmd("EXISTS").arg("jobs").arg("user:1").arg("board").query(&mut r).unwrap();
+    assert_eq!(exists, 0);
+    assert_eq!(c.psql("SELECT count(*) FROM kv.keys WHERE db = 14"), "0");
+}
+
+#[test]
+fn sql_reads_never_see_expired_keys() {
+    let c = shared();
+    let mut r = c.redis();
+    let _: () = redis::cmd("SELECT").arg(15).query(&mut r).unwrap();
+    let _: () = redis::cmd("HSET").arg("exp:h").arg("f").arg("v").query(&mut r).unwrap();
+    let _: () = redis::cmd("PEXPIRE").arg("exp:h").arg(100).query(&mut r).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut sql = c.sql();
+    sql.batch_execute("SET pgkv.sql_db = 15").unwrap();
+    // Even in a read-only transaction, which cannot delete the row.
+    let mut tx = sql.build_transaction().read_only(true).start().unwrap();
+    let v: Option<String> = tx.query_one("SELECT kv.hget('exp:h', 'f')", &[]).unwrap().get(0);
+    assert_eq!(v, None);
+    let n: i64 = tx.query_one("SELECT count(*) FROM kv.hgetall('exp:h')", &[]).unwrap().get(0);
+    assert_eq!(n, 0);
+    tx.commit().unwrap();
+}
+
+#[test]
+fn hot_single_key_queries_use_indexes() {
+    let c = shared();
+    c.psql("INSERT INTO kv.keys (db, key, type, value) SELECT 5, ('explain:' || g)::bytea, 's', 'x' FROM generate_series(1, 20000) g ON CONFLICT DO NOTHING");
+    c.psql("INSERT INTO kv.hashes (id, field, value, seq) SELECT 424242, ('f' || g)::bytea, 'v', g FROM generate_series(1, 20000) g ON CONFLICT DO NOTHING");
+    c.psql("INSERT INTO kv.lists (id, pos, value) SELECT 434343, g, 'v' FROM generate_series(1, 20000) g ON CONFLICT DO NOTHING");
+    c.psql("INSERT INTO kv.zsets (id, member, score) SELECT 444444, ('m' || g)::bytea, g FROM generate_series(1, 20000) g ON CONFLICT DO NOTHING");
+    c.psql("ANALYZE kv.keys, kv.hashes, kv.lists, kv.zsets");
+    for sql in [
+        "SELECT id, type, expire_at, value, card, head FROM kv.keys WHERE db = 5 AND key = 'explain:7'::bytea",
+        "DELETE FROM kv.keys WHERE db = 5 AND key = ANY ('{explain:7}'::bytea[])",
+        "SELECT value FROM kv.hashes WHERE id = 424242 AND field = 'f7'::bytea",
+        "SELECT value FROM kv.lists WHERE id = 434343 AND pos BETWEEN 7 AND 7",
+        "DELETE FROM kv.lists WHERE id = 434343 AND pos BETWEEN 1 AND 1",
+        "SELECT score FROM kv.zsets WHERE id = 444444 AND member = 'm7'::bytea",
+        "SELECT member, score FROM kv.zsets WHERE id = 444444 AND score BETWEEN 5 AND 9 ORDER BY score, member",
+        "SELECT count(*) FROM kv.zsets WHERE id = 444444 AND (score < 10 OR (score = 10 AND member < 'm10'::bytea))",
+    ] {
+        let plan = c.psql(&format!("EXPLAIN {sql}"));
+        assert!(plan.contains("Index") && !plan.contains("Seq Scan"), "{sql}\n{plan}");
+    }
+    c.psql("DELETE FROM kv.hashes WHERE id = 424242; DELETE FROM kv.lists WHERE id = 434343; DELETE FROM kv.zsets WHERE id = 444444; DELETE FROM kv.keys WHERE db = 5");
+}
