@@ -6,6 +6,7 @@
 //! parses its arguments with [`Args`] and returns a [`Frame`]; it touches
 //! storage only through [`Store`].
 
+pub mod bitmaps;
 pub mod connection;
 pub mod hashes;
 pub mod keys;
@@ -26,7 +27,7 @@ pub use table::{resolve, CommandSpec};
 
 /// Every family's handler bindings.
 fn families() -> impl Iterator<Item = &'static [table::Binding]> {
-    [connection::COMMANDS, strings::COMMANDS, keys::COMMANDS, hashes::COMMANDS, lists::COMMANDS, sets::COMMANDS, zsets::COMMANDS, server::COMMANDS].into_iter()
+    [connection::COMMANDS, strings::COMMANDS, bitmaps::COMMANDS, keys::COMMANDS, hashes::COMMANDS, lists::COMMANDS, sets::COMMANDS, zsets::COMMANDS, server::COMMANDS].into_iter()
 }
 
 /// What a handler may use: its client's session and, when the command runs

@@ -670,3 +670,103 @@ fn sorted_set_commands_match_redis() {
         }
     });
 }
+
+#[test]
+fn bitmap_commands_match_redis() {
+    both(1, |d| {
+        d.check(&["FLUSHDB"]);
+        d.check(&["SETBIT", "b", "7", "1"]);
+        d.check(&["SETBIT", "b", "7", "1"]);
+        d.check(&["SETBIT", "b", "100", "1"]);
+        d.check(&["SETBIT", "b", "100", "0"]);
+        d.check(&["GET", "b"]);
+        d.check(&["SETBIT", "b", "-1", "1"]);
+        d.check(&["SETBIT", "b", "4294967296", "1"]);
+        d.check(&["SETBIT", "b", "x", "1"]);
+        d.check(&["SETBIT", "b", "1", "2"]);
+        d.check(&["SETBIT", "b", "1", "x"]);
+        d.check(&["SETBIT", "zero", "15", "0"]);
+        d.check(&["GET", "zero"]);
+        for i in ["0", "7", "8", "100", "99999"] {
+            d.check(&["GETBIT", "b", i]);
+        }
+        d.check(&["GETBIT", "none", "3"]);
+        d.check(&["GETBIT", "b", "-1"]);
+        d.check(&["SET", "s", "foobar"]);
+        d.check(&["BITCOUNT", "s"]);
+        for (a, b) in [("0", "0"), ("1", "1"), ("-2", "-1"), ("5", "30"), ("-1", "-5"), ("3", "1"), ("-100", "100")] {
+            d.check(&["BITCOUNT", "s", a, b]);
+            d.check(&["BITCOUNT", "s", a, b, "BIT"]);
+            d.check(&["BITCOUNT", "s", a, b, "BYTE"]);
+        }
+        d.check(&["BITCOUNT", "s", "1"]);
+        d.check(&["BITCOUNT", "s", "1", "2", "BOGUS"]);
+        d.check(&["BITCOUNT", "s", "x", "2"]);
+        d.check(&["BITCOUNT", "none"]);
+        d.check(&["BITCOUNT", "none", "1"]);
+        d.check(&["SET", "p", "\u{0}\u{ff}\u{f0}"]);
+        d.check(&["SET", "ones", "\u{ff}\u{ff}"]);
+        d.check(&["SET", "empty", ""]);
+        for k in ["p", "ones", "none", "empty"] {
+            for bit in ["0", "1"] {
+                d.check(&["BITPOS", k, bit]);
+                d.check(&["BITPOS", k, bit, "1"]);
+                d.check(&["BITPOS", k, bit, "0", "-1"]);
+                d.check(&["BITPOS", k, bit, "2", "-1"]);
+                d.check(&["BITPOS", k, bit, "7", "15", "BIT"]);
+                d.check(&["BITPOS", k, bit, "9", "-1", "BIT"]);
+                d.check(&["BITPOS", k, bit, "5", "1"]);
+            }
+        }
+        d.check(&["BITPOS", "p", "2"]);
+        d.check(&["BITPOS", "p", "1", "0", "1", "BOGUS"]);
+        d.check(&["BITPOS", "p", "1", "0", "1", "BIT", "x"]);
+        d.check(&["SET", "k1", "foobar"]);
+        d.check(&["SET", "k2", "abcdef"]);
+        d.check(&["SET", "k3", "xy"]);
+        for op in ["AND", "OR", "XOR"] {
+            d.check(&["BITOP", op, "dst", "k1", "k2", "k3"]);
+            d.check(&["GET", "dst"]);
+        }
+        d.check(&["BITOP", "NOT", "dst", "k3"]);
+        d.check(&["GET", "dst"]);
+        d.check(&["BITOP", "NOT", "dst", "k1", "k2"]);
+        d.check(&["BITOP", "NAND", "dst", "k1"]);
+        d.check(&["BITOP", "AND", "dst", "none", "none2"]);
+        d.check(&["EXISTS", "dst"]);
+        d.check(&["BITFIELD", "bf", "SET", "u8", "0", "255", "GET", "u8", "0", "GET", "i8", "0"]);
+        d.check(&["BITFIELD", "bf", "INCRBY", "u8", "0", "10", "OVERFLOW", "SAT", "INCRBY", "u8", "0", "300"]);
+        d.check(&["BITFIELD", "bf", "OVERFLOW", "FAIL", "INCRBY", "u8", "0", "300", "GET", "u8", "0"]);
+        d.check(&["BITFIELD", "bf", "SET", "i5", "#3", "-7", "GET", "i5", "#3", "INCRBY", "i5", "#3", "-100"]);
+        d.check(&["BITFIELD", "bf", "OVERFLOW", "SAT", "INCRBY", "i5", "#3", "-100", "SET", "u4", "1", "-1"]);
+        d.check(&["BITFIELD", "bf", "OVERFLOW", "WRAP", "SET", "u3", "2", "-1", "SET", "i64", "10", "-9223372036854775808"]);
+        d.check(&["BITFIELD", "bf", "INCRBY", "i64", "10", "-1", "GET", "i64", "10", "GET", "u63", "3"]);
+        d.check(&["GET", "bf"]);
+        d.check(&["BITFIELD", "bf", "GET", "u64", "0"]);
+        d.check(&["BITFIELD", "bf", "GET", "i65", "0"]);
+        d.check(&["BITFIELD", "bf", "GET", "x8", "0"]);
+        d.check(&["BITFIELD", "bf", "GET", "u8", "-1"]);
+        d.check(&["BITFIELD", "bf", "GET", "u8"]);
+        d.check(&["BITFIELD", "bf", "OVERFLOW", "BOGUS"]);
+        d.check(&["BITFIELD", "bf", "SET", "u8", "0", "x"]);
+        d.check(&["BITFIELD", "bf", "BOGUS"]);
+        d.check(&["BITFIELD", "none", "GET", "u8", "0"]);
+        d.check(&["EXISTS", "none"]);
+        d.check(&["BITFIELD", "bf"]);
+        d.check(&["BITFIELD_RO", "bf", "GET", "u8", "0", "GET", "i4", "#1"]);
+        d.check(&["BITFIELD_RO", "bf", "SET", "u8", "0", "1"]);
+        d.check(&["BITFIELD_RO", "bf", "INCRBY", "u8", "0", "1"]);
+        d.check(&["BITFIELD_RO", "bf"]);
+        d.check(&["HSET", "h", "f", "v"]);
+        for cmd in [
+            vec!["SETBIT", "h", "1", "1"],
+            vec!["GETBIT", "h", "1"],
+            vec!["BITCOUNT", "h"],
+            vec!["BITPOS", "h", "1"],
+            vec!["BITOP", "AND", "dst", "h"],
+            vec!["BITFIELD", "h", "GET", "u8", "0"],
+        ] {
+            d.check(&cmd);
+        }
+    });
+}
