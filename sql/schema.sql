@@ -59,6 +59,13 @@ CREATE TABLE kv.zsets (
 );
 CREATE INDEX zsets_by_score ON kv.zsets (id, score, member);
 
+-- CONFIG SET values, shared by every worker and kept across restarts.
+-- Parameters not listed here have their defaults.
+CREATE TABLE kv.config (
+    name  text PRIMARY KEY,
+    value text NOT NULL
+);
+
 -- Members of deleted or overwritten keys. Deleting a key only drops its row
 -- (O(1) whatever its size); kv.sweep() frees the members in bounded steps.
 -- A key's id is never reused, so orphans are invisible meanwhile.

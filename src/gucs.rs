@@ -104,7 +104,8 @@ pub fn workers() -> i32 {
     WORKERS.get()
 }
 
-fn show(name: &std::ffi::CStr) -> String {
+/// The current value of any Postgres setting, as SHOW prints it.
+pub fn show_setting(name: &std::ffi::CStr) -> String {
     // SAFETY: GetConfigOption returns a pointer into GUC storage, valid until the next change.
     unsafe {
         let p = pgrx::pg_sys::GetConfigOption(name.as_ptr(), true, false);
@@ -117,9 +118,25 @@ fn show(name: &std::ffi::CStr) -> String {
 }
 
 pub fn config_file() -> String {
-    show(c"config_file")
+    show_setting(c"config_file")
 }
 
 pub fn server_version() -> String {
-    show(c"server_version")
+    show_setting(c"server_version")
+}
+
+/// Sets a Postgres setting for this session. Inside a transaction the
+/// change is undone if the transaction aborts.
+pub fn set_session(name: &std::ffi::CStr, value: &str) {
+    let value = std::ffi::CString::new(value).expect("no NUL in a setting");
+    // SAFETY: both strings are NUL-terminated and outlive the call;
+    // SetConfigOption copies them.
+    unsafe {
+        pgrx::pg_sys::SetConfigOption(
+            name.as_ptr(),
+            value.as_ptr(),
+            pgrx::pg_sys::GucContext::PGC_USERSET,
+            pgrx::pg_sys::GucSource::PGC_S_SESSION,
+        );
+    }
 }

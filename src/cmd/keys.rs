@@ -3,7 +3,7 @@
 //! the EXPIRE and TTL families, PERSIST, OBJECT ENCODING, TIME.
 
 use super::table::{local, tx, Binding};
-use super::{eq_ic, parse_i32_or, parse_i64, Args, Ctx, ScanOptions};
+use super::{config, eq_ic, parse_i32_or, parse_i64, Args, Ctx, ScanOptions};
 use crate::error::{CmdError, CmdResult, DB_OUT_OF_RANGE};
 use crate::store::{Entry, Fetch, KeyType};
 use bytes::Bytes;
@@ -374,7 +374,7 @@ fn persist(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 }
 
 /// `OBJECT ENCODING key`: the encoding Redis 7.0 would use for the value,
-/// by its size rules (the `*-max-*-entries` defaults).
+/// by its size rules (the `*-max-*` CONFIG parameters).
 fn object_encoding(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     let store = ctx.store();
@@ -392,15 +392,20 @@ fn object_encoding(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         }
         KeyType::List => "quicklist",
         KeyType::Hash => {
-            let small = e.card <= 128 && store.hgetall(e.id)?.iter().all(|(f, v)| f.len() <= 64 && v.len() <= 64);
+            let (entries, value) = (config::value(ctx, "hash-max-listpack-entries")?, config::value(ctx, "hash-max-listpack-value")?);
+            let small = e.card <= entries
+                && store.hgetall(e.id)?.iter().all(|(f, v)| f.len() as i64 <= value && v.len() as i64 <= value);
             if small { "listpack" } else { "hashtable" }
         }
         KeyType::Set => {
-            let ints = e.card <= 512 && store.smembers(e.id)?.iter().all(|m| pgkv_resp::num::parse_i64(m).is_some());
+            let entries = config::value(ctx, "set-max-intset-entries")?;
+            let ints = e.card <= entries && store.smembers(e.id)?.iter().all(|m| pgkv_resp::num::parse_i64(m).is_some());
             if ints { "intset" } else { "hashtable" }
         }
         KeyType::ZSet => {
-            if e.card <= 128 { "listpack" } else { "skiplist" }
+            let (entries, value) = (config::value(ctx, "zset-max-listpack-entries")?, config::value(ctx, "zset-max-listpack-value")?);
+            let small = e.card <= entries && store.zall(&e)?.iter().all(|(m, _)| m.len() as i64 <= value);
+            if small { "listpack" } else { "skiplist" }
         }
     };
     Ok(Frame::Bulk(Bytes::from_static(encoding.as_bytes())))

@@ -7,6 +7,7 @@
 //! storage only through [`Store`].
 
 pub mod bitmaps;
+pub mod config;
 pub mod connection;
 pub mod hashes;
 pub mod keys;
@@ -27,7 +28,7 @@ pub use table::{resolve, CommandSpec};
 
 /// Every family's handler bindings.
 fn families() -> impl Iterator<Item = &'static [table::Binding]> {
-    [connection::COMMANDS, strings::COMMANDS, bitmaps::COMMANDS, keys::COMMANDS, hashes::COMMANDS, lists::COMMANDS, sets::COMMANDS, zsets::COMMANDS, server::COMMANDS].into_iter()
+    [config::COMMANDS, connection::COMMANDS, strings::COMMANDS, bitmaps::COMMANDS, keys::COMMANDS, hashes::COMMANDS, lists::COMMANDS, sets::COMMANDS, zsets::COMMANDS, server::COMMANDS].into_iter()
 }
 
 /// What a handler may use: its client's session and, when the command runs

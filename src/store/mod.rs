@@ -6,6 +6,7 @@
 //! other types their cardinality and list head, so length commands and pushes
 //! at either end are one index probe.
 
+mod config;
 mod hashes;
 mod keys;
 mod lists;

@@ -60,6 +60,7 @@ pub extern "C-unwind" fn pgkv_worker_main(arg: pg_sys::Datum) {
         r.worker = Some(index);
         r.port = gucs::port();
     });
+    apply_stored_config(index);
     let mut server = Server::new(index);
     server.bind();
     log!("pgkv worker {index}: serving RESP on {:?} port {}", gucs::listen_addresses(), gucs::port());
@@ -100,6 +101,19 @@ fn wait_for_extension(database: &str) -> bool {
 fn reload_config() {
     unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
     apply_session_settings();
+}
+
+/// CONFIG SET values with a Postgres meaning, as another worker or an
+/// earlier run stored them.
+fn apply_stored_config(index: u32) {
+    match xact::run_maintenance(|store| store.config_all()) {
+        Ok(all) => {
+            if let Some((_, v)) = all.iter().find(|(n, _)| n == "appendfsync") {
+                gucs::set_session(c"synchronous_commit", if v == "always" { "on" } else { "off" });
+            }
+        }
+        Err(e) => warning!("pgkv worker {index}: could not read kv.config: {e}"),
+    }
 }
 
 /// Settings of the worker's own transactions.
@@ -206,6 +220,7 @@ impl Server {
             }
             if BackgroundWorker::sighup_received() {
                 reload_config();
+                apply_stored_config(self.index);
                 self.bind();
             }
             self.poll_io(&mut events);

@@ -239,3 +239,53 @@ fn swapdb_and_flushall_match_redis() {
         d.check(&["DBSIZE"]);
     }
 }
+
+#[test]
+fn config_get_and_set_match_redis() {
+    let pg = PgCluster::start();
+    let redis = RedisServer::start();
+    for proto in [2, 3] {
+        let mut d = Differential::new(pg.redis_port, redis.port, proto);
+        for name in [
+            "save", "appendonly", "hash-max-listpack-entries", "hash-max-ziplist-entries", "zset-max-listpack-value",
+            "set-max-intset-entries", "list-max-listpack-size", "maxmemory", "maxmemory-policy", "timeout", "databases",
+            "notify-keyspace-events", "nosuchparam", "HZ",
+        ] {
+            d.check(&["CONFIG", "GET", name]);
+        }
+        d.check_unordered(&["CONFIG", "GET", "*max*entries*"]);
+        d.check_unordered(&["CONFIG", "GET", "save", "appendonly", "save"]);
+        d.check(&["CONFIG", "GET"]);
+        d.check(&["CONFIG", "SET", "appendonly", "maybe"]);
+        d.check(&["CONFIG", "SET", "hash-max-listpack-entries", "x"]);
+        d.check(&["CONFIG", "SET", "databases", "3"]);
+        d.check(&["CONFIG", "SET", "appendfsync", "sometimes"]);
+        d.check(&["CONFIG", "SET", "maxmemory-policy", "bogus"]);
+        d.check(&["CONFIG", "SET", "maxmemory", "1x"]);
+        d.check(&["CONFIG", "SET", "nonexist", "1"]);
+        d.check(&["CONFIG", "SET", "save"]);
+        d.check(&["CONFIG", "SET", "save", "1", "save", "2"]);
+        d.check(&["CONFIG", "SET", "save", "3600 1 300 100", "hash-max-ziplist-entries", "64", "maxmemory", "1gb"]);
+        d.check(&["CONFIG", "SET", "appendfsync", "EVERYSEC", "hz", "0"]);
+        for name in ["save", "hash-max-listpack-entries", "hash-max-ziplist-entries", "maxmemory", "appendfsync", "hz"] {
+            d.check(&["CONFIG", "GET", name]);
+        }
+        d.check(&["HSET", "h", "a", "1"]);
+        d.check(&["OBJECT", "ENCODING", "h"]);
+        d.check(&["CONFIG", "SET", "hash-max-listpack-entries", "0", "appendfsync", "always", "hz", "10", "save", "", "maxmemory", "0"]);
+        // Redis converts an encoding when the value is written next; a
+        // new hash shows the new threshold in both.
+        d.check(&["HSET", "h2", "a", "1"]);
+        d.check(&["OBJECT", "ENCODING", "h2"]);
+        d.check(&["DEL", "h2"]);
+        d.check(&["CONFIG", "SET", "hash-max-listpack-entries", "512"]);
+        d.check(&["CONFIG", "RESETSTAT"]);
+        d.check(&["DEL", "h"]);
+    }
+    // appendfsync maps to synchronous_commit, which survives a restart.
+    let mut c = pg.raw();
+    assert_eq!(c.call(&["CONFIG", "SET", "appendfsync", "everysec"]), b"+OK\r\n");
+    pg.restart("fast");
+    let mut c = pg.raw();
+    assert_eq!(c.call(&["CONFIG", "GET", "appendfsync"]), b"*2\r\n$11\r\nappendfsync\r\n$8\r\neverysec\r\n");
+}
