@@ -770,3 +770,64 @@ fn bitmap_commands_match_redis() {
         }
     });
 }
+
+#[test]
+fn sort_and_lcs_match_redis() {
+    both(3, |d| {
+        d.check(&["FLUSHDB"]);
+        d.check(&["RPUSH", "l", "3", "1", "10", "2", "-1.5"]);
+        d.check(&["SORT", "l"]);
+        d.check(&["SORT", "l", "DESC"]);
+        d.check(&["SORT", "l", "ALPHA"]);
+        d.check(&["SORT", "l", "ALPHA", "DESC", "LIMIT", "1", "2"]);
+        for (o, c) in [("0", "0"), ("-1", "2"), ("3", "-1"), ("10", "2"), ("1", "100")] {
+            d.check(&["SORT", "l", "LIMIT", o, c]);
+        }
+        d.check(&["SORT", "l", "LIMIT", "x", "1"]);
+        d.check(&["SORT", "l", "BOGUS"]);
+        d.check(&["RPUSH", "words", "banana", "apple", "cherry"]);
+        d.check(&["SORT", "words"]);
+        d.check(&["SORT", "words", "ALPHA"]);
+        d.check(&["MSET", "w_banana", "2", "w_apple", "3", "w_cherry", "1"]);
+        d.check(&["HSET", "h_banana", "name", "B"]);
+        d.check(&["HSET", "h_apple", "name", "A"]);
+        d.check(&["SORT", "words", "BY", "w_*"]);
+        d.check(&["SORT", "words", "BY", "w_*", "DESC", "GET", "#", "GET", "w_*", "GET", "h_*->name", "GET", "nope_*"]);
+        d.check(&["SORT", "words", "BY", "nosort"]);
+        d.check(&["SORT", "words", "BY", "h_*->name", "ALPHA"]);
+        d.check(&["SORT", "words", "BY", "w_*", "STORE", "dst"]);
+        d.check(&["LRANGE", "dst", "0", "-1"]);
+        d.check(&["SORT", "words", "BY", "w_*", "GET", "nope_*", "STORE", "dst"]);
+        d.check(&["LRANGE", "dst", "0", "-1"]);
+        d.check(&["SORT", "none", "STORE", "dst"]);
+        d.check(&["EXISTS", "dst"]);
+        d.check(&["SORT_RO", "words", "ALPHA"]);
+        d.check(&["SORT_RO", "words", "STORE", "dst"]);
+        d.check(&["SADD", "s", "5", "2", "9"]);
+        d.check(&["SORT", "s"]);
+        d.check(&["SORT", "s", "BY", "nosort", "STORE", "dst"]);
+        d.check(&["LRANGE", "dst", "0", "-1"]);
+        d.check(&["ZADD", "z", "1", "c", "2", "a", "3", "b"]);
+        d.check(&["SORT", "z", "BY", "nosort"]);
+        d.check(&["SORT", "z", "BY", "nosort", "DESC"]);
+        d.check(&["SORT", "z", "ALPHA"]);
+        d.check(&["SET", "str", "v"]);
+        d.check(&["SORT", "str"]);
+        d.check(&["RPUSH", "bad", "1", "x"]);
+        d.check(&["SORT", "bad"]);
+        d.check(&["SET", "a", "ohmytext"]);
+        d.check(&["SET", "b", "mynewtext"]);
+        d.check(&["LCS", "a", "b"]);
+        d.check(&["LCS", "a", "b", "LEN"]);
+        d.check(&["LCS", "a", "b", "IDX"]);
+        d.check(&["LCS", "a", "b", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"]);
+        d.check(&["LCS", "a", "b", "IDX", "WITHMATCHLEN"]);
+        d.check(&["LCS", "a", "b", "IDX", "LEN"]);
+        d.check(&["LCS", "a", "b", "BOGUS"]);
+        d.check(&["LCS", "a", "none"]);
+        d.check(&["LCS", "a", "l"]);
+        d.check(&["SET", "c", "abcabcabc"]);
+        d.check(&["SET", "e", "cbacbaabc"]);
+        d.check(&["LCS", "c", "e", "IDX", "WITHMATCHLEN"]);
+    });
+}
