@@ -16,7 +16,7 @@ CREATE TABLE kv.keys (
     value     bytea,
     -- members of a hash, list, set or sorted set
     card      bigint   NOT NULL DEFAULT 0,
-    -- list: position of the first element; hash: next insertion number
+    -- list: position of the first element; hash, set, zset: next seq
     head      bigint   NOT NULL DEFAULT 0,
     PRIMARY KEY (db, key)
 ) WITH (fillfactor = 90);
@@ -27,7 +27,10 @@ CREATE INDEX keys_db_id ON kv.keys (db, id);
 -- The active expiry cycle's index: only keys with a TTL.
 CREATE INDEX keys_expire_at ON kv.keys (expire_at) WHERE expire_at IS NOT NULL;
 
--- seq keeps insertion order, which small hashes in Redis report.
+-- In the member tables, seq numbers members in insertion order (from the
+-- key row's head counter). It is the order small Redis hashes report, and
+-- the cursor of HSCAN/SSCAN/ZSCAN: a member keeps its seq for life, so a
+-- full scan returns every member present throughout.
 CREATE TABLE kv.hashes (
     id    bigint NOT NULL,
     field bytea  NOT NULL,
@@ -35,6 +38,7 @@ CREATE TABLE kv.hashes (
     seq   bigint NOT NULL,
     PRIMARY KEY (id, field)
 );
+CREATE INDEX hashes_by_seq ON kv.hashes (id, seq);
 
 -- Positions are contiguous; the key row keeps head and tail, so pushes and
 -- pops at either end and LINDEX/LSET are single index probes.
@@ -48,16 +52,20 @@ CREATE TABLE kv.lists (
 CREATE TABLE kv.sets (
     id     bigint NOT NULL,
     member bytea  NOT NULL,
+    seq    bigint NOT NULL,
     PRIMARY KEY (id, member)
 );
+CREATE INDEX sets_by_seq ON kv.sets (id, seq);
 
 CREATE TABLE kv.zsets (
     id     bigint           NOT NULL,
     member bytea            NOT NULL,
     score  double precision NOT NULL,
+    seq    bigint           NOT NULL,
     PRIMARY KEY (id, member)
 );
 CREATE INDEX zsets_by_score ON kv.zsets (id, score, member);
+CREATE INDEX zsets_by_seq ON kv.zsets (id, seq);
 
 -- CONFIG SET values, shared by every worker and kept across restarts.
 -- Parameters not listed here have their defaults.

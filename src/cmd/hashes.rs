@@ -223,18 +223,28 @@ fn hrandfield(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 
 /// `HSCAN key cursor [MATCH pattern] [COUNT count]`
 ///
-/// Like Redis with a small (listpack) hash, the whole hash comes back in
-/// one call with cursor 0; MATCH filters it.
+/// A small hash (one Redis keeps as a listpack) comes back whole, with
+/// cursor 0, as Redis does. A larger one is paged by insertion number, so a
+/// full iteration returns every field present throughout.
 fn hscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
-    let opts = super::ScanOptions::parse(args, false)?;
-    let _ = opts.cursor;
-    let fields = all_fields(ctx, &key)?;
+    let o = super::ScanOptions::parse(args, false)?;
+    let Some(e) = lookup(ctx, &key)? else { return Ok(scan_reply(0, Vec::new())) };
+    let (next, fields) = if e.card <= super::config::value(ctx, "hash-max-listpack-entries")? {
+        (0, ctx.store().hgetall(e.id)?)
+    } else {
+        o.page(|from, n| Ok(ctx.store().hscan(e.id, from, n)?.into_iter().map(|(s, f, v)| (s, (f, v))).collect()))?
+    };
     let mut out = Vec::new();
     for (f, v) in fields {
-        if opts.matches(&f) {
+        if o.matches(&f) {
             out.extend([bulk(f), bulk(v)]);
         }
     }
-    Ok(Frame::Array(vec![Frame::Bulk(Bytes::from_static(b"0")), Frame::Array(out)]))
+    Ok(scan_reply(next, out))
+}
+
+/// `[cursor, [items]]`, the reply of every SCAN command.
+pub fn scan_reply(next: u64, items: Vec<Frame>) -> Frame {
+    Frame::Array(vec![Frame::Bulk(Bytes::from(next.to_string())), Frame::Array(items)])
 }

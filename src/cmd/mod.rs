@@ -160,6 +160,16 @@ impl ScanOptions {
         Ok(o)
     }
 
+    /// One page of a member scan (HSCAN, SSCAN, ZSCAN) whose cursor is the
+    /// members' insertion number: `fetch(from, count)` returns (seq, item)
+    /// rows with seq >= from. Returns the next cursor (0 when done).
+    pub fn page<T>(&self, fetch: impl FnOnce(i64, i64) -> Result<Vec<(i64, T)>, CmdError>) -> Result<(u64, Vec<T>), CmdError> {
+        let from = i64::try_from(self.cursor).unwrap_or(i64::MAX);
+        let rows = fetch(from, self.count)?;
+        let next = if (rows.len() as i64) < self.count { 0 } else { rows.last().map(|(s, _)| *s as u64 + 1).unwrap_or(0) };
+        Ok((next, rows.into_iter().map(|(_, t)| t).collect()))
+    }
+
     /// MATCH, with Redis's shortcut for a lone `*`.
     pub fn matches(&self, item: &[u8]) -> bool {
         match self.pattern.as_deref() {

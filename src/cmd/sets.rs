@@ -293,12 +293,18 @@ fn sintercard(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     Ok(Frame::Integer(if limit > 0 { n.min(limit) } else { n }))
 }
 
-/// `SSCAN key cursor [MATCH pattern] [COUNT count]`: like Redis with a small
-/// set, everything in one call with cursor 0.
+/// `SSCAN key cursor [MATCH pattern] [COUNT count]`: a small set comes
+/// back whole with cursor 0 (as an intset does in Redis); a larger one is
+/// paged by insertion number.
 fn sscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     let o = ScanOptions::parse(args, false)?;
-    let members = members_of(ctx, &key)?;
+    let Some(e) = lookup(ctx, &key)? else { return Ok(super::hashes::scan_reply(0, Vec::new())) };
+    let (next, members) = if e.card <= super::config::value(ctx, "set-max-intset-entries")? {
+        (0, ordered(ctx.store().smembers(e.id)?))
+    } else {
+        o.page(|from, n| ctx.store().sscan(e.id, from, n))?
+    };
     let out = members.into_iter().filter(|m| o.matches(m)).map(|m| Frame::Bulk(Bytes::from(m))).collect();
-    Ok(Frame::Array(vec![Frame::Bulk(Bytes::from_static(b"0")), Frame::Array(out)]))
+    Ok(super::hashes::scan_reply(next, out))
 }

@@ -840,20 +840,25 @@ fn zintercard(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     zsetop(ctx, args, SetOp::Inter, false, true, "zintercard")
 }
 
-/// `ZSCAN key cursor [MATCH pattern] [COUNT count]`: like Redis with a
-/// small (listpack) zset, everything in one call with cursor 0; scores are
-/// strings here, as Redis sends them.
+/// `ZSCAN key cursor [MATCH pattern] [COUNT count]`: a small zset (a
+/// listpack in Redis) comes back whole with cursor 0, in score order; a
+/// larger one is paged by insertion number. Scores are strings here, as
+/// Redis sends them.
 fn zscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     let o = ScanOptions::parse(args, false)?;
+    let Some(e) = lookup(ctx, &key)? else { return Ok(super::hashes::scan_reply(0, Vec::new())) };
+    let (next, pairs) = if e.card <= super::config::value(ctx, "zset-max-listpack-entries")? {
+        (0, ctx.store().zall(&e)?)
+    } else {
+        o.page(|from, n| Ok(ctx.store().zscan(e.id, from, n)?.into_iter().map(|(s, m, sc)| (s, (m, sc))).collect()))?
+    };
     let mut out = Vec::new();
-    if let Some(e) = lookup(ctx, &key)? {
-        for (m, s) in ctx.store().zall(&e)? {
-            if o.matches(&m) {
-                out.push(bulk(m));
-                out.push(Frame::Bulk(Bytes::from(pgkv_resp::num::format_double_reply(s))));
-            }
+    for (m, s) in pairs {
+        if o.matches(&m) {
+            out.push(bulk(m));
+            out.push(Frame::Bulk(Bytes::from(pgkv_resp::num::format_double_reply(s))));
         }
     }
-    Ok(Frame::Array(vec![Frame::Bulk(Bytes::from_static(b"0")), Frame::Array(out)]))
+    Ok(super::hashes::scan_reply(next, out))
 }

@@ -23,6 +23,10 @@ static HSETNX: Sql = write(
     &[INT8, BYTEA, BYTEA, INT8],
 );
 static HDEL: Sql = write("DELETE FROM kv.hashes WHERE id = $1 AND field = ANY ($2) RETURNING 1", &[INT8, BYTEA_ARRAY]);
+static SCAN: Sql = read(
+    "SELECT seq, field, value FROM kv.hashes WHERE id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+    &[INT8, INT8, INT8],
+);
 static HGETALL: Sql = read("SELECT field, value FROM kv.hashes WHERE id = $1 ORDER BY seq", &[INT8]);
 
 impl<'a> Store<'a> {
@@ -82,6 +86,21 @@ impl<'a> Store<'a> {
         let removed = self.exec(&HDEL, &[e.id.into(), bytea_array(fields)])? as i64;
         self.set_card(e, e.card - removed, e.head)?;
         Ok(removed)
+    }
+
+    /// Up to `limit` fields with seq >= `from`, in seq order.
+    pub fn hscan(self, id: i64, from: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>, Vec<u8>)>, CmdError> {
+        self.run(&SCAN, &[id.into(), from.into(), limit.into()], |rows| {
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push((
+                    row.get::<i64>(1)?.unwrap_or_default(),
+                    row.get::<Vec<u8>>(2)?.unwrap_or_default(),
+                    row.get::<Vec<u8>>(3)?.unwrap_or_default(),
+                ));
+            }
+            Ok(out)
+        })
     }
 
     /// Every (field, value), in insertion order.

@@ -1,14 +1,16 @@
 //! Set storage: `kv.sets(id, member)`.
 
-use super::sql::{read, write, Sql, BYTEA, BYTEA_ARRAY, INT8};
+use super::sql::{read, write, Sql, BYTEA, BYTEA_ARRAY, INT8, INT8_ARRAY};
+use pgrx::datum::DatumWithOid;
 use super::{bytea, bytea_array, Entry, Store};
 use crate::error::CmdError;
 use bytes::Bytes;
 
 static SADD: Sql = write(
-    "INSERT INTO kv.sets (id, member) SELECT $1, m FROM unnest($2) AS m ON CONFLICT DO NOTHING RETURNING 1",
-    &[INT8, BYTEA_ARRAY],
+    "INSERT INTO kv.sets (id, member, seq) SELECT $1, m, q FROM unnest($2, $3) AS u(m, q) ON CONFLICT DO NOTHING RETURNING 1",
+    &[INT8, BYTEA_ARRAY, INT8_ARRAY],
 );
+static SCAN: Sql = read("SELECT seq, member FROM kv.sets WHERE id = $1 AND seq >= $2 ORDER BY seq LIMIT $3", &[INT8, INT8, INT8]);
 static SREM: Sql = write("DELETE FROM kv.sets WHERE id = $1 AND member = ANY ($2) RETURNING 1", &[INT8, BYTEA_ARRAY]);
 static SISMEMBER: Sql = read("SELECT EXISTS (SELECT 1 FROM kv.sets WHERE id = $1 AND member = $2)", &[INT8, BYTEA]);
 static SMISMEMBER: Sql = read(
@@ -22,8 +24,9 @@ static SRANDOM: Sql = read("SELECT member FROM kv.sets WHERE id = $1 ORDER BY ra
 impl<'a> Store<'a> {
     /// Adds members, returning how many were new.
     pub fn sadd(self, e: &Entry, members: &[Bytes]) -> Result<i64, CmdError> {
-        let added = self.exec(&SADD, &[e.id.into(), bytea_array(members)])? as i64;
-        self.set_card(e, e.card + added, e.head)?;
+        let seqs: Vec<i64> = (0..members.len() as i64).map(|i| e.head + i).collect();
+        let added = self.exec(&SADD, &[e.id.into(), bytea_array(members), DatumWithOid::from(seqs)])? as i64;
+        self.set_card(e, e.card + added, e.head + members.len() as i64)?;
         Ok(added)
     }
 
@@ -44,6 +47,17 @@ impl<'a> Store<'a> {
 
     pub fn smembers(self, id: i64) -> Result<Vec<Vec<u8>>, CmdError> {
         self.column::<Vec<u8>>(&SMEMBERS, &[id.into()])
+    }
+
+    /// Up to `limit` members with seq >= `from`, in seq order: (seq, member).
+    pub fn sscan(self, id: i64, from: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>, CmdError> {
+        self.run(&SCAN, &[id.into(), from.into(), limit.into()], |rows| {
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push((row.get::<i64>(1)?.unwrap_or_default(), row.get::<Vec<u8>>(2)?.unwrap_or_default()));
+            }
+            Ok(out)
+        })
     }
 
     /// Up to `n` distinct random members.

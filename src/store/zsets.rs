@@ -13,9 +13,13 @@ static ZMSCORE: Sql = read(
     &[INT8, BYTEA_ARRAY],
 );
 static UPSERT: Sql = write(
-    "INSERT INTO kv.zsets (id, member, score) SELECT $1, m, s FROM unnest($2, $3) AS u(m, s) \
+    "INSERT INTO kv.zsets (id, member, score, seq) SELECT $1, m, s, q FROM unnest($2, $3, $4) AS u(m, s, q) \
      ON CONFLICT (id, member) DO UPDATE SET score = EXCLUDED.score",
-    &[INT8, BYTEA_ARRAY, super::sql::FLOAT8_ARRAY],
+    &[INT8, BYTEA_ARRAY, super::sql::FLOAT8_ARRAY, super::sql::INT8_ARRAY],
+);
+static SCAN: Sql = read(
+    "SELECT seq, member, score FROM kv.zsets WHERE id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+    &[INT8, INT8, INT8],
 );
 static ZREM: Sql = write("DELETE FROM kv.zsets WHERE id = $1 AND member = ANY ($2) RETURNING 1", &[INT8, BYTEA_ARRAY]);
 static BY_RANK: Sql = read("SELECT member, score FROM kv.zsets WHERE id = $1 ORDER BY score, member OFFSET $2 LIMIT $3", &[INT8, INT8, INT8]);
@@ -62,9 +66,10 @@ impl<'a> Store<'a> {
         if !pairs.is_empty() {
             let members: Vec<Bytes> = pairs.iter().map(|(m, _)| m.clone()).collect();
             let scores: Vec<f64> = pairs.iter().map(|(_, s)| *s).collect();
-            self.exec(&UPSERT, &[e.id.into(), bytea_array(&members), DatumWithOid::from(scores)])?;
+            let seqs: Vec<i64> = (0..pairs.len() as i64).map(|i| e.head + i).collect();
+            self.exec(&UPSERT, &[e.id.into(), bytea_array(&members), DatumWithOid::from(scores), DatumWithOid::from(seqs)])?;
         }
-        self.set_card(e, e.card + added, e.head)
+        self.set_card(e, e.card + added, e.head + pairs.len() as i64)
     }
 
     /// Removes members, returning how many existed; drops an emptied zset.
@@ -97,6 +102,21 @@ impl<'a> Store<'a> {
 
     pub fn zcount_score(self, id: i64, lo: f64, hi: f64) -> Result<i64, CmdError> {
         Ok(self.column::<i64>(&COUNT_SCORE, &[id.into(), lo.into(), hi.into()])?.first().copied().unwrap_or(0))
+    }
+
+    /// Up to `limit` members with seq >= `from`, in seq order.
+    pub fn zscan(self, id: i64, from: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>, f64)>, CmdError> {
+        self.run(&SCAN, &[id.into(), from.into(), limit.into()], |rows| {
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push((
+                    row.get::<i64>(1)?.unwrap_or_default(),
+                    row.get::<Vec<u8>>(2)?.unwrap_or_default(),
+                    row.get::<f64>(3)?.unwrap_or_default(),
+                ));
+            }
+            Ok(out)
+        })
     }
 
     /// Replaces every member (the STORE commands' destination).

@@ -107,7 +107,7 @@ fn hot_single_key_queries_use_indexes() {
     c.psql("INSERT INTO kv.keys (db, key, type, value) SELECT 5, ('explain:' || g)::bytea, 's', 'x' FROM generate_series(1, 20000) g ON CONFLICT DO NOTHING");
     c.psql("INSERT INTO kv.hashes (id, field, value, seq) SELECT 424242, ('f' || g)::bytea, 'v', g FROM generate_series(1, 20000) g ON CONFLICT DO NOTHING");
     c.psql("INSERT INTO kv.lists (id, pos, value) SELECT 434343, g, 'v' FROM generate_series(1, 20000) g ON CONFLICT DO NOTHING");
-    c.psql("INSERT INTO kv.zsets (id, member, score) SELECT 444444, ('m' || g)::bytea, g FROM generate_series(1, 20000) g ON CONFLICT DO NOTHING");
+    c.psql("INSERT INTO kv.zsets (id, member, score, seq) SELECT 444444, ('m' || g)::bytea, g, g FROM generate_series(1, 20000) g ON CONFLICT DO NOTHING");
     c.psql("ANALYZE kv.keys, kv.hashes, kv.lists, kv.zsets");
     for sql in [
         "SELECT id, type, expire_at, value, card, head FROM kv.keys WHERE db = 5 AND key = 'explain:7'::bytea",
@@ -118,6 +118,8 @@ fn hot_single_key_queries_use_indexes() {
         "SELECT score FROM kv.zsets WHERE id = 444444 AND member = 'm7'::bytea",
         "SELECT member, score FROM kv.zsets WHERE id = 444444 AND score BETWEEN 5 AND 9 ORDER BY score, member",
         "SELECT count(*) FROM kv.zsets WHERE id = 444444 AND (score < 10 OR (score = 10 AND member < 'm10'::bytea))",
+        "SELECT seq, field, value FROM kv.hashes WHERE id = 424242 AND seq >= 500 ORDER BY seq LIMIT 10",
+        "SELECT seq, member, score FROM kv.zsets WHERE id = 444444 AND seq >= 500 ORDER BY seq LIMIT 10",
     ] {
         let plan = c.psql(&format!("EXPLAIN {sql}"));
         assert!(plan.contains("Index") && !plan.contains("Seq Scan"), "{sql}\n{plan}");
