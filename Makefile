@@ -4,6 +4,7 @@
 #   make stop     stop that cluster
 #   make test     everything `make run` installs, then every test
 #   make install  install into any PG16: make install PG_CONFIG=/path/to/pg_config
+#   make bench    pgkv vs redis-server with redis-benchmark
 
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
@@ -11,7 +12,7 @@ LOCAL_PG_CONFIG := $(CURDIR)/.pgkv/pg/pgserver/pginstall/bin/pg_config
 PG_CONFIG ?= $(LOCAL_PG_CONFIG)
 export PG_CONFIG
 
-.PHONY: setup build install run stop test test-unit test-e2e clean
+.PHONY: setup build install run stop test bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -31,6 +32,10 @@ stop:
 test: install
 	cargo test --release -p pgkv-resp
 	cargo test --release -p pgkv-tests -- --test-threads=2
+
+# pgkv against redis-server in the same run (about 10 minutes); see README "Performance".
+bench: install
+	python3 scripts/bench.py
 
 clean: stop
 	cargo clean
