@@ -20,7 +20,19 @@ use serde_json::{Map, Value};
 fn run(argv: Vec<Bytes>) -> Frame {
     let mut session = Session::new(0, Origin::Sql, true);
     session.db = crate::gucs::SQL_DB.get() as i16;
-    let reply = Spi::connect(|client| cmd::dispatch(&mut Ctx::new(&mut session, Some(Store::new(client))), &argv));
+    let reply = Spi::connect(|client| {
+        let store = Store::new(client);
+        crate::store::begin();
+        let reply = cmd::dispatch(&mut Ctx::new(&mut session, Some(store)), &argv);
+        // Key rows changed by the command are written back before the
+        // caller's next statement can read kv.keys.
+        if let Err(e) = store.flush() {
+            crate::store::begin();
+            return e.into_frame();
+        }
+        crate::store::begin();
+        reply
+    });
     if let Frame::Error(e) = &reply {
         ereport!(ERROR, PgSqlErrorCode::ERRCODE_DATA_EXCEPTION, String::from_utf8_lossy(e).into_owned());
     }

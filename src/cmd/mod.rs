@@ -39,16 +39,18 @@ pub struct Ctx<'a> {
     store: Option<Store<'a>>,
     /// Wall-clock milliseconds, fixed for the whole command as Redis does.
     pub now_ms: i64,
+    /// The command has Redis's `write` flag: its lookups lock key rows.
+    write: bool,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(session: &'a mut Session, store: Option<Store<'a>>) -> Ctx<'a> {
-        Ctx { session, store, now_ms: now_ms() }
+        Ctx { session, store, now_ms: now_ms(), write: false }
     }
 
     /// The store. Only commands declared with `tx: true` run with one.
     pub fn store(&self) -> Store<'a> {
-        self.store.expect("a command that uses the store must be declared with tx: true")
+        self.store.expect("a command that uses the store must be declared with tx: true").for_command(self.write)
     }
 }
 
@@ -249,6 +251,7 @@ fn run(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     if ctx.session.origin == Origin::Sql && spec.has_flag("noscript") {
         return Err(CmdError::Static(NOT_FROM_SQL));
     }
+    ctx.write = spec.has_flag("write");
     let mut args = Args::new(argv, if spec.is_subcommand() { 2 } else { 1 });
     let handler = spec.handler.expect("resolve only returns runnable commands");
     handler(ctx, &mut args)

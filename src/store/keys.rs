@@ -1,7 +1,7 @@
 //! Keyspace storage: whole keys, strings, TTLs, databases.
 
 use super::sql::{read, write, Sql, BYTEA, BYTEA_ARRAY, INT2, INT4, INT8};
-use super::{bytea, bytea_array, Entry, KeyType, Store};
+use super::{bytea, bytea_array, cache, Entry, KeyType, Store};
 use crate::error::CmdError;
 use bytes::Bytes;
 
@@ -11,12 +11,10 @@ static UPSERT_STRING: Sql = write(
      card = 0, head = 0, id = CASE WHEN k.type = 's' THEN k.id ELSE nextval('kv.key_ids') END",
     &[INT2, BYTEA, INT8, BYTEA],
 );
-static SET_VALUE: Sql = write("UPDATE kv.keys SET value = $2 WHERE id = $1", &[INT8, BYTEA]);
 static DELETE_KEYS: Sql = write(
     "DELETE FROM kv.keys WHERE db = $1 AND key = ANY ($2) RETURNING expire_at IS NULL OR expire_at > $3",
     &[INT2, BYTEA_ARRAY, INT8],
 );
-static SET_EXPIRE: Sql = write("UPDATE kv.keys SET expire_at = $2 WHERE id = $1", &[INT8, INT8]);
 static DELETE_KEY: Sql = write("DELETE FROM kv.keys WHERE db = $1 AND key = $2", &[INT2, BYTEA]);
 static RENAME: Sql = write("UPDATE kv.keys SET key = $3 WHERE db = $1 AND key = $2", &[INT2, BYTEA, BYTEA]);
 static MOVE: Sql = write("UPDATE kv.keys SET db = $3 WHERE db = $1 AND key = $2", &[INT2, BYTEA, INT2]);
@@ -69,18 +67,22 @@ impl<'a> Store<'a> {
     /// type gives it a new id: its members are swept in the background.
     pub fn set_string(self, db: i16, key: &[u8], value: &[u8], expire_at: Option<i64>) -> Result<(), CmdError> {
         self.exec(&UPSERT_STRING, &[db.into(), bytea(key), expire_at.into(), bytea(value)])?;
+        cache::forget(db, key);
         Ok(())
     }
 
     /// Replaces a live string's payload, keeping its TTL.
     pub fn set_value(self, e: &Entry, value: &[u8]) -> Result<(), CmdError> {
-        self.exec(&SET_VALUE, &[e.id.into(), bytea(value)])?;
+        cache::update(e, |c| c.value = Some(value.to_vec()));
         Ok(())
     }
 
     /// Deletes `keys`, returning how many live keys were removed. A key
     /// named twice counts once, as in Redis.
     pub fn delete(self, db: i16, keys: &[Bytes], now_ms: i64) -> Result<i64, CmdError> {
+        for k in keys {
+            cache::forget(db, k);
+        }
         self.run(&DELETE_KEYS, &[db.into(), bytea_array(keys), now_ms.into()], |rows| {
             let mut live = 0;
             for row in rows {
@@ -93,12 +95,13 @@ impl<'a> Store<'a> {
     }
 
     pub fn set_expire(self, e: &Entry, expire_at: Option<i64>) -> Result<(), CmdError> {
-        self.exec(&SET_EXPIRE, &[e.id.into(), expire_at.into()])?;
+        cache::update(e, |c| c.expire_at = expire_at);
         Ok(())
     }
 
     /// Removes whatever row `key` has, live or expired.
     pub fn delete_key(self, db: i16, key: &[u8]) -> Result<(), CmdError> {
+        cache::forget(db, key);
         self.exec(&DELETE_KEY, &[db.into(), bytea(key)])?;
         Ok(())
     }
@@ -106,11 +109,13 @@ impl<'a> Store<'a> {
     /// Renames a live key (its id, TTL and members follow). `dst` must be
     /// free: the caller deletes it first.
     pub fn rename(self, db: i16, src: &[u8], dst: &[u8]) -> Result<(), CmdError> {
+        self.flush_and_forget()?;
         self.exec(&RENAME, &[db.into(), bytea(src), bytea(dst)])?;
         Ok(())
     }
 
     pub fn move_key(self, db: i16, key: &[u8], to: i16) -> Result<(), CmdError> {
+        self.flush_and_forget()?;
         self.exec(&MOVE, &[db.into(), bytea(key), to.into()])?;
         Ok(())
     }
@@ -118,6 +123,7 @@ impl<'a> Store<'a> {
     /// Copies a live key to `dst` in database `to` (which must be free):
     /// a new id, and a copy of every member.
     pub fn copy(self, e: &Entry, to: i16, dst: &[u8]) -> Result<(), CmdError> {
+        self.flush_and_forget()?;
         let new_id = self.column::<i64>(&COPY_ROW, &[e.id.into(), to.into(), bytea(dst)])?;
         let new_id = new_id.first().copied().unwrap_or_default();
         let members = match e.ktype {
@@ -132,6 +138,7 @@ impl<'a> Store<'a> {
     }
 
     pub fn swap_db(self, a: i16, b: i16) -> Result<(), CmdError> {
+        self.flush_and_forget()?;
         // Through a parking value: the primary key is checked row by row.
         self.exec(&SWAP_DB, &[a.into(), (-1i16).into()])?;
         self.exec(&SWAP_DB, &[b.into(), a.into()])?;
@@ -142,6 +149,7 @@ impl<'a> Store<'a> {
     /// Empties one database. When it holds the only keys, TRUNCATE makes it
     /// O(1) whatever its size.
     pub fn flush_db(self, db: i16) -> Result<(), CmdError> {
+        self.flush_and_forget()?;
         let alone = self.column::<bool>(&OTHER_DBS_EMPTY, &[db.into()])?.first().copied().unwrap_or(false);
         if alone {
             self.exec(&TRUNCATE_ALL, &[])?;
@@ -152,6 +160,7 @@ impl<'a> Store<'a> {
     }
 
     pub fn flush_all(self) -> Result<(), CmdError> {
+        self.flush_and_forget()?;
         self.exec(&TRUNCATE_ALL, &[])?;
         Ok(())
     }
@@ -159,11 +168,13 @@ impl<'a> Store<'a> {
     /// Keys in a database, counting ones expired but not yet removed (as
     /// Redis's DBSIZE does).
     pub fn count(self, db: i16) -> Result<i64, CmdError> {
+        self.flush()?;
         Ok(self.column::<i64>(&COUNT_DB, &[db.into()])?.first().copied().unwrap_or(0))
     }
 
     /// Up to `limit` keys with an id above `after`, in id order.
     pub fn scan(self, db: i16, after: i64, limit: i64) -> Result<Vec<ScanItem>, CmdError> {
+        self.flush()?;
         self.run(&SCAN, &[db.into(), after.into(), limit.into()], |rows| {
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
@@ -180,6 +191,7 @@ impl<'a> Store<'a> {
 
     /// Every live key of a database (KEYS).
     pub fn all_keys(self, db: i16, now_ms: i64) -> Result<Vec<Vec<u8>>, CmdError> {
+        self.flush()?;
         self.run(&ALL_KEYS, &[db.into()], |rows| {
             let mut out = Vec::new();
             for row in rows {
@@ -194,6 +206,7 @@ impl<'a> Store<'a> {
 
     /// A random live key, or `None` in an empty database.
     pub fn random_key(self, db: i16, now_ms: i64, pick: f64) -> Result<Option<Vec<u8>>, CmdError> {
+        self.flush()?;
         let (lo, hi) = self.run(&ID_RANGE, &[db.into()], |rows| {
             let row = rows.into_iter().next();
             Ok(match row {
@@ -223,6 +236,7 @@ impl<'a> Store<'a> {
 
     /// (db, keys, keys with a TTL) for every non-empty database.
     pub fn keyspace(self, now_ms: i64) -> Result<Vec<(i16, i64, i64)>, CmdError> {
+        self.flush()?;
         self.run(&KEYSPACE, &[now_ms.into()], |rows| {
             let mut out = Vec::new();
             for row in rows {

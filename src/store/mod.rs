@@ -13,6 +13,7 @@ mod lists;
 mod sets;
 mod zsets;
 mod sql;
+mod cache;
 
 use crate::error::CmdError;
 use bytes::Bytes;
@@ -68,6 +69,8 @@ impl KeyType {
 /// A live key: what `lookup` found, with expiry already applied.
 #[derive(Debug, Clone)]
 pub struct Entry {
+    pub db: i16,
+    pub key: Vec<u8>,
     pub id: i64,
     pub ktype: KeyType,
     /// Unix milliseconds, or `None` for a key without TTL.
@@ -91,6 +94,8 @@ pub enum Fetch {
 #[derive(Clone, Copy)]
 pub struct Store<'a> {
     spi: &'a SpiClient<'a>,
+    /// The running command writes: its lookups lock the key row.
+    write: bool,
 }
 
 fn bytea(b: &[u8]) -> DatumWithOid<'_> {
@@ -99,19 +104,31 @@ fn bytea(b: &[u8]) -> DatumWithOid<'_> {
 
 static LOOKUP_META: Sql = read("SELECT id, type, expire_at, NULL::bytea, card, head FROM kv.keys WHERE db = $1 AND key = $2", &[INT2, BYTEA]);
 static LOOKUP_VALUE: Sql = read("SELECT id, type, expire_at, value, card, head FROM kv.keys WHERE db = $1 AND key = $2", &[INT2, BYTEA]);
+static LOCK_META: Sql =
+    write("SELECT id, type, expire_at, NULL::bytea, card, head FROM kv.keys WHERE db = $1 AND key = $2 FOR UPDATE", &[INT2, BYTEA]);
+static LOCK_VALUE: Sql =
+    write("SELECT id, type, expire_at, value, card, head FROM kv.keys WHERE db = $1 AND key = $2 FOR UPDATE", &[INT2, BYTEA]);
+static FLUSH_ROW: Sql = write(
+    "UPDATE kv.keys SET expire_at = $2, value = coalesce($3, value), card = $4, head = $5 WHERE id = $1",
+    &[INT8, INT8, BYTEA, INT8, INT8],
+);
 static DELETE_IF_EXPIRED: Sql = write("DELETE FROM kv.keys WHERE db = $1 AND key = $2 AND expire_at <= $3", &[INT2, BYTEA, INT8]);
 static CREATE_KEY: Sql = write(
     "INSERT INTO kv.keys (db, key, type) VALUES ($1, $2, $3) RETURNING id",
     &[INT2, BYTEA, sql::CHAR],
 );
-static SET_CARD: Sql = write("UPDATE kv.keys SET card = $2, head = $3 WHERE id = $1", &[INT8, INT8, INT8]);
 static DELETE_BY_ID: Sql = write("DELETE FROM kv.keys WHERE id = $1", &[INT8]);
 
 impl<'a> Store<'a> {
     /// A store over an SPI connection that is open for the whole batch (worker)
     /// or the whole function call (SQL).
     pub fn new(spi: &'a SpiClient<'a>) -> Store<'a> {
-        Store { spi }
+        Store { spi, write: false }
+    }
+
+    /// This store for a command that writes (`true`) or only reads.
+    pub fn for_command(self, write: bool) -> Store<'a> {
+        Store { write, ..self }
     }
 
     fn run<R>(self, sql: &'static Sql, args: &[DatumWithOid<'_>], f: impl FnOnce(SpiTupleTable<'a>) -> Result<R, CmdError>) -> Result<R, CmdError> {
@@ -137,20 +154,37 @@ impl<'a> Store<'a> {
     }
 
     /// The one lookup every command goes through. An expired key is deleted
-    /// here (lazy expiry) and reported as absent.
+    /// here (lazy expiry) and reported as absent. A writing command locks
+    /// the key row (FOR UPDATE), so its read-modify-write cannot lose a
+    /// concurrent update from another worker or a SQL session.
     pub fn lookup(self, db: i16, key: &[u8], now_ms: i64, fetch: Fetch) -> Result<Option<Entry>, CmdError> {
-        let sql = if fetch == Fetch::Value { &LOOKUP_VALUE } else { &LOOKUP_META };
-        let found = self.run(sql, &[db.into(), bytea(key)], |rows| {
-            let Some(row) = rows.into_iter().next() else { return Ok(None) };
-            Ok(Some(Entry {
-                id: row.get(1)?.unwrap_or_default(),
-                ktype: KeyType::from_code(row.get(2)?.unwrap_or_default())?,
-                expire_at: row.get(3)?,
-                value: row.get(4)?,
-                card: row.get(5)?.unwrap_or_default(),
-                head: row.get(6)?.unwrap_or_default(),
-            }))
-        })?;
+        let cached = cache::get(db, key, self.write, fetch == Fetch::Value);
+        let found = match cached {
+            Some(hit) => hit,
+            None => {
+                let sql = match (self.write, fetch) {
+                    (false, Fetch::Meta) => &LOOKUP_META,
+                    (false, Fetch::Value) => &LOOKUP_VALUE,
+                    (true, Fetch::Meta) => &LOCK_META,
+                    (true, Fetch::Value) => &LOCK_VALUE,
+                };
+                let row = self.run(sql, &[db.into(), bytea(key)], |rows| {
+                    let Some(row) = rows.into_iter().next() else { return Ok(None) };
+                    Ok(Some(Entry {
+                        db,
+                        key: key.to_vec(),
+                        id: row.get(1)?.unwrap_or_default(),
+                        ktype: KeyType::from_code(row.get(2)?.unwrap_or_default())?,
+                        expire_at: row.get(3)?,
+                        value: row.get(4)?,
+                        card: row.get(5)?.unwrap_or_default(),
+                        head: row.get(6)?.unwrap_or_default(),
+                    }))
+                })?;
+                cache::put(db, key, row.clone(), self.write);
+                row
+            }
+        };
         match found {
             Some(e) if e.expire_at.is_some_and(|t| t <= now_ms) => {
                 // A read-only transaction (a SQL caller's, or a standby's)
@@ -159,6 +193,7 @@ impl<'a> Store<'a> {
                 // SAFETY: a plain global of the running backend.
                 if !unsafe { pgrx::pg_sys::XactReadOnly } {
                     self.exec(&DELETE_IF_EXPIRED, &[db.into(), bytea(key), now_ms.into()])?;
+                    cache::forget(db, key);
                 }
                 Ok(None)
             }
@@ -183,16 +218,22 @@ impl<'a> Store<'a> {
         let id = self.run(&CREATE_KEY, &[db.into(), bytea(key), want.code().into()], |rows| {
             Ok(rows.into_iter().next().and_then(|r| r.get::<i64>(1).ok().flatten()).unwrap_or_default())
         })?;
-        Ok(Entry { id, ktype: want, expire_at: None, value: None, card: 0, head: 0 })
+        let e = Entry { db, key: key.to_vec(), id, ktype: want, expire_at: None, value: None, card: 0, head: 0 };
+        cache::put(db, key, Some(e.clone()), true);
+        Ok(e)
     }
 
     /// Records a collection's new size; an emptied collection stops
-    /// existing, as in Redis.
+    /// existing, as in Redis. The key row is written back once per batch
+    /// (see `cache`), so a hot list costs one row update per commit.
     pub fn set_card(self, e: &Entry, card: i64, head: i64) -> Result<(), CmdError> {
         if card <= 0 {
-            self.exec(&DELETE_BY_ID, &[e.id.into()])?;
-        } else if card != e.card || head != e.head {
-            self.exec(&SET_CARD, &[e.id.into(), card.into(), head.into()])?;
+            self.delete_entry(e)?;
+        } else {
+            cache::update(e, |c| {
+                c.card = card;
+                c.head = head;
+            });
         }
         Ok(())
     }
@@ -200,8 +241,35 @@ impl<'a> Store<'a> {
     /// Deletes one live key by id (GETDEL, an emptied collection).
     pub fn delete_entry(self, e: &Entry) -> Result<(), CmdError> {
         self.exec(&DELETE_BY_ID, &[e.id.into()])?;
+        cache::forget(e.db, &e.key);
         Ok(())
     }
+
+    /// Writes back every key row changed since the last flush. Called
+    /// before any statement that reads kv.keys other than by key, at the end
+    /// of each batch and of each SQL call.
+    pub fn flush(self) -> Result<(), CmdError> {
+        for e in cache::take_dirty() {
+            // A NULL payload keeps the stored one (a string whose payload
+            // this batch never read).
+            let value = e.value.as_deref().map(bytea).unwrap_or(DatumWithOid::null::<Vec<u8>>());
+            self.exec(&FLUSH_ROW, &[e.id.into(), e.expire_at.into(), value, e.card.into(), e.head.into()])?;
+        }
+        Ok(())
+    }
+
+    /// `flush`, then forget every cached row: for statements that move or
+    /// remove key rows wholesale (RENAME, SWAPDB, FLUSHDB...).
+    pub fn flush_and_forget(self) -> Result<(), CmdError> {
+        self.flush()?;
+        cache::clear();
+        Ok(())
+    }
+}
+
+/// Starts a unit of work (a batch attempt, a SQL call): nothing cached yet.
+pub fn begin() {
+    cache::clear();
 }
 
 /// Keys as `bytea[]` parameters.

@@ -120,12 +120,16 @@ fn attempt<S: Sessions>(jobs: &mut [Job], sessions: &mut S, need_tx: bool, isola
             pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
         }
     }
+    crate::store::begin();
     let run = AssertUnwindSafe(|| -> Result<(), String> {
         if need_tx {
-            Spi::connect(|client| {
+            Spi::connect(|client| -> Result<(), String> {
                 let store = Store::new(client);
                 execute_all(jobs, sessions, Some(store), isolate, &current);
-            });
+                // Deferred key-row writes; a failure here is the batch's,
+                // not one command's (`current` is past the end).
+                store.flush().map_err(|e| String::from_utf8_lossy(&e.text()).into_owned())
+            })?;
         } else {
             execute_all(jobs, sessions, None, isolate, &current);
         }
@@ -143,10 +147,14 @@ fn attempt<S: Sessions>(jobs: &mut [Job], sessions: &mut S, need_tx: bool, isola
             Ok(())
         }
         Err(msg) => {
+            crate::store::begin();
             if need_tx {
                 unsafe { pg_sys::AbortCurrentTransaction() };
             }
-            Err(Failure::Command(current.get(), msg))
+            match current.get() {
+                usize::MAX => Err(Failure::Commit(msg)),
+                i => Err(Failure::Command(i, msg)),
+            }
         }
     }
 }
@@ -176,7 +184,23 @@ fn execute_all<S: Sessions>(jobs: &mut [Job], sessions: &mut S, store: Option<St
     for (i, job) in jobs.iter_mut().enumerate() {
         current.set(i);
         let session = sessions.session(job.conn);
-        let frame = if isolate.contains(&i) {
+        let frame = if let (true, Some(store)) = (isolate.contains(&i), store) {
+            // The subtransaction must hold exactly this command's writes:
+            // write back what came before, and everything it changed.
+            if let Err(e) = store.flush_and_forget() {
+                e.into_frame()
+            } else {
+                let frame = in_subtransaction(|| {
+                    let frame = cmd::dispatch(&mut Ctx::new(session, Some(store)), &job.argv);
+                    match store.flush() {
+                        Ok(()) => frame,
+                        Err(e) => e.into_frame(),
+                    }
+                });
+                crate::store::begin();
+                frame
+            }
+        } else if isolate.contains(&i) {
             in_subtransaction(|| cmd::dispatch(&mut Ctx::new(session, store), &job.argv))
         } else {
             cmd::dispatch(&mut Ctx::new(session, store), &job.argv)

@@ -395,3 +395,48 @@ fn sigterm_stops_the_worker_promptly() {
     assert!(busy.is_closed());
     assert_eq!(c.raw().call(&["PING"]), b"+PONG\r\n");
 }
+
+#[test]
+fn concurrent_writers_on_two_workers_and_sql_lose_no_update() {
+    let c = PgCluster::start_with(&["pgkv.workers = 2"]);
+    let url = c.redis_url();
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut r = redis::Client::open(url).unwrap().get_connection().unwrap();
+                for i in 0..100 {
+                    let mut p = redis::pipe();
+                    p.cmd("INCR").arg("lu:counter").ignore();
+                    p.cmd("RPUSH").arg("lu:list").arg(format!("{t}-{i}")).ignore();
+                    p.cmd("HINCRBY").arg("lu:hash").arg("n").arg(1).ignore();
+                    p.cmd("SADD").arg("lu:set").arg(format!("{t}-{i}")).ignore();
+                    let _: () = p.query(&mut r).unwrap();
+                }
+            })
+        })
+        .collect();
+    let sql = std::thread::spawn({
+        let mut sql = c.sql();
+        move || {
+            for i in 0..100 {
+                sql.batch_execute(&format!("SELECT kv.incr('lu:counter'); SELECT kv.rpush('lu:list', 'sql-{i}')")).unwrap();
+            }
+        }
+    });
+    for t in threads {
+        t.join().unwrap();
+    }
+    sql.join().unwrap();
+    let mut r = c.redis();
+    let n: i64 = r.get("lu:counter").unwrap();
+    assert_eq!(n, 1700);
+    let len: i64 = r.llen("lu:list").unwrap();
+    assert_eq!(len, 1700);
+    let items: Vec<String> = r.lrange("lu:list", 0, -1).unwrap();
+    assert_eq!(items.iter().collect::<std::collections::HashSet<_>>().len(), 1700, "every push is there once");
+    let h: i64 = r.hget("lu:hash", "n").unwrap();
+    assert_eq!(h, 1600);
+    let card: i64 = r.scard("lu:set").unwrap();
+    assert_eq!(card, 1600);
+}
