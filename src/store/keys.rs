@@ -21,8 +21,8 @@ static MOVE: Sql = write("UPDATE kv.keys SET db = $3 WHERE db = $1 AND key = $2"
 static SWAP_DB: Sql = write("UPDATE kv.keys SET db = $2 WHERE db = $1", &[INT2, INT2]);
 static COPY_ROW: Sql = write(
     "INSERT INTO kv.keys (db, key, type, expire_at, value, card, head) \
-     SELECT $2, $3, type, expire_at, value, card, head FROM kv.keys WHERE id = $1 RETURNING id",
-    &[INT8, INT2, BYTEA],
+     SELECT $4, $5, type, expire_at, value, card, head FROM kv.keys WHERE db = $1 AND key = $2 AND id = $3 RETURNING id",
+    &[INT2, BYTEA, INT8, INT2, BYTEA],
 );
 static COPY_HASH: Sql = write("INSERT INTO kv.hashes (id, field, value, seq) SELECT $2, field, value, seq FROM kv.hashes WHERE id = $1", &[INT8, INT8]);
 static COPY_LIST: Sql = write("INSERT INTO kv.lists (id, pos, value) SELECT $2, pos, value FROM kv.lists WHERE id = $1", &[INT8, INT8]);
@@ -124,7 +124,7 @@ impl<'a> Store<'a> {
     /// a new id, and a copy of every member.
     pub fn copy(self, e: &Entry, to: i16, dst: &[u8]) -> Result<(), CmdError> {
         self.flush_and_forget()?;
-        let new_id = self.column::<i64>(&COPY_ROW, &[e.id.into(), to.into(), bytea(dst)])?;
+        let new_id = self.column::<i64>(&COPY_ROW, &[e.db.into(), bytea(&e.key), e.id.into(), to.into(), bytea(dst)])?;
         let new_id = new_id.first().copied().unwrap_or_default();
         let members = match e.ktype {
             KeyType::String => return Ok(()),

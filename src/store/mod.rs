@@ -109,15 +109,17 @@ static LOCK_META: Sql =
 static LOCK_VALUE: Sql =
     write("SELECT id, type, expire_at, value, card, head FROM kv.keys WHERE db = $1 AND key = $2 FOR UPDATE", &[INT2, BYTEA]);
 static FLUSH_ROW: Sql = write(
-    "UPDATE kv.keys SET expire_at = $2, value = coalesce($3, value), card = $4, head = $5 WHERE id = $1",
-    &[INT8, INT8, BYTEA, INT8, INT8],
+    "UPDATE kv.keys SET expire_at = $4, value = coalesce($5, value), card = $6, head = $7 WHERE db = $1 AND key = $2 AND id = $3",
+    &[INT2, BYTEA, INT8, INT8, BYTEA, INT8, INT8],
 );
 static DELETE_IF_EXPIRED: Sql = write("DELETE FROM kv.keys WHERE db = $1 AND key = $2 AND expire_at <= $3", &[INT2, BYTEA, INT8]);
 static CREATE_KEY: Sql = write(
     "INSERT INTO kv.keys (db, key, type) VALUES ($1, $2, $3) RETURNING id",
     &[INT2, BYTEA, sql::CHAR],
 );
-static DELETE_BY_ID: Sql = write("DELETE FROM kv.keys WHERE id = $1", &[INT8]);
+// Rows are always addressed through the primary key; the id check makes
+// sure it is still the same incarnation of the key.
+static DELETE_BY_ID: Sql = write("DELETE FROM kv.keys WHERE db = $1 AND key = $2 AND id = $3", &[INT2, BYTEA, INT8]);
 
 impl<'a> Store<'a> {
     /// A store over an SPI connection that is open for the whole batch (worker)
@@ -240,7 +242,7 @@ impl<'a> Store<'a> {
 
     /// Deletes one live key by id (GETDEL, an emptied collection).
     pub fn delete_entry(self, e: &Entry) -> Result<(), CmdError> {
-        self.exec(&DELETE_BY_ID, &[e.id.into()])?;
+        self.exec(&DELETE_BY_ID, &[e.db.into(), bytea(&e.key), e.id.into()])?;
         cache::forget(e.db, &e.key);
         Ok(())
     }
@@ -253,7 +255,7 @@ impl<'a> Store<'a> {
             // A NULL payload keeps the stored one (a string whose payload
             // this batch never read).
             let value = e.value.as_deref().map(bytea).unwrap_or(DatumWithOid::null::<Vec<u8>>());
-            self.exec(&FLUSH_ROW, &[e.id.into(), e.expire_at.into(), value, e.card.into(), e.head.into()])?;
+            self.exec(&FLUSH_ROW, &[e.db.into(), bytea(&e.key), e.id.into(), e.expire_at.into(), value, e.card.into(), e.head.into()])?;
         }
         Ok(())
     }

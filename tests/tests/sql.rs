@@ -112,6 +112,9 @@ fn hot_single_key_queries_use_indexes() {
     for sql in [
         "SELECT id, type, expire_at, value, card, head FROM kv.keys WHERE db = 5 AND key = 'explain:7'::bytea",
         "DELETE FROM kv.keys WHERE db = 5 AND key = ANY ('{explain:7}'::bytea[])",
+        "UPDATE kv.keys SET expire_at = NULL, value = coalesce(NULL, value), card = 1, head = 0 WHERE db = 5 AND key = 'explain:7'::bytea AND id = 7",
+        "DELETE FROM kv.keys WHERE db = 5 AND key = 'explain:7'::bytea AND id = 7",
+        "SELECT id, type, expire_at, value, card, head FROM kv.keys WHERE db = 5 AND key = 'explain:7'::bytea FOR UPDATE",
         "SELECT value FROM kv.hashes WHERE id = 424242 AND field = 'f7'::bytea",
         "SELECT value FROM kv.lists WHERE id = 434343 AND pos BETWEEN 7 AND 7",
         "DELETE FROM kv.lists WHERE id = 434343 AND pos BETWEEN 1 AND 1",
