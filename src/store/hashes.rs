@@ -8,10 +8,6 @@ use bytes::Bytes;
 use pgrx::datum::DatumWithOid;
 
 static HGET: Sql = read("SELECT value FROM kv.hashes WHERE id = $1 AND field = $2", &[INT8, BYTEA]);
-static HMGET: Sql = read(
-    "SELECT h.value FROM unnest($2) WITH ORDINALITY AS f(field, n) LEFT JOIN kv.hashes h ON h.id = $1 AND h.field = f.field ORDER BY f.n",
-    &[INT8, BYTEA_ARRAY],
-);
 /// Inserts or updates fields; returns one row per field that was new.
 static HSET: Sql = write(
     "INSERT INTO kv.hashes AS h (id, field, value, seq) SELECT $1, f, v, s FROM unnest($2, $3, $4) AS u(f, v, s) \
@@ -35,14 +31,9 @@ impl<'a> Store<'a> {
     }
 
     /// The values of `fields`, in order; `None` where a field is missing.
+    /// One primary-key probe per field (see `zmscore`).
     pub fn hmget(self, id: i64, fields: &[Bytes]) -> Result<Vec<Option<Vec<u8>>>, CmdError> {
-        self.run(&HMGET, &[id.into(), bytea_array(fields)], |rows| {
-            let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
-                out.push(row.get::<Vec<u8>>(1)?);
-            }
-            Ok(out)
-        })
+        fields.iter().map(|f| self.hget(id, f)).collect()
     }
 
     /// Sets `pairs` (field, value; the last value of a repeated field wins)

@@ -13,11 +13,6 @@ static SADD: Sql = write(
 static SCAN: Sql = read("SELECT seq, member FROM kv.sets WHERE id = $1 AND seq >= $2 ORDER BY seq LIMIT $3", &[INT8, INT8, INT8]);
 static SREM: Sql = write("DELETE FROM kv.sets WHERE id = $1 AND member = ANY ($2) RETURNING 1", &[INT8, BYTEA_ARRAY]);
 static SISMEMBER: Sql = read("SELECT EXISTS (SELECT 1 FROM kv.sets WHERE id = $1 AND member = $2)", &[INT8, BYTEA]);
-static SMISMEMBER: Sql = read(
-    "SELECT s.member IS NOT NULL FROM unnest($2) WITH ORDINALITY AS m(member, n) \
-     LEFT JOIN kv.sets s ON s.id = $1 AND s.member = m.member ORDER BY m.n",
-    &[INT8, BYTEA_ARRAY],
-);
 static SMEMBERS: Sql = read("SELECT member FROM kv.sets WHERE id = $1", &[INT8]);
 static SRANDOM: Sql = read("SELECT member FROM kv.sets WHERE id = $1 ORDER BY random() LIMIT $2", &[INT8, INT8]);
 
@@ -41,8 +36,9 @@ impl<'a> Store<'a> {
         Ok(self.column::<bool>(&SISMEMBER, &[id.into(), bytea(member)])?.first().copied().unwrap_or(false))
     }
 
+    /// One primary-key probe per member (see `zmscore`).
     pub fn smismember(self, id: i64, members: &[Bytes]) -> Result<Vec<bool>, CmdError> {
-        self.column::<bool>(&SMISMEMBER, &[id.into(), bytea_array(members)])
+        members.iter().map(|m| self.sismember(id, m)).collect()
     }
 
     pub fn smembers(self, id: i64) -> Result<Vec<Vec<u8>>, CmdError> {

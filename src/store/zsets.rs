@@ -8,10 +8,6 @@ use bytes::Bytes;
 use pgrx::datum::DatumWithOid;
 
 static ZSCORE: Sql = read("SELECT score FROM kv.zsets WHERE id = $1 AND member = $2", &[INT8, BYTEA]);
-static ZMSCORE: Sql = read(
-    "SELECT z.score FROM unnest($2) WITH ORDINALITY AS m(member, n) LEFT JOIN kv.zsets z ON z.id = $1 AND z.member = m.member ORDER BY m.n",
-    &[INT8, BYTEA_ARRAY],
-);
 static UPSERT: Sql = write(
     "INSERT INTO kv.zsets (id, member, score, seq) SELECT $1, m, s, q FROM unnest($2, $3, $4) AS u(m, s, q) \
      ON CONFLICT (id, member) DO UPDATE SET score = EXCLUDED.score",
@@ -51,14 +47,10 @@ impl<'a> Store<'a> {
         Ok(self.column::<f64>(&ZSCORE, &[id.into(), bytea(member)])?.into_iter().next())
     }
 
+    /// One primary-key probe per member: a join against the whole zset can
+    /// be planned as a scan of it, which a hot zset cannot afford.
     pub fn zmscore(self, id: i64, members: &[Bytes]) -> Result<Vec<Option<f64>>, CmdError> {
-        self.run(&ZMSCORE, &[id.into(), bytea_array(members)], |rows| {
-            let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
-                out.push(row.get::<f64>(1)?);
-            }
-            Ok(out)
-        })
+        members.iter().map(|m| self.zscore(id, m)).collect()
     }
 
     /// Writes (member, score) pairs, `added` of which are new members.
