@@ -265,9 +265,8 @@ fn pairs<'a>(args: &mut Args<'a>, cmd: &str) -> Result<Vec<(Bytes, Bytes)>, CmdE
 
 /// `MSET key value [key value ...]`
 fn mset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    for (k, v) in pairs(args, "mset")? {
-        ctx.store().set_string(ctx.session.db, &k, &v, None)?;
-    }
+    let kvs = pairs(args, "mset")?;
+    ctx.store().set_strings(ctx.session.db, &kvs)?;
     Ok(Frame::ok())
 }
 
@@ -279,9 +278,7 @@ fn msetnx(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             return Ok(Frame::Integer(0));
         }
     }
-    for (k, v) in kvs {
-        ctx.store().set_string(ctx.session.db, &k, &v, None)?;
-    }
+    ctx.store().set_strings(ctx.session.db, &kvs)?;
     Ok(Frame::Integer(1))
 }
 

@@ -11,6 +11,12 @@ static UPSERT_STRING: Sql = write(
      card = 0, head = 0, id = CASE WHEN k.type = 's' THEN k.id ELSE nextval('kv.key_ids') END",
     &[INT2, BYTEA, INT8, BYTEA],
 );
+static UPSERT_STRINGS: Sql = write(
+    "INSERT INTO kv.keys AS k (db, key, type, value) SELECT $1, key, 's', value FROM unnest($2, $3) AS u(key, value) \
+     ON CONFLICT (db, key) DO UPDATE SET type = 's', expire_at = NULL, value = EXCLUDED.value, \
+     card = 0, head = 0, id = CASE WHEN k.type = 's' THEN k.id ELSE nextval('kv.key_ids') END",
+    &[INT2, BYTEA_ARRAY, BYTEA_ARRAY],
+);
 static DELETE_KEYS: Sql = write(
     "DELETE FROM kv.keys WHERE db = $1 AND key = ANY ($2) RETURNING expire_at IS NULL OR expire_at > $3",
     &[INT2, BYTEA_ARRAY, INT8],
@@ -68,6 +74,25 @@ impl<'a> Store<'a> {
     pub fn set_string(self, db: i16, key: &[u8], value: &[u8], expire_at: Option<i64>) -> Result<(), CmdError> {
         self.exec(&UPSERT_STRING, &[db.into(), bytea(key), expire_at.into(), bytea(value)])?;
         cache::forget(db, key);
+        Ok(())
+    }
+
+    /// MSET: every pair in one statement; a key named twice takes its last
+    /// value, as sequential SETs would leave it.
+    pub fn set_strings(self, db: i16, pairs: &[(Bytes, Bytes)]) -> Result<(), CmdError> {
+        let mut keys: Vec<Bytes> = Vec::with_capacity(pairs.len());
+        let mut values: Vec<Bytes> = Vec::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            cache::forget(db, k);
+            match keys.iter().position(|x| x == k) {
+                Some(i) => values[i] = v.clone(),
+                None => {
+                    keys.push(k.clone());
+                    values.push(v.clone());
+                }
+            }
+        }
+        self.exec(&UPSERT_STRINGS, &[db.into(), bytea_array(&keys), bytea_array(&values)])?;
         Ok(())
     }
 
