@@ -28,6 +28,9 @@ pub enum CmdError {
     /// A PostgreSQL error raised while running the command. Only this command
     /// fails; the text says where it came from.
     Postgres(String),
+    /// A concurrent transaction created a key this command meant to create:
+    /// the dispatcher runs the command again. Never reaches a client.
+    Retry,
 }
 
 pub type CmdResult = Result<Frame, CmdError>;
@@ -55,6 +58,7 @@ impl CmdError {
             CmdError::Msg(b) => b.clone(),
             CmdError::Arity(name) => Bytes::from(format!("ERR wrong number of arguments for '{name}' command")),
             CmdError::Postgres(m) => Bytes::from(sanitize(format!("ERR PostgreSQL error: {m}").into_bytes())),
+            CmdError::Retry => Bytes::from_static(b"ERR concurrent update, please retry"),
         }
     }
 

@@ -11,6 +11,11 @@ pub static WORKERS: GucSetting<i32> = GucSetting::<i32>::new(1);
 pub static PASSWORD: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 pub static LOCK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 pub static SQL_DB: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static DISABLED_COMMANDS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
+pub static MAXCLIENTS: GucSetting<i32> = GucSetting::<i32>::new(10000);
+pub static TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static PROTECTED_MODE: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static PROTO_MAX_BULK_LEN: GucSetting<i32> = GucSetting::<i32>::new(512 * 1024 * 1024);
 
 pub fn init() {
     GucRegistry::define_int_guc(
@@ -67,6 +72,7 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::UNIT_MS,
     );
+    init_limits();
     GucRegistry::define_int_guc(
         c"pgkv.sql_db",
         c"Redis database number (0-15) that the kv.* SQL functions use.",
@@ -77,6 +83,66 @@ pub fn init() {
         GucContext::Userset,
         GucFlags::default(),
     );
+}
+
+/// Security and limit settings (the rest of `init`).
+fn init_limits() {
+    GucRegistry::define_string_guc(
+        c"pgkv.disabled_commands",
+        c"Comma-separated commands RESP clients may not run.",
+        c"A disabled command answers as an unknown one, e.g. 'FLUSHALL,FLUSHDB,KEYS'. SQL callers are governed by GRANTs instead.",
+        &DISABLED_COMMANDS,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pgkv.maxclients",
+        c"Most RESP clients a worker serves at once (Redis's maxclients).",
+        c"A client past the limit is answered -ERR max number of clients reached and disconnected.",
+        &MAXCLIENTS,
+        1,
+        1_000_000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pgkv.timeout",
+        c"Seconds after which an idle RESP client is disconnected; 0 never (Redis's timeout).",
+        c"",
+        &TIMEOUT,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_bool_guc(
+        c"pgkv.protected_mode",
+        c"Refuse non-loopback clients while no password is set (Redis's protected-mode).",
+        c"",
+        &PROTECTED_MODE,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pgkv.proto_max_bulk_len",
+        c"Largest bulk string a RESP request may carry, in bytes (Redis's proto-max-bulk-len).",
+        c"",
+        &PROTO_MAX_BULK_LEN,
+        1024 * 1024,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_BYTE,
+    );
+}
+
+/// Whether RESP clients may run `name` (any case).
+pub fn command_disabled(name: &[u8]) -> bool {
+    let list = DISABLED_COMMANDS.get();
+    let Some(list) = list.as_deref() else { return false };
+    list.to_bytes().split(|&c| c == b',').any(|w| {
+        let w = w.trim_ascii();
+        !w.is_empty() && w.eq_ignore_ascii_case(name)
+    })
 }
 
 fn string(setting: &GucSetting<Option<CString>>) -> String {

@@ -26,6 +26,7 @@ use pgrx::prelude::*;
 pub const DATABASES: i16 = 16;
 
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+pgrx::extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 
 /// Registers the GUCs and, when preloaded, the workers. Nothing else runs here.
 #[pg_guard]

@@ -63,7 +63,7 @@ fn set_bit(v: &mut Vec<u8>, bit: u64, on: bool) {
 fn save(ctx: &Ctx, key: &[u8], entry: &Option<Entry>, v: &[u8]) -> Result<(), CmdError> {
     match entry {
         Some(e) => ctx.store().set_value(e, v),
-        None => ctx.store().set_string(ctx.session.db, key, v, None),
+        None => ctx.store().insert_string(ctx.session.db, key, v),
     }
 }
 

@@ -244,6 +244,9 @@ pub fn dispatch(ctx: &mut Ctx, argv: &[Bytes]) -> Frame {
 }
 
 fn run(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
+    if ctx.session.origin == Origin::Resp && crate::gucs::command_disabled(&argv[0]) {
+        return Err(table::unknown_command(argv));
+    }
     let spec = resolve(argv)?;
     if !ctx.session.authenticated && !spec.has_flag("no_auth") {
         return Err(CmdError::Static(NOAUTH));
@@ -252,7 +255,13 @@ fn run(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         return Err(CmdError::Static(NOT_FROM_SQL));
     }
     ctx.write = spec.has_flag("write");
-    let mut args = Args::new(argv, if spec.is_subcommand() { 2 } else { 1 });
     let handler = spec.handler.expect("resolve only returns runnable commands");
-    handler(ctx, &mut args)
+    let mut attempts = 0;
+    loop {
+        let mut args = Args::new(argv, if spec.is_subcommand() { 2 } else { 1 });
+        match handler(ctx, &mut args) {
+            Err(CmdError::Retry) if attempts < 3 => attempts += 1,
+            other => return other,
+        }
+    }
 }

@@ -287,7 +287,7 @@ fn append(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let (key, value) = (args.next_bytes()?, args.next_bytes()?);
     match lookup_string(ctx, &key)? {
         None => {
-            ctx.store().set_string(ctx.session.db, &key, &value, None)?;
+            ctx.store().insert_string(ctx.session.db, &key, &value)?;
             Ok(Frame::Integer(value.len() as i64))
         }
         Some(e) => {
@@ -360,7 +360,7 @@ fn setrange(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     v[offset as usize..end].copy_from_slice(&value);
     match &existing {
         Some(e) => ctx.store().set_value(e, &v)?,
-        None => ctx.store().set_string(ctx.session.db, &key, &v, None)?,
+        None => ctx.store().insert_string(ctx.session.db, &key, &v)?,
     }
     Ok(Frame::Integer(v.len() as i64))
 }
@@ -377,7 +377,7 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], by: i64) -> CmdResult {
     let text = new.to_string();
     match &e {
         Some(e) => ctx.store().set_value(e, text.as_bytes())?,
-        None => ctx.store().set_string(ctx.session.db, key, text.as_bytes(), None)?,
+        None => ctx.store().insert_string(ctx.session.db, key, text.as_bytes())?,
     }
     Ok(Frame::Integer(new))
 }
@@ -423,7 +423,7 @@ fn incrbyfloat(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     })?;
     match &e {
         Some(e) => ctx.store().set_value(e, &new)?,
-        None => ctx.store().set_string(ctx.session.db, &key, &new, None)?,
+        None => ctx.store().insert_string(ctx.session.db, &key, &new)?,
     }
     Ok(Frame::Bulk(Bytes::from(new)))
 }

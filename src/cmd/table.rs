@@ -225,7 +225,7 @@ fn truncate(b: &[u8], n: usize) -> &[u8] {
 }
 
 /// `ERR unknown command 'x', with args beginning with: 'a' 'b' `
-fn unknown_command(argv: &[Bytes]) -> CmdError {
+pub fn unknown_command(argv: &[Bytes]) -> CmdError {
     let mut msg = b"ERR unknown command '".to_vec();
     msg.extend_from_slice(truncate(&argv[0], 128));
     msg.extend_from_slice(b"', with args beginning with: ");

@@ -11,6 +11,10 @@ static UPSERT_STRING: Sql = write(
      card = 0, head = 0, id = CASE WHEN k.type = 's' THEN k.id ELSE nextval('kv.key_ids') END",
     &[INT2, BYTEA, INT8, BYTEA],
 );
+static INSERT_STRING: Sql = write(
+    "INSERT INTO kv.keys (db, key, type, value) VALUES ($1, $2, 's', $3) ON CONFLICT DO NOTHING RETURNING 1",
+    &[INT2, BYTEA, BYTEA],
+);
 static UPSERT_STRINGS: Sql = write(
     "INSERT INTO kv.keys AS k (db, key, type, value) SELECT $1, key, 's', value FROM unnest($2, $3) AS u(key, value) \
      ON CONFLICT (db, key) DO UPDATE SET type = 's', expire_at = NULL, value = EXCLUDED.value, \
@@ -75,6 +79,22 @@ impl<'a> Store<'a> {
         self.exec(&UPSERT_STRING, &[db.into(), bytea(key), expire_at.into(), bytea(value)])?;
         cache::forget(db, key);
         Ok(())
+    }
+
+    /// Creates a string a read-modify-write command (INCR, APPEND, SETBIT...)
+    /// found missing. If another transaction created the key meanwhile (the
+    /// insert waits for it to commit), this answers `CmdError::Retry` and
+    /// the dispatcher runs the command again, now seeing and locking that
+    /// key: no update is lost. An upsert here would overwrite the other
+    /// writer's value.
+    pub fn insert_string(self, db: i16, key: &[u8], value: &[u8]) -> Result<(), CmdError> {
+        let inserted = self.exec(&INSERT_STRING, &[db.into(), bytea(key), bytea(value)])? > 0;
+        cache::forget(db, key);
+        if inserted {
+            Ok(())
+        } else {
+            Err(CmdError::Retry)
+        }
     }
 
     /// MSET: every pair in one statement; a key named twice takes its last

@@ -15,6 +15,10 @@ const READ_BUDGET: usize = 1 << 20;
 /// Most commands taken from one client per batch.
 pub const COMMANDS_PER_BATCH: usize = 1024;
 
+/// Redis's client-query-buffer-limit: a client whose unparsed input grows
+/// past this is disconnected.
+const QUERY_BUFFER_LIMIT: usize = 1 << 30;
+
 /// A client whose unsent replies exceed this is not read from until it
 /// catches up, so its pipeline cannot grow the worker's memory without bound.
 const OUTPUT_HIGH_WATER: usize = 64 << 20;
@@ -39,6 +43,8 @@ pub struct Conn {
     pub protocol_error: Option<Vec<u8>>,
     pub net_in: u64,
     pub net_out: u64,
+    /// When the client last sent something (for pgkv.timeout).
+    pub last_activity: std::time::Instant,
 }
 
 impl Conn {
@@ -58,6 +64,7 @@ impl Conn {
             protocol_error: None,
             net_in: 0,
             net_out: 0,
+            last_activity: std::time::Instant::now(),
         }
     }
 
@@ -86,6 +93,13 @@ impl Conn {
                     self.inbuf.extend_from_slice(&chunk[..n]);
                     taken += n;
                     self.net_in += n as u64;
+                    self.last_activity = std::time::Instant::now();
+                    if self.inbuf.len() > QUERY_BUFFER_LIMIT {
+                        pgrx::log!("pgkv: closing client {} that reached the query buffer limit", self.session.id);
+                        self.broken = true;
+                        self.inbuf = BytesMut::new();
+                        return;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.readable = false;
@@ -109,7 +123,10 @@ impl Conn {
     /// Parses the next complete command, if any. A protocol error is kept and
     /// answered after the commands before it.
     pub fn next_command(&mut self, auth_required: bool) -> Option<Vec<Bytes>> {
-        let limits = Limits { auth_required: auth_required && !self.session.authenticated, ..Limits::default() };
+        let limits = Limits {
+            auth_required: auth_required && !self.session.authenticated,
+            max_bulk_len: crate::gucs::PROTO_MAX_BULK_LEN.get() as i64,
+        };
         match self.parser.next(&mut self.inbuf, limits) {
             Ok(Some(cmd)) => Some(cmd),
             Ok(None) => {

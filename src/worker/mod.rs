@@ -227,6 +227,7 @@ impl Server {
             self.serve_batch();
             self.flush_and_reap();
             if Instant::now() >= self.next_expire {
+                self.close_idle();
                 self.expire_cycle();
                 self.next_expire = Instant::now() + EXPIRE_TICK;
             }
@@ -268,7 +269,7 @@ impl Server {
 
     fn accept(&mut self, listener: usize) {
         loop {
-            let (stream, _peer): (TcpStream, SocketAddr) = match self.listeners[listener].accept() {
+            let (mut stream, peer): (TcpStream, SocketAddr) = match self.listeners[listener].accept() {
                 Ok(s) => s,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -276,6 +277,12 @@ impl Server {
                     return;
                 }
             };
+            if let Some(refusal) = refuse(&peer, self.conns.len()) {
+                // Best effort, as Redis: one write, then close.
+                let _ = std::io::Write::write(&mut stream, refusal);
+                stats::with(|r| r.rejected_connections += 1);
+                continue;
+            }
             let id = self.next_client_id;
             self.next_client_id += self.client_id_step;
             let authenticated = gucs::password().is_none();
@@ -354,6 +361,20 @@ impl Server {
         stats::with(|r| r.connected_clients = n);
     }
 
+    /// Disconnects clients idle longer than pgkv.timeout (Redis's timeout).
+    fn close_idle(&mut self) {
+        let timeout = gucs::TIMEOUT.get();
+        if timeout <= 0 {
+            return;
+        }
+        let limit = Duration::from_secs(timeout as u64);
+        for (_, c) in self.conns.iter_mut() {
+            if c.last_activity.elapsed() > limit && c.outbuf.is_empty() {
+                c.broken = true;
+            }
+        }
+    }
+
     /// One bounded step of active expiry, in its own transaction.
     fn expire_cycle(&mut self) {
         match xact::run_maintenance(|store| store.expire_step(cmd::now_ms(), EXPIRE_BATCH)) {
@@ -365,6 +386,20 @@ impl Server {
             warning!("pgkv worker {}: sweeping deleted members failed: {e}", self.index);
         }
     }
+}
+
+const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Why a new client is turned away, if it is: Redis's protected mode (no
+/// password, a non-loopback peer) and maxclients.
+fn refuse(peer: &SocketAddr, clients: usize) -> Option<&'static [u8]> {
+    if gucs::PROTECTED_MODE.get() && gucs::password().is_none() && !peer.ip().is_loopback() {
+        return Some(PROTECTED_MODE_DENIED);
+    }
+    if clients >= gucs::MAXCLIENTS.get() as usize {
+        return Some(b"-ERR max number of clients reached\r\n");
+    }
+    None
 }
 
 fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {

@@ -440,3 +440,65 @@ fn concurrent_writers_on_two_workers_and_sql_lose_no_update() {
     let card: i64 = r.scard("lu:set").unwrap();
     assert_eq!(card, 1600);
 }
+
+#[test]
+fn sql_functions_need_the_pgkv_client_role() {
+    let c = shared();
+    c.psql("DROP ROLE IF EXISTS pgkv_test_app; CREATE ROLE pgkv_test_app LOGIN");
+    let connect = || {
+        postgres::Client::connect(&format!("host=127.0.0.1 port={} user=pgkv_test_app dbname=postgres", c.pg_port), postgres::NoTls).unwrap()
+    };
+    let mut app = connect();
+    let err = app.query_one("SELECT kv.get('priv:k')", &[]).unwrap_err();
+    assert_eq!(err.as_db_error().unwrap().code().code(), "42501", "{err}");
+    c.psql("GRANT pgkv_client TO pgkv_test_app");
+    let mut app = connect();
+    app.batch_execute("SELECT kv.set('priv:k', 'v')").unwrap();
+    let v: Option<String> = app.query_one("SELECT kv.get('priv:k')", &[]).unwrap().get(0);
+    assert_eq!(v.as_deref(), Some("v"));
+    // The tables themselves stay closed.
+    let err = app.query("SELECT * FROM kv.keys", &[]).unwrap_err();
+    assert_eq!(err.as_db_error().unwrap().code().code(), "42501");
+    let err = app.query("SELECT kv.sweep(1)", &[]).unwrap_err();
+    assert_eq!(err.as_db_error().unwrap().code().code(), "42501");
+}
+
+#[test]
+fn keys_that_look_like_sql_are_just_bytes() {
+    let c = shared();
+    let mut r = c.redis();
+    let evil = "'; DROP TABLE kv.keys; --";
+    let _: () = r.set(evil, "x'); DELETE FROM kv.keys; --").unwrap();
+    let _: i64 = redis::cmd("HSET").arg(evil).arg(evil).arg(evil).query(&mut r).unwrap_or(0);
+    let v: String = r.get(evil).unwrap();
+    assert_eq!(v, "x'); DELETE FROM kv.keys; --");
+    assert_eq!(c.psql("SELECT count(*) > 0 FROM kv.keys"), "t");
+    assert_eq!(c.psql(&format!("SELECT kv.get('{}')", evil.replace('\'', "''"))), "x'); DELETE FROM kv.keys; --");
+}
+
+#[test]
+fn limits_and_disabled_commands() {
+    let c = PgCluster::start_with(&["pgkv.disabled_commands = 'flushall, KEYS'", "pgkv.maxclients = 3", "pgkv.timeout = 1"]);
+    let mut a = c.raw();
+    assert_eq!(a.call(&["FLUSHALL"]), b"-ERR unknown command 'FLUSHALL', with args beginning with: \r\n");
+    assert_eq!(a.call(&["keys", "*"]), b"-ERR unknown command 'keys', with args beginning with: '*' \r\n");
+    assert_eq!(a.call(&["PING"]), b"+PONG\r\n");
+    // Disabled for RESP clients only: SQL callers are governed by GRANTs.
+    assert_eq!(c.psql("SELECT kv.call('FLUSHALL')"), "\"OK\"");
+    let _b = c.raw();
+    let _c = c.raw();
+    let mut d = c.raw();
+    assert_eq!(d.read_reply(), b"-ERR max number of clients reached\r\n");
+    assert!(d.is_closed());
+    // Idle clients are dropped after pgkv.timeout.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(a.is_closed(), "an idle client is disconnected");
+    assert_eq!(c.raw().call(&["PING"]), b"+PONG\r\n");
+    // A bulk longer than pgkv.proto_max_bulk_len is a protocol error.
+    c.psql("ALTER SYSTEM SET pgkv.proto_max_bulk_len = '1MB'");
+    c.psql("SELECT pg_reload_conf()");
+    std::thread::sleep(Duration::from_millis(500));
+    let mut e = c.raw();
+    e.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000000\r\n");
+    assert_eq!(e.read_reply(), b"-ERR Protocol error: invalid bulk length\r\n");
+}

@@ -1,0 +1,29 @@
+-- Who may use pgkv from SQL. Runs last, once every kv function exists.
+--
+-- The kv.* functions run as the extension owner (SECURITY DEFINER, with a
+-- fixed search_path), so callers need no rights on the tables; only the
+-- owner and members of pgkv_client may execute them:
+--     GRANT pgkv_client TO app_user;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pgkv_client') THEN
+        CREATE ROLE pgkv_client NOLOGIN;
+    END IF;
+END $$;
+
+GRANT USAGE ON SCHEMA kv TO pgkv_client;
+
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN
+        SELECT p.oid::regprocedure FROM pg_proc p
+        WHERE p.pronamespace = 'kv'::regnamespace
+          AND p.proname NOT IN ('sweep', 'collect_members')
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO pgkv_client', f);
+    END LOOP;
+END $$;
