@@ -240,3 +240,41 @@ fn unauthenticated_clients_cannot_send_large_requests() {
     let mut buf = BytesMut::from(&b"*1\r\n$16385\r\n"[..]);
     assert_eq!(p.next(&mut buf, limits).unwrap_err().reply_text(), b"ERR Protocol error: unauthenticated bulk length");
 }
+
+/// Seeded random garbage, and random mutations of valid requests: the
+/// parser must answer a command, "need more", or a protocol error, and never
+/// panic or loop.
+#[test]
+fn random_input_never_panics_the_parser() {
+    let mut state: u64 = 0x9e3779b97f4a7c15;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut valid = BytesMut::new();
+    encode_request(&[&b"SET"[..], b"key", b"value"], &mut valid);
+    for round in 0..20_000 {
+        let mut input: Vec<u8> = if round % 2 == 0 {
+            (0..(next() % 64)).map(|_| b"*$\r\n0123456789-+:abc \"'\\x"[(next() % 24) as usize]).collect()
+        } else {
+            valid.to_vec()
+        };
+        if round % 2 == 1 {
+            for _ in 0..(next() % 4 + 1) {
+                let i = (next() as usize) % input.len();
+                input[i] = next() as u8;
+            }
+        }
+        let mut p = RequestParser::new();
+        let mut buf = BytesMut::from(&input[..]);
+        for _ in 0..input.len() + 2 {
+            match p.next(&mut buf, Limits::default()) {
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let _ = decode(&input);
+    }
+}

@@ -153,6 +153,43 @@ impl PgCluster {
         wait_for_ping(self.redis_port, "pgkv after restart", Duration::from_secs(60));
     }
 
+    /// Simulates a crash of the whole server: SIGKILL to the postmaster and
+    /// every process it started, at once, with no chance to clean up.
+    pub fn kill_all(&self) {
+        let pid_file = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).expect("postmaster.pid");
+        let pm: i32 = pid_file.lines().next().unwrap().trim().parse().unwrap();
+        let mut victims = vec![pm];
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            let ppid: i32 = stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+            if ppid == pm {
+                victims.push(pid);
+            }
+        }
+        for pid in &victims {
+            unsafe { libc::kill(*pid, libc::SIGKILL) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while victims.iter().any(|p| std::path::Path::new(&format!("/proc/{p}/stat")).exists()
+            && !std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default().contains(") Z "))
+        {
+            assert!(Instant::now() < deadline, "processes survived SIGKILL");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the cluster again (crash recovery after `kill_all`). The dead
+    /// postmaster's lock file is removed, as a reboot would leave no process
+    /// behind it (here it may linger as a zombie nobody reaps).
+    pub fn start_again(&self) {
+        let _ = std::fs::remove_file(self.dir.join("data/postmaster.pid"));
+        let _ = std::fs::remove_file(self.dir.join(format!(".s.PGSQL.{}.lock", self.pg_port)));
+        let _ = std::fs::remove_file(self.dir.join(format!(".s.PGSQL.{}", self.pg_port)));
+        self.pg_ctl(&["start", "-w", "-t", "120"]);
+        wait_for_ping(self.redis_port, "pgkv after recovery", Duration::from_secs(60));
+    }
+
     /// Runs SQL through psql and returns its unaligned output.
     pub fn psql(&self, sql: &str) -> String {
         let mut c = Command::new(self.bindir.join("psql"));

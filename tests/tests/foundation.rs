@@ -502,3 +502,22 @@ fn limits_and_disabled_commands() {
     e.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000000\r\n");
     assert_eq!(e.read_reply(), b"-ERR Protocol error: invalid bulk length\r\n");
 }
+
+#[test]
+fn random_bytes_from_many_clients_leave_the_worker_serving() {
+    use rand::{Rng, SeedableRng};
+    let c = shared();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    for _ in 0..50 {
+        let mut junk = c.raw();
+        let len = rng.gen_range(1..4096);
+        let bytes: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+        junk.send(&bytes);
+        // Whatever comes back (error replies, a close), the others are served.
+        assert_eq!(c.raw().call(&["PING"]), b"+PONG\r\n");
+    }
+    let mut r = c.redis();
+    let _: () = r.set("junk:after", "fine").unwrap();
+    let v: String = r.get("junk:after").unwrap();
+    assert_eq!(v, "fine");
+}
