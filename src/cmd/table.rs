@@ -59,6 +59,19 @@ impl CommandSpec {
         self.name.contains('|')
     }
 
+    /// The keys `argv` names, by the command's (first, last, step) key
+    /// positions; empty for commands whose keys move (numkeys forms).
+    pub fn keys<'a>(&self, argv: &'a [Bytes]) -> Vec<&'a Bytes> {
+        let Frame::Array(f) = &self.info else { return Vec::new() };
+        let (first, last, step) = (int(&f[3]), int(&f[4]), int(&f[5]));
+        if first <= 0 || step <= 0 {
+            return Vec::new();
+        }
+        let n = argv.len() as i64;
+        let last = if last < 0 { n + last } else { last.min(n - 1) };
+        (first..=last).step_by(step as usize).filter_map(|i| argv.get(i as usize)).collect()
+    }
+
     pub fn subcommand(&self, name: &[u8]) -> Option<&CommandSpec> {
         let sub = name.to_ascii_lowercase();
         self.subcommands.iter().find(|s| s.name.split_once('|').is_some_and(|(_, n)| n.as_bytes() == sub.as_slice()))

@@ -108,6 +108,16 @@ static LOCK_META: Sql =
     write("SELECT id, type, expire_at, NULL::bytea, card, head FROM kv.keys WHERE db = $1 AND key = $2 FOR UPDATE", &[INT2, BYTEA]);
 static LOCK_VALUE: Sql =
     write("SELECT id, type, expire_at, value, card, head FROM kv.keys WHERE db = $1 AND key = $2 FOR UPDATE", &[INT2, BYTEA]);
+static PREFETCH: Sql = read(
+    "SELECT id, type, expire_at, value, card, head, key FROM kv.keys WHERE db = $1 AND key = ANY ($2)",
+    &[INT2, sql::BYTEA_ARRAY],
+);
+// Locks in key order, so two batches locking overlapping keys queue
+// instead of deadlocking.
+static PREFETCH_LOCK: Sql = write(
+    "SELECT id, type, expire_at, value, card, head, key FROM kv.keys WHERE db = $1 AND key = ANY ($2) ORDER BY key FOR UPDATE",
+    &[INT2, sql::BYTEA_ARRAY],
+);
 static FLUSH_ROW: Sql = write(
     "UPDATE kv.keys SET expire_at = $4, value = coalesce($5, value), card = $6, head = $7 WHERE db = $1 AND key = $2 AND id = $3",
     &[INT2, BYTEA, INT8, INT8, BYTEA, INT8, INT8],
@@ -244,6 +254,41 @@ impl<'a> Store<'a> {
     pub fn delete_entry(self, e: &Entry) -> Result<(), CmdError> {
         self.exec(&DELETE_BY_ID, &[e.db.into(), bytea(&e.key), e.id.into()])?;
         cache::forget(e.db, &e.key);
+        Ok(())
+    }
+
+    /// Reads (and for `lock`, locks) the rows of many keys in one statement
+    /// and caches them, so a batch's commands find their keys without a
+    /// statement each.
+    pub fn prefetch(self, db: i16, keys: &[Bytes], lock: bool) -> Result<(), CmdError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let found = self.run(if lock { &PREFETCH_LOCK } else { &PREFETCH }, &[db.into(), bytea_array(keys)], |rows| {
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                out.push(Entry {
+                    db,
+                    key: row.get::<Vec<u8>>(7)?.unwrap_or_default(),
+                    id: row.get(1)?.unwrap_or_default(),
+                    ktype: KeyType::from_code(row.get(2)?.unwrap_or_default())?,
+                    expire_at: row.get(3)?,
+                    value: row.get(4)?,
+                    card: row.get(5)?.unwrap_or_default(),
+                    head: row.get(6)?.unwrap_or_default(),
+                });
+            }
+            Ok(out)
+        })?;
+        for k in keys {
+            if cache::get(db, k, lock, false).is_none() {
+                cache::put(db, k, None, lock);
+            }
+        }
+        for e in found {
+            let key = e.key.clone();
+            cache::put(db, &key, Some(e), lock);
+        }
         Ok(())
     }
 

@@ -125,6 +125,7 @@ fn attempt<S: Sessions>(jobs: &mut [Job], sessions: &mut S, need_tx: bool, isola
         if need_tx {
             Spi::connect(|client| -> Result<(), String> {
                 let store = Store::new(client);
+                prefetch(store, jobs, sessions).map_err(|e| String::from_utf8_lossy(&e.text()).into_owned())?;
                 execute_all(jobs, sessions, Some(store), isolate, &current);
                 // Deferred key-row writes; a failure here is the batch's,
                 // not one command's (`current` is past the end).
@@ -178,6 +179,28 @@ fn commit() -> Result<(), Failure> {
             Err(Failure::Commit(msg))
         }
     }
+}
+
+/// Reads every key the batch names in one statement per database (locking
+/// the ones written), instead of one lookup per command.
+fn prefetch<S: Sessions>(store: Store, jobs: &[Job], sessions: &mut S) -> Result<(), CmdError> {
+    use std::collections::BTreeMap;
+    let mut wanted: BTreeMap<i16, BTreeMap<Bytes, bool>> = BTreeMap::new();
+    for j in jobs {
+        let Some(spec) = j.spec.filter(|s| s.tx) else { continue };
+        let write = spec.has_flag("write");
+        let db = sessions.session(j.conn).db;
+        for k in spec.keys(&j.argv) {
+            let lock = wanted.entry(db).or_default().entry(k.clone()).or_insert(false);
+            *lock |= write;
+        }
+    }
+    for (db, keys) in wanted {
+        let (locked, read): (Vec<_>, Vec<_>) = keys.into_iter().partition(|(_, lock)| *lock);
+        store.prefetch(db, &locked.into_iter().map(|(k, _)| k).collect::<Vec<_>>(), true)?;
+        store.prefetch(db, &read.into_iter().map(|(k, _)| k).collect::<Vec<_>>(), false)?;
+    }
+    Ok(())
 }
 
 fn execute_all<S: Sessions>(jobs: &mut [Job], sessions: &mut S, store: Option<Store>, isolate: &HashSet<usize>, current: &Cell<usize>) {
