@@ -22,7 +22,9 @@ BEGIN
         WHERE p.pronamespace = 'kv'::regnamespace
           AND p.proname NOT IN ('sweep', 'collect_members')
     LOOP
-        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
+        -- enable_seqscan = off: the functions' plans are kept for the
+        -- session, and every statement they run is written for an index.
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enable_seqscan = off', f);
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO pgkv_client', f);
     END LOOP;

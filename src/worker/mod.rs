@@ -126,6 +126,15 @@ fn apply_session_settings() {
             pg_sys::GucContext::PGC_SUSET,
             pg_sys::GucSource::PGC_S_SESSION,
         );
+        // Plans are kept for the worker's life, and a generic plan made
+        // while kv.keys was tiny could be a sequential scan forever after.
+        // Every worker statement is written for an index: say so.
+        pg_sys::SetConfigOption(
+            c"enable_seqscan".as_ptr(),
+            c"off".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+        );
         pg_sys::SetConfigOption(
             c"application_name".as_ptr(),
             c"pgkv".as_ptr(),
