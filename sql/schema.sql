@@ -22,8 +22,10 @@ CREATE TABLE kv.keys (
 ) WITH (fillfactor = 90);
 
 -- SCAN's cursor is the id: keys keep it for life (RENAME included), and new
--- keys get larger ones.
-CREATE INDEX keys_db_id ON kv.keys (db, id);
+-- keys get larger ones. Deliberately (id) alone, not (db, id): with a db
+-- prefix the planner may pick it for "db = $1 AND key = ANY($2)" while
+-- kv.keys is still empty, and kept plans would keep that choice.
+CREATE INDEX keys_id ON kv.keys (id);
 -- The active expiry cycle's index: only keys with a TTL.
 CREATE INDEX keys_expire_at ON kv.keys (expire_at) WHERE expire_at IS NOT NULL;
 

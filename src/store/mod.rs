@@ -112,12 +112,6 @@ static PREFETCH: Sql = read(
     "SELECT id, type, expire_at, value, card, head, key FROM kv.keys WHERE db = $1 AND key = ANY ($2)",
     &[INT2, sql::BYTEA_ARRAY],
 );
-// Locks in key order, so two batches locking overlapping keys queue
-// instead of deadlocking.
-static PREFETCH_LOCK: Sql = write(
-    "SELECT id, type, expire_at, value, card, head, key FROM kv.keys WHERE db = $1 AND key = ANY ($2) ORDER BY key FOR UPDATE",
-    &[INT2, sql::BYTEA_ARRAY],
-);
 static FLUSH_ROW: Sql = write(
     "UPDATE kv.keys SET expire_at = $4, value = coalesce($5, value), card = $6, head = $7 WHERE db = $1 AND key = $2 AND id = $3",
     &[INT2, BYTEA, INT8, INT8, BYTEA, INT8, INT8],
@@ -257,14 +251,15 @@ impl<'a> Store<'a> {
         Ok(())
     }
 
-    /// Reads (and for `lock`, locks) the rows of many keys in one statement
-    /// and caches them, so a batch's commands find their keys without a
-    /// statement each.
+    /// Reads the rows of many keys in one statement and caches them
+    /// (unlocked: a writing command re-reads its key with a lock), so a
+    /// batch's reads find their keys without a statement each.
     pub fn prefetch(self, db: i16, keys: &[Bytes], lock: bool) -> Result<(), CmdError> {
         if keys.is_empty() {
             return Ok(());
         }
-        let found = self.run(if lock { &PREFETCH_LOCK } else { &PREFETCH }, &[db.into(), bytea_array(keys)], |rows| {
+        debug_assert!(!lock, "locking prefetch is not used");
+        let found = self.run(&PREFETCH, &[db.into(), bytea_array(keys)], |rows| {
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
                 out.push(Entry {

@@ -181,24 +181,29 @@ fn commit() -> Result<(), Failure> {
     }
 }
 
-/// Reads every key the batch names in one statement per database (locking
-/// the ones written), instead of one lookup per command.
+/// Reads the keys of the batch's read-only commands in one statement per
+/// database, instead of one lookup per command. Keys a command writes are
+/// left to its own locking lookup (`SELECT ... FOR UPDATE`): a batched
+/// `ORDER BY key FOR UPDATE` measured several times slower once its plan
+/// had been made on a near-empty table.
 fn prefetch<S: Sessions>(store: Store, jobs: &[Job], sessions: &mut S) -> Result<(), CmdError> {
-    use std::collections::BTreeMap;
-    let mut wanted: BTreeMap<i16, BTreeMap<Bytes, bool>> = BTreeMap::new();
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut reads: BTreeMap<i16, BTreeSet<Bytes>> = BTreeMap::new();
+    let mut writes: BTreeSet<(i16, Bytes)> = BTreeSet::new();
     for j in jobs {
         let Some(spec) = j.spec.filter(|s| s.tx) else { continue };
-        let write = spec.has_flag("write");
         let db = sessions.session(j.conn).db;
         for k in spec.keys(&j.argv) {
-            let lock = wanted.entry(db).or_default().entry(k.clone()).or_insert(false);
-            *lock |= write;
+            if spec.has_flag("write") {
+                writes.insert((db, k.clone()));
+            } else {
+                reads.entry(db).or_default().insert(k.clone());
+            }
         }
     }
-    for (db, keys) in wanted {
-        let (locked, read): (Vec<_>, Vec<_>) = keys.into_iter().partition(|(_, lock)| *lock);
-        store.prefetch(db, &locked.into_iter().map(|(k, _)| k).collect::<Vec<_>>(), true)?;
-        store.prefetch(db, &read.into_iter().map(|(k, _)| k).collect::<Vec<_>>(), false)?;
+    for (db, keys) in reads {
+        let keys: Vec<Bytes> = keys.into_iter().filter(|k| !writes.contains(&(db, k.clone()))).collect();
+        store.prefetch(db, &keys, false)?;
     }
     Ok(())
 }
