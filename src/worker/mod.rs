@@ -61,6 +61,7 @@ pub extern "C-unwind" fn pgkv_worker_main(arg: pg_sys::Datum) {
         r.port = gucs::port();
     });
     apply_stored_config(index);
+    raise_fd_limit();
     let mut server = Server::new(index);
     server.bind();
     log!("pgkv worker {index}: serving RESP on {:?} port {}", gucs::listen_addresses(), gucs::port());
@@ -101,6 +102,19 @@ fn wait_for_extension(database: &str) -> bool {
 fn reload_config() {
     unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
     apply_session_settings();
+}
+
+/// Every client is a socket: lift the soft open-files limit to the hard
+/// one (often 1024 → 1M), as Redis does for maxclients.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct given.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }
 
 /// CONFIG SET values with a Postgres meaning, as another worker or an

@@ -521,3 +521,49 @@ fn random_bytes_from_many_clients_leave_the_worker_serving() {
     let v: String = r.get("junk:after").unwrap();
     assert_eq!(v, "fine");
 }
+
+#[test]
+fn idle_and_slow_clients_do_not_slow_down_others() {
+    // This test process holds the idle sockets: lift its own fd limit, and
+    // stay well inside it (and inside the worker's, which is the same here).
+    let limit = unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        lim.rlim_cur as usize
+    };
+    let target = 1000.min(limit.saturating_sub(300));
+    let c = PgCluster::start();
+    let mut idle = Vec::new();
+    for _ in 0..target {
+        match std::net::TcpStream::connect(("127.0.0.1", c.redis_port)) {
+            Ok(s) => idle.push(s),
+            Err(_) => break,
+        }
+    }
+    assert_eq!(idle.len(), target, "opened {} of {target} connections", idle.len());
+    // Slow-loris clients: one byte at a time of an endless request.
+    let slow: Vec<_> = (0..20)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", c.redis_port)).unwrap();
+            std::io::Write::write_all(&mut s, b"*3\r\n$3\r\nSET\r\n").unwrap();
+            s
+        })
+        .collect();
+    let mut r = c.raw();
+    let start = Instant::now();
+    for i in 0..200 {
+        for (n, mut s) in slow.iter().enumerate() {
+            if i % 10 == n % 10 {
+                let _ = std::io::Write::write_all(&mut s, b"1");
+            }
+        }
+        assert_eq!(r.call(&["SET", "busy:k", &i.to_string()]), b"+OK\r\n");
+    }
+    let per_command = start.elapsed() / 200;
+    assert!(per_command < Duration::from_millis(50), "a command took {per_command:?} on average");
+    let info = String::from_utf8(r.call(&["INFO", "clients"])).unwrap();
+    assert!(info.contains(&format!("connected_clients:{}\r\n", target + slow.len() + 1)), "{info}");
+    drop(idle);
+}
