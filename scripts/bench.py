@@ -122,6 +122,10 @@ def run(server, test, clients, pipeline, requests):
                           str(requests), "-r", "100000", "--csv", "-q"], capture_output=True, text=True, timeout=600)
     after = sum(cpu_seconds(p) for p in server.pids())
     rows = [r for r in csv.reader(out.stdout.splitlines()) if r and r[0] != "test"]
+    if not rows:
+        # redis-benchmark stops at an error reply; report it and go on.
+        print(f"{test} failed: {(out.stderr or out.stdout).strip()[-300:]}", file=sys.stderr)
+        return {"rps": 0.0, "p50": 0.0, "p99": 0.0, "cpu_us_per_1k": 0.0}
     # For lrange_100 the fill (LPUSH) comes first: keep the LRANGE row.
     row = rows[-1]
     rps, p50, p99 = float(row[1]), float(row[4]), float(row[6])
@@ -161,7 +165,7 @@ def main():
         for t in tests:
             med = lambda name, k: statistics.median(r[k] for r in results[(t, label, name)])
             r_rps, p_rps = med("redis", "rps"), med("pgkv", "rps")
-            lines.append([t, label, round(r_rps), round(p_rps), round(p_rps / r_rps, 3), med("redis", "p50"), med("pgkv", "p50"),
+            lines.append([t, label, round(r_rps), round(p_rps), round(p_rps / r_rps, 3) if r_rps else 0, med("redis", "p50"), med("pgkv", "p50"),
                           med("redis", "p99"), med("pgkv", "p99"), round(med("redis", "cpu_us_per_1k")), round(med("pgkv", "cpu_us_per_1k"))])
     with open(path, "w", newline="") as f:
         w = csv.writer(f)

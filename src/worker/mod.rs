@@ -149,6 +149,15 @@ fn apply_session_settings() {
             pg_sys::GucContext::PGC_USERSET,
             pg_sys::GucSource::PGC_S_SESSION,
         );
+        // Two workers inserting the same new keys in different orders wait
+        // on each other; find such a deadlock well before lock_timeout, so
+        // the batch re-runs the command instead of failing it.
+        pg_sys::SetConfigOption(
+            c"deadlock_timeout".as_ptr(),
+            c"100ms".as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+        );
         pg_sys::SetConfigOption(
             c"application_name".as_ptr(),
             c"pgkv".as_ptr(),
