@@ -3,7 +3,7 @@
 //! (The blocking variants wait on commit wake-ups; they belong with pub/sub.)
 
 use super::table::{tx, Binding};
-use super::{eq_ic, Args, Ctx};
+use super::{clamp_range, eq_ic, Args, Ctx};
 use crate::error::{CmdError, CmdResult};
 use crate::store::{Entry, Fetch, KeyType};
 use bytes::Bytes;
@@ -100,21 +100,6 @@ fn rpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 fn llen(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     Ok(Frame::Integer(lookup(ctx, &key)?.map(|e| e.card).unwrap_or(0)))
-}
-
-/// Redis's index normalisation for LRANGE and LTRIM: `None` is empty.
-fn clamp_range(mut start: i64, mut end: i64, len: i64) -> Option<(i64, i64)> {
-    if start < 0 {
-        start += len;
-    }
-    if end < 0 {
-        end += len;
-    }
-    start = start.max(0);
-    if start > end || start >= len {
-        return None;
-    }
-    Some((start, end.min(len - 1)))
 }
 
 /// `LRANGE key start stop`

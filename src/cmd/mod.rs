@@ -230,6 +230,23 @@ pub fn random_sample(_ctx: &Ctx, len: usize, count: i64) -> Vec<usize> {
     })
 }
 
+/// Redis's start/stop normalisation for ranks and list indexes (LRANGE,
+/// LTRIM, ZRANGE, ZREMRANGEBYRANK): negative counts from the end; `None`
+/// is an empty range.
+pub fn clamp_range(mut start: i64, mut end: i64, len: i64) -> Option<(i64, i64)> {
+    if start < 0 {
+        start += len;
+    }
+    if end < 0 {
+        end += len;
+    }
+    start = start.max(0);
+    if start > end || start >= len {
+        return None;
+    }
+    Some((start, end.min(len - 1)))
+}
+
 pub fn eq_ic(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }

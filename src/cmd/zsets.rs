@@ -7,7 +7,7 @@
 //! as doubles: `%.17g`, RESP3 `,` or a RESP2 bulk string.
 
 use super::table::{tx, Binding};
-use super::{eq_ic, Args, Ctx, ScanOptions};
+use super::{clamp_range, eq_ic, Args, Ctx, ScanOptions};
 use crate::error::{CmdError, CmdResult};
 use crate::ffi::{parse_double, parse_range_double};
 use crate::store::{Entry, Fetch, KeyType};
@@ -446,7 +446,7 @@ fn zrange_generic(ctx: &mut Ctx, args: &mut Args, spec: RangeSpec) -> CmdResult 
     let result: Pairs = match lookup(ctx, &key)? {
         None => Vec::new(),
         Some(e) => match parsed {
-            Parsed::Rank(start, end) => match clamp(start, end, e.card) {
+            Parsed::Rank(start, end) => match clamp_range(start, end, e.card) {
                 Some((from, to)) => ctx.store().zrange_rank(e.id, from, to - from + 1, rev)?,
                 None => Vec::new(),
             },
@@ -484,21 +484,6 @@ fn apply_limit(v: Pairs, offset: i64, limit: i64) -> Pairs {
     } else {
         it.take(limit as usize).collect()
     }
-}
-
-/// Rank normalisation shared with lists: `None` is empty.
-fn clamp(mut start: i64, mut end: i64, len: i64) -> Option<(i64, i64)> {
-    if start < 0 {
-        start += len;
-    }
-    if end < 0 {
-        end += len;
-    }
-    start = start.max(0);
-    if start > end || start >= len {
-        return None;
-    }
-    Some((start, end.min(len - 1)))
 }
 
 /// Replaces `dst` with `pairs` (deleting it when empty); replies the count.
@@ -562,7 +547,7 @@ fn zremrangebyrank(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     let (start, end) = (args.next_i64()?, args.next_i64()?);
     let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
-    let Some((from, to)) = clamp(start, end, e.card) else { return Ok(Frame::Integer(0)) };
+    let Some((from, to)) = clamp_range(start, end, e.card) else { return Ok(Frame::Integer(0)) };
     let pairs = ctx.store().zrange_rank(e.id, from, to - from + 1, false)?;
     remove_pairs(ctx, &e, pairs)
 }

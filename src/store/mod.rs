@@ -83,6 +83,23 @@ pub struct Entry {
     pub head: i64,
 }
 
+impl Entry {
+    /// A key row as the lookup statements select it: id, type, expire_at,
+    /// value, card, head.
+    fn from_row(db: i16, key: Vec<u8>, row: &pgrx::spi::SpiHeapTupleData<'_>) -> Result<Entry, CmdError> {
+        Ok(Entry {
+            db,
+            key,
+            id: row.get(1)?.unwrap_or_default(),
+            ktype: KeyType::from_code(row.get(2)?.unwrap_or_default())?,
+            expire_at: row.get(3)?,
+            value: row.get(4)?,
+            card: row.get(5)?.unwrap_or_default(),
+            head: row.get(6)?.unwrap_or_default(),
+        })
+    }
+}
+
 /// Whether a lookup also fetches a string's payload. EXISTS and TYPE don't
 /// need it, and strings can be 512 MB.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -175,17 +192,7 @@ impl<'a> Store<'a> {
                     (true, Fetch::Value) => &LOCK_VALUE,
                 };
                 let row = self.run(sql, &[db.into(), bytea(key)], |rows| {
-                    let Some(row) = rows.into_iter().next() else { return Ok(None) };
-                    Ok(Some(Entry {
-                        db,
-                        key: key.to_vec(),
-                        id: row.get(1)?.unwrap_or_default(),
-                        ktype: KeyType::from_code(row.get(2)?.unwrap_or_default())?,
-                        expire_at: row.get(3)?,
-                        value: row.get(4)?,
-                        card: row.get(5)?.unwrap_or_default(),
-                        head: row.get(6)?.unwrap_or_default(),
-                    }))
+                    rows.into_iter().next().map(|row| Entry::from_row(db, key.to_vec(), &row)).transpose()
                 })?;
                 cache::put(db, key, row.clone(), self.write);
                 row
@@ -254,35 +261,25 @@ impl<'a> Store<'a> {
     /// Reads the rows of many keys in one statement and caches them
     /// (unlocked: a writing command re-reads its key with a lock), so a
     /// batch's reads find their keys without a statement each.
-    pub fn prefetch(self, db: i16, keys: &[Bytes], lock: bool) -> Result<(), CmdError> {
+    pub fn prefetch(self, db: i16, keys: &[Bytes]) -> Result<(), CmdError> {
         if keys.is_empty() {
             return Ok(());
         }
-        debug_assert!(!lock, "locking prefetch is not used");
         let found = self.run(&PREFETCH, &[db.into(), bytea_array(keys)], |rows| {
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
-                out.push(Entry {
-                    db,
-                    key: row.get::<Vec<u8>>(7)?.unwrap_or_default(),
-                    id: row.get(1)?.unwrap_or_default(),
-                    ktype: KeyType::from_code(row.get(2)?.unwrap_or_default())?,
-                    expire_at: row.get(3)?,
-                    value: row.get(4)?,
-                    card: row.get(5)?.unwrap_or_default(),
-                    head: row.get(6)?.unwrap_or_default(),
-                });
+                out.push(Entry::from_row(db, row.get::<Vec<u8>>(7)?.unwrap_or_default(), &row)?);
             }
             Ok(out)
         })?;
         for k in keys {
-            if cache::get(db, k, lock, false).is_none() {
-                cache::put(db, k, None, lock);
+            if cache::get(db, k, false, false).is_none() {
+                cache::put(db, k, None, false);
             }
         }
         for e in found {
             let key = e.key.clone();
-            cache::put(db, &key, Some(e), lock);
+            cache::put(db, &key, Some(e), false);
         }
         Ok(())
     }

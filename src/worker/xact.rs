@@ -209,7 +209,7 @@ fn prefetch<S: Sessions>(store: Store, jobs: &[Job], sessions: &mut S) -> Result
     }
     for (db, keys) in reads {
         let keys: Vec<Bytes> = keys.into_iter().filter(|k| !writes.contains(&(db, k.clone()))).collect();
-        store.prefetch(db, &keys, false)?;
+        store.prefetch(db, &keys)?;
     }
     Ok(())
 }
