@@ -129,6 +129,31 @@ BEGIN
     RETURN total;
 END $$;
 
+-- Pub/sub across processes (see src/cmd/pubsub.rs). Both tables are
+-- UNLOGGED: subscriptions die with their connections, and a message in
+-- flight is not data.
+--
+-- kv.subscriptions: how many clients of each worker subscribe to each
+-- channel ('c'), pattern ('p') or shard channel ('s'), so PUBLISH counts
+-- receivers on every worker and kv.publish() counts them from SQL.
+CREATE UNLOGGED TABLE kv.subscriptions (
+    kind "char" NOT NULL,
+    channel bytea NOT NULL,
+    worker integer NOT NULL,
+    clients integer NOT NULL,
+    PRIMARY KEY (kind, channel, worker)
+);
+
+-- kv.pubsub_spill: messages too large or too many for a NOTIFY payload
+-- travel here; the NOTIFY carries the id. Rows are removed a minute later.
+CREATE UNLOGGED TABLE kv.pubsub_spill (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    channel bytea NOT NULL,
+    message bytea NOT NULL,
+    created timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX pubsub_spill_created ON kv.pubsub_spill (created);
+
 -- Only the extension owner writes these tables directly; Redis clients and
 -- the kv.* functions go through the command layer.
 REVOKE ALL ON ALL TABLES IN SCHEMA kv FROM PUBLIC;

@@ -15,6 +15,7 @@ mod error;
 mod ffi;
 mod gucs;
 mod session;
+mod shared;
 mod sql_api;
 mod stats;
 mod store;
@@ -35,6 +36,7 @@ pub extern "C-unwind" fn _PG_init() {
     // SAFETY: a plain global set by the postmaster while it loads
     // shared_preload_libraries; workers can only be registered then.
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        shared::init();
         worker::register();
     }
 }

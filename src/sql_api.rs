@@ -114,6 +114,19 @@ mod kv {
         set_generic(key, value, px)
     }
 
+    /// `PUBLISH channel message`: how many clients receive it. Delivered
+    /// when the calling transaction commits, never if it rolls back.
+    #[pg_extern(name = "publish")]
+    fn publish_text(channel: &str, message: &str) -> i64 {
+        integer(run(args(["PUBLISH", channel, message])))
+    }
+
+    /// `PUBLISH channel message`, binary-safe.
+    #[pg_extern(name = "publish")]
+    fn publish_bytea(channel: &[u8], message: &[u8]) -> i64 {
+        integer(run(args([&b"PUBLISH"[..], channel, message])))
+    }
+
     /// `DEL key [key ...]`: how many keys existed.
     #[pg_extern(name = "del")]
     fn del_text(keys: VariadicArray<&str>) -> i64 {
@@ -336,7 +349,7 @@ fn to_json(f: Frame) -> Value {
         Frame::Double(d) => serde_json::Number::from_f64(d).map(Value::Number).unwrap_or_else(|| Value::String(pgkv_resp::num::format_double_reply(d))),
         Frame::Boolean(b) => Value::Bool(b),
         Frame::NullBulk | Frame::NullArray | Frame::Null => Value::Null,
-        Frame::Array(v) | Frame::Set(v) | Frame::Push(v) => Value::Array(v.into_iter().map(to_json).collect()),
+        Frame::Array(v) | Frame::Set(v) | Frame::Push(v) | Frame::Sequence(v) => Value::Array(v.into_iter().map(to_json).collect()),
         Frame::Map(pairs) => {
             if pairs.iter().all(|(k, _)| matches!(k, Frame::Bulk(_) | Frame::Simple(_))) {
                 let mut m = Map::new();

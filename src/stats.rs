@@ -19,6 +19,8 @@ pub struct Runtime {
     pub expired_keys: u64,
     pub batches: u64,
     pub batch_retries: u64,
+    pub client_output_limit_disconnections: u64,
+    pub blocked_clients: u64,
 }
 
 impl Default for Runtime {
@@ -37,6 +39,8 @@ impl Default for Runtime {
             expired_keys: 0,
             batches: 0,
             batch_retries: 0,
+            client_output_limit_disconnections: 0,
+            blocked_clients: 0,
         }
     }
 }

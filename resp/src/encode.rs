@@ -87,6 +87,11 @@ pub fn encode(frame: &Frame, proto: Protocol, out: &mut BytesMut) {
         Frame::Array(items) => encode_seq(b'*', items, proto, out),
         Frame::Set(items) => encode_seq(if resp3 { b'~' } else { b'*' }, items, proto, out),
         Frame::Push(items) => encode_seq(if resp3 { b'>' } else { b'*' }, items, proto, out),
+        Frame::Sequence(frames) => {
+            for f in frames {
+                encode(f, proto, out);
+            }
+        }
         Frame::Map(pairs) => {
             if resp3 {
                 put_len(out, b'%', pairs.len() as i64);

@@ -37,6 +37,9 @@ pub enum Frame {
     BigNumber(Bytes),
     /// RESP3 `=` with a three-letter format (`txt`, `mkd`); RESP2 sends a bulk string.
     Verbatim { format: [u8; 3], text: Bytes },
+    /// Several top-level replies to one command, sent one after another
+    /// (SUBSCRIBE a b answers once per channel). Only handlers produce it.
+    Sequence(Vec<Frame>),
     /// RESP3 `|`: attributes that precede a reply. Only the decoder produces it.
     Attribute(Vec<(Frame, Frame)>, Box<Frame>),
 }

@@ -1,9 +1,9 @@
 //! List commands: LPUSH, RPUSH, LPUSHX, RPUSHX, LPOP, RPOP, LLEN, LRANGE,
-//! LINDEX, LSET, LINSERT, LREM, LTRIM, LPOS, LMOVE, RPOPLPUSH, LMPOP.
-//! (The blocking variants wait on commit wake-ups; they belong with pub/sub.)
+//! LINDEX, LSET, LINSERT, LREM, LTRIM, LPOS, LMOVE, RPOPLPUSH, LMPOP, and
+//! the blocking BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP (see `blocking`).
 
 use super::table::{tx, Binding};
-use super::{clamp_range, eq_ic, Args, Ctx};
+use super::{blocking, clamp_range, eq_ic, Args, Ctx};
 use crate::error::{CmdError, CmdResult};
 use crate::store::{Entry, Fetch, KeyType};
 use bytes::Bytes;
@@ -27,6 +27,11 @@ pub const COMMANDS: &[Binding] = &[
     tx("lmove", lmove),
     tx("rpoplpush", rpoplpush),
     tx("lmpop", lmpop),
+    tx("blpop", blpop),
+    tx("brpop", brpop),
+    tx("blmove", blmove),
+    tx("brpoplpush", brpoplpush),
+    tx("blmpop", blmpop),
 ];
 
 fn lookup(ctx: &Ctx, key: &[u8]) -> Result<Option<Entry>, CmdError> {
@@ -299,8 +304,9 @@ fn rpoplpush(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     move_element(ctx, &src, &dst, false, true)
 }
 
-/// `LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]`
-fn lmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+/// The arguments of LMPOP and BLMPOP after the timeout:
+/// `numkeys key [key ...] LEFT|RIGHT [COUNT count]`.
+fn mpop_args(args: &mut Args) -> Result<(Vec<Bytes>, bool, Option<i64>), CmdError> {
     let numkeys = pgkv_resp::num::parse_i64(&args.next_bytes()?)
         .filter(|n| *n > 0)
         .ok_or_else(|| CmdError::msg("ERR numkeys should be greater than 0"))?;
@@ -319,13 +325,84 @@ fn lmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             return Err(CmdError::syntax());
         }
     }
+    Ok((keys, left, count))
+}
+
+/// Pops from the first non-empty list of `keys`: `[key, [elements]]`.
+fn mpop(ctx: &mut Ctx, keys: &[Bytes], left: bool, count: i64) -> Result<Option<Frame>, CmdError> {
     for key in keys {
-        let Some(e) = lookup(ctx, &key)? else { continue };
+        let Some(e) = lookup(ctx, key)? else { continue };
         if e.card == 0 {
             continue;
         }
-        let popped = ctx.store().list_pop(&e, count.unwrap_or(1), left)?;
-        return Ok(Frame::Array(vec![Frame::Bulk(key), Frame::Array(popped.into_iter().map(bulk).collect())]));
+        let popped = ctx.store().list_pop(&e, count, left)?;
+        return Ok(Some(Frame::Array(vec![Frame::Bulk(key.clone()), Frame::Array(popped.into_iter().map(bulk).collect())])));
     }
-    Ok(Frame::NullArray)
+    Ok(None)
+}
+
+/// `LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]`
+fn lmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (keys, left, count) = mpop_args(args)?;
+    Ok(mpop(ctx, &keys, left, count.unwrap_or(1))?.unwrap_or(Frame::NullArray))
+}
+
+/// `BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]`
+fn blmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let deadline = blocking::parse_timeout(&args.next_bytes()?, ctx.now_ms)?;
+    let (keys, left, count) = mpop_args(args)?;
+    match mpop(ctx, &keys, left, count.unwrap_or(1))? {
+        Some(reply) => Ok(reply),
+        None => blocking::block(ctx, keys, deadline, Frame::NullArray),
+    }
+}
+
+/// Redis's `blockingPopGenericCommand`: `BLPOP key [key ...] timeout`.
+fn blocking_pop(ctx: &mut Ctx, args: &mut Args, left: bool) -> CmdResult {
+    let argv = args.rest();
+    let (keys, timeout) = argv.split_at(argv.len() - 1);
+    let deadline = blocking::parse_timeout(&timeout[0], ctx.now_ms)?;
+    for key in keys {
+        let Some(e) = lookup(ctx, key)? else { continue };
+        if e.card == 0 {
+            continue;
+        }
+        let value = ctx.store().list_pop(&e, 1, left)?.into_iter().next().unwrap_or_default();
+        return Ok(Frame::Array(vec![Frame::Bulk(key.clone()), bulk(value)]));
+    }
+    blocking::block(ctx, keys.to_vec(), deadline, Frame::NullArray)
+}
+
+/// `BLPOP key [key ...] timeout`
+fn blpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    blocking_pop(ctx, args, true)
+}
+
+/// `BRPOP key [key ...] timeout`
+fn brpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    blocking_pop(ctx, args, false)
+}
+
+/// Redis's `blmoveGenericCommand`.
+fn blocking_move(ctx: &mut Ctx, src: Bytes, dst: Bytes, from_left: bool, to_left: bool, deadline: i64) -> CmdResult {
+    match lookup(ctx, &src)? {
+        Some(e) if e.card > 0 => move_element(ctx, &src, &dst, from_left, to_left),
+        _ => blocking::block(ctx, vec![src], deadline, Frame::NullBulk),
+    }
+}
+
+/// `BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout`
+fn blmove(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (src, dst) = (args.next_bytes()?, args.next_bytes()?);
+    let from_left = side(&args.next_bytes()?)?;
+    let to_left = side(&args.next_bytes()?)?;
+    let deadline = blocking::parse_timeout(&args.next_bytes()?, ctx.now_ms)?;
+    blocking_move(ctx, src, dst, from_left, to_left, deadline)
+}
+
+/// `BRPOPLPUSH source destination timeout`
+fn brpoplpush(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (src, dst) = (args.next_bytes()?, args.next_bytes()?);
+    let deadline = blocking::parse_timeout(&args.next_bytes()?, ctx.now_ms)?;
+    blocking_move(ctx, src, dst, false, true, deadline)
 }

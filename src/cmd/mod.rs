@@ -7,11 +7,14 @@
 //! storage only through [`Store`].
 
 pub mod bitmaps;
+pub mod blocking;
 pub mod config;
 pub mod connection;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
+pub mod multi;
+pub mod pubsub;
 pub mod server;
 pub mod sets;
 pub mod sort;
@@ -29,14 +32,14 @@ pub use table::{resolve, CommandSpec};
 
 /// Every family's handler bindings.
 fn families() -> impl Iterator<Item = &'static [table::Binding]> {
-    [config::COMMANDS, connection::COMMANDS, strings::COMMANDS, bitmaps::COMMANDS, keys::COMMANDS, hashes::COMMANDS, lists::COMMANDS, sets::COMMANDS, zsets::COMMANDS, sort::COMMANDS, server::COMMANDS].into_iter()
+    [config::COMMANDS, connection::COMMANDS, strings::COMMANDS, bitmaps::COMMANDS, keys::COMMANDS, hashes::COMMANDS, lists::COMMANDS, sets::COMMANDS, zsets::COMMANDS, sort::COMMANDS, server::COMMANDS, pubsub::COMMANDS, multi::COMMANDS, blocking::COMMANDS].into_iter()
 }
 
 /// What a handler may use: its client's session and, when the command runs
 /// inside a transaction, the store.
 pub struct Ctx<'a> {
     pub session: &'a mut Session,
-    store: Option<Store<'a>>,
+    pub(crate) store: Option<Store<'a>>,
     /// Wall-clock milliseconds, fixed for the whole command as Redis does.
     pub now_ms: i64,
     /// The command has Redis's `write` flag: its lookups lock key rows.
@@ -51,6 +54,14 @@ impl<'a> Ctx<'a> {
     /// The store. Only commands declared with `tx: true` run with one.
     pub fn store(&self) -> Store<'a> {
         self.store.expect("a command that uses the store must be declared with tx: true").for_command(self.write)
+    }
+}
+
+impl Ctx<'_> {
+    /// Whether a blocking command may park its client: not inside EXEC or
+    /// a script, and only for RESP clients (as in Redis).
+    pub fn may_block(&self) -> bool {
+        self.session.origin == Origin::Resp && !self.session.in_exec && !self.session.in_script
     }
 }
 
@@ -262,14 +273,29 @@ pub fn dispatch(ctx: &mut Ctx, argv: &[Bytes]) -> Frame {
 
 fn run(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     if ctx.session.origin == Origin::Resp && crate::gucs::command_disabled(&argv[0]) {
-        return Err(table::unknown_command(argv));
+        return Err(flag_multi(ctx, table::unknown_command(argv)));
     }
-    let spec = resolve(argv)?;
+    let spec = resolve(argv).map_err(|e| flag_multi(ctx, e))?;
     if !ctx.session.authenticated && !spec.has_flag("no_auth") {
-        return Err(CmdError::Static(NOAUTH));
+        return Err(flag_multi(ctx, CmdError::Static(NOAUTH)));
     }
     if ctx.session.origin == Origin::Sql && spec.has_flag("noscript") {
         return Err(CmdError::Static(NOT_FROM_SQL));
+    }
+    if ctx.session.multi.is_some() && spec.has_flag("no_multi") {
+        return Err(flag_multi(ctx, CmdError::Static("ERR Command not allowed inside a transaction")));
+    }
+    if ctx.session.proto == pgkv_resp::Protocol::Resp2 && ctx.session.subs.any() && !pubsub::allowed_while_subscribed(&spec.name) {
+        return Err(CmdError::msg(format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            spec.name
+        )));
+    }
+    if let Some(queue) = ctx.session.multi.as_mut() {
+        if !multi::runs_inside_multi(&spec.name) {
+            queue.queued.push(argv.to_vec());
+            return Ok(Frame::simple("QUEUED"));
+        }
     }
     ctx.write = spec.has_flag("write");
     let handler = spec.handler.expect("resolve only returns runnable commands");
@@ -278,7 +304,24 @@ fn run(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         let mut args = Args::new(argv, if spec.is_subcommand() { 2 } else { 1 });
         match handler(ctx, &mut args) {
             Err(CmdError::Retry) if attempts < 3 => attempts += 1,
+            Ok(frame) => {
+                if ctx.write {
+                    // WATCH and blocked clients learn of it at commit.
+                    for key in spec.keys(argv) {
+                        crate::shared::touch(ctx.session.db, key);
+                    }
+                }
+                return Ok(frame);
+            }
             other => return other,
         }
     }
+}
+
+/// A command refused while queuing makes EXEC fail (Redis's flagTransaction).
+fn flag_multi(ctx: &mut Ctx, e: CmdError) -> CmdError {
+    if let Some(queue) = ctx.session.multi.as_mut() {
+        queue.dirty = true;
+    }
+    e
 }

@@ -68,7 +68,7 @@ fn info(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         sections.push(server_section(&rt));
     }
     if include("clients") {
-        sections.push(format!("# Clients\r\nconnected_clients:{}\r\nblocked_clients:0\r\n", rt.connected_clients));
+        sections.push(format!("# Clients\r\nconnected_clients:{}\r\nblocked_clients:{}\r\n", rt.connected_clients, rt.blocked_clients));
     }
     if include("stats") {
         sections.push(format!(

@@ -39,6 +39,9 @@ pub const COMMANDS: &[Binding] = &[
     tx("zpopmin", zpopmin),
     tx("zpopmax", zpopmax),
     tx("zmpop", zmpop),
+    tx("bzpopmin", bzpopmin),
+    tx("bzpopmax", bzpopmax),
+    tx("bzmpop", bzmpop),
     tx("zrandmember", zrandmember),
     tx("zunion", zunion),
     tx("zinter", zinter),
@@ -608,8 +611,9 @@ fn zpopmax(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     zpop(ctx, args, true)
 }
 
-/// `ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]`
-fn zmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+/// The arguments of ZMPOP and BZMPOP after the timeout:
+/// `numkeys key [key ...] MIN|MAX [COUNT count]`.
+fn mpop_args(args: &mut Args) -> Result<(Vec<Bytes>, bool, Option<i64>), CmdError> {
     let numkeys = pgkv_resp::num::parse_i64(&args.next_bytes()?)
         .filter(|n| *n > 0)
         .ok_or_else(|| CmdError::msg("ERR numkeys should be greater than 0"))?;
@@ -635,13 +639,59 @@ fn zmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             return Err(CmdError::syntax());
         }
     }
+    Ok((keys, max, count))
+}
+
+/// Pops from the first non-empty sorted set of `keys`: `[key, [[member, score] ...]]`.
+fn mpop(ctx: &mut Ctx, keys: &[Bytes], max: bool, count: i64) -> Result<Option<Frame>, CmdError> {
     for key in keys {
-        let Some(e) = lookup(ctx, &key)? else { continue };
-        let pairs = pop_pairs(ctx, &e, count.unwrap_or(1), max)?;
+        let Some(e) = lookup(ctx, key)? else { continue };
+        let pairs = pop_pairs(ctx, &e, count, max)?;
         let items = pairs.into_iter().map(|(m, s)| Frame::Array(vec![bulk(m), Frame::Double(s)])).collect();
-        return Ok(Frame::Array(vec![Frame::Bulk(key), Frame::Array(items)]));
+        return Ok(Some(Frame::Array(vec![Frame::Bulk(key.clone()), Frame::Array(items)])));
     }
-    Ok(Frame::NullArray)
+    Ok(None)
+}
+
+/// `ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]`
+fn zmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let (keys, max, count) = mpop_args(args)?;
+    Ok(mpop(ctx, &keys, max, count.unwrap_or(1))?.unwrap_or(Frame::NullArray))
+}
+
+/// `BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]`
+fn bzmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let deadline = super::blocking::parse_timeout(&args.next_bytes()?, ctx.now_ms)?;
+    let (keys, max, count) = mpop_args(args)?;
+    match mpop(ctx, &keys, max, count.unwrap_or(1))? {
+        Some(reply) => Ok(reply),
+        None => super::blocking::block(ctx, keys, deadline, Frame::NullArray),
+    }
+}
+
+/// Redis's `blockingGenericZpopCommand`: `BZPOPMIN key [key ...] timeout`,
+/// answering `[key, member, score]`.
+fn bzpop(ctx: &mut Ctx, args: &mut Args, max: bool) -> CmdResult {
+    let argv = args.rest();
+    let (keys, timeout) = argv.split_at(argv.len() - 1);
+    let deadline = super::blocking::parse_timeout(&timeout[0], ctx.now_ms)?;
+    for key in keys {
+        let Some(e) = lookup(ctx, key)? else { continue };
+        if let Some((m, score)) = pop_pairs(ctx, &e, 1, max)?.into_iter().next() {
+            return Ok(Frame::Array(vec![Frame::Bulk(key.clone()), bulk(m), Frame::Double(score)]));
+        }
+    }
+    super::blocking::block(ctx, keys.to_vec(), deadline, Frame::NullArray)
+}
+
+/// `BZPOPMIN key [key ...] timeout`
+fn bzpopmin(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    bzpop(ctx, args, false)
+}
+
+/// `BZPOPMAX key [key ...] timeout`
+fn bzpopmax(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    bzpop(ctx, args, true)
 }
 
 /// `ZRANDMEMBER key [count [WITHSCORES]]`

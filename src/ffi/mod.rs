@@ -5,6 +5,8 @@
 
 use std::os::raw::{c_char, c_int};
 
+pub mod notify;
+
 extern "C" {
     fn pgkv_ld_parse(s: *const c_char, slen: usize, finite: *mut c_int) -> c_int;
     fn pgkv_string2d(s: *const c_char, slen: usize, out: *mut f64) -> c_int;

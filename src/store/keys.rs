@@ -162,6 +162,7 @@ impl<'a> Store<'a> {
     pub fn move_key(self, db: i16, key: &[u8], to: i16) -> Result<(), CmdError> {
         self.flush_and_forget()?;
         self.exec(&MOVE, &[db.into(), bytea(key), to.into()])?;
+        crate::shared::touch(to, key);
         Ok(())
     }
 
@@ -171,6 +172,7 @@ impl<'a> Store<'a> {
         self.flush_and_forget()?;
         let new_id = self.column::<i64>(&COPY_ROW, &[e.db.into(), bytea(&e.key), e.id.into(), to.into(), bytea(dst)])?;
         let new_id = new_id.first().copied().unwrap_or_default();
+        crate::shared::touch(to, dst);
         let members = match e.ktype {
             KeyType::String => return Ok(()),
             KeyType::Hash => &COPY_HASH,
@@ -188,6 +190,8 @@ impl<'a> Store<'a> {
         self.exec(&SWAP_DB, &[a.into(), (-1i16).into()])?;
         self.exec(&SWAP_DB, &[b.into(), a.into()])?;
         self.exec(&SWAP_DB, &[(-1i16).into(), b.into()])?;
+        crate::shared::touch_db(a);
+        crate::shared::touch_db(b);
         Ok(())
     }
 
@@ -201,12 +205,16 @@ impl<'a> Store<'a> {
         } else {
             self.exec(&FLUSH_DB, &[db.into()])?;
         }
+        crate::shared::touch_db(db);
         Ok(())
     }
 
     pub fn flush_all(self) -> Result<(), CmdError> {
         self.flush_and_forget()?;
         self.exec(&TRUNCATE_ALL, &[])?;
+        for db in 0..crate::DATABASES {
+            crate::shared::touch_db(db);
+        }
         Ok(())
     }
 

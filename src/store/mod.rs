@@ -7,6 +7,7 @@
 //! at either end are one index probe.
 
 mod config;
+mod pubsub;
 mod hashes;
 mod keys;
 mod lists;

@@ -45,7 +45,19 @@ pub struct Conn {
     pub net_out: u64,
     /// When the client last sent something (for pgkv.timeout).
     pub last_activity: std::time::Instant,
+    /// Parked by a blocking command: no further command runs until it is
+    /// served, times out or is unblocked.
+    pub parked: bool,
+    /// Since when a subscriber's unsent output has been over the soft limit.
+    soft_limit_since: Option<std::time::Instant>,
 }
+
+/// Redis's default `client-output-buffer-limit pubsub 32mb 8mb 60`: a
+/// subscriber that does not read is disconnected once its unsent messages
+/// pass 32 MB, or stay over 8 MB for 60 seconds.
+const PUBSUB_HARD_LIMIT: usize = 32 << 20;
+const PUBSUB_SOFT_LIMIT: usize = 8 << 20;
+const PUBSUB_SOFT_SECONDS: u64 = 60;
 
 impl Conn {
     pub fn new(stream: TcpStream, id: u64, authenticated: bool) -> Conn {
@@ -65,6 +77,8 @@ impl Conn {
             net_in: 0,
             net_out: 0,
             last_activity: std::time::Instant::now(),
+            parked: false,
+            soft_limit_since: None,
         }
     }
 
@@ -117,7 +131,37 @@ impl Conn {
 
     /// Whether this client can contribute commands to the next batch.
     pub fn accepts_commands(&self) -> bool {
-        !self.closing && self.protocol_error.is_none() && self.outbuf.len() < OUTPUT_HIGH_WATER
+        !self.closing && !self.parked && self.protocol_error.is_none() && self.outbuf.len() < OUTPUT_HIGH_WATER
+    }
+
+    /// Applies the pubsub output buffer limits after a message was queued.
+    /// Returns false when the client was dropped.
+    pub fn check_pubsub_limit(&mut self) -> bool {
+        if self.broken {
+            return false;
+        }
+        let len = self.outbuf.len();
+        let over_soft = len > PUBSUB_SOFT_LIMIT;
+        let since = match (over_soft, self.soft_limit_since) {
+            (false, _) => {
+                self.soft_limit_since = None;
+                None
+            }
+            (true, None) => {
+                self.soft_limit_since = Some(std::time::Instant::now());
+                self.soft_limit_since
+            }
+            (true, Some(t)) => Some(t),
+        };
+        let soft_expired = since.is_some_and(|t| t.elapsed().as_secs() >= PUBSUB_SOFT_SECONDS);
+        if len > PUBSUB_HARD_LIMIT || soft_expired {
+            pgrx::log!("pgkv: closing subscriber {} for overcoming of output buffer limits ({} bytes unsent)", self.session.id, len);
+            crate::stats::with(|r| r.client_output_limit_disconnections += 1);
+            self.broken = true;
+            self.outbuf = BytesMut::new();
+            return false;
+        }
+        true
     }
 
     /// Parses the next complete command, if any. A protocol error is kept and

@@ -4,12 +4,18 @@
 //! parse every complete command; run them all in one transaction
 //! (`xact::run_batch`); commit; only then queue and write the replies.
 
+mod blocked;
 mod conn;
 mod wait;
 mod xact;
 
-use crate::{cmd, gucs, stats};
+use crate::ffi::notify;
+use crate::{cmd, gucs, shared, stats};
+use blocked::Blocked;
+use bytes::{Bytes, BytesMut};
 use conn::Conn;
+use pgkv_resp::Frame;
+use std::collections::{HashMap, HashSet};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
@@ -62,10 +68,21 @@ pub extern "C-unwind" fn pgkv_worker_main(arg: pg_sys::Datum) {
     });
     apply_stored_config(index);
     raise_fd_limit();
+    shared::register_worker(index as usize);
+    // Subscriptions a crashed predecessor published are gone with its
+    // clients; NOTIFY on `pgkv` brings other processes' messages.
+    if let Err(e) = xact::run_maintenance(|store| {
+        store.clear_subscriptions(index as i32)?;
+        notify::listen(cmd::pubsub::NOTIFY_CHANNEL);
+        Ok(())
+    }) {
+        warning!("pgkv worker {index}: could not listen for messages: {e}");
+    }
     let mut server = Server::new(index);
     server.bind();
     log!("pgkv worker {index}: serving RESP on {:?} port {}", gucs::listen_addresses(), gucs::port());
     server.run();
+    shared::unregister_worker(index as usize);
     log!("pgkv worker {index}: shutting down");
     // Exit non-zero so that a worker stopped by pg_terminate_backend() is
     // restarted; at server shutdown the postmaster restarts nothing.
@@ -176,6 +193,12 @@ struct Server {
     next_client_id: u64,
     client_id_step: u64,
     next_expire: Instant,
+    /// Client id -> connection key.
+    ids: HashMap<u64, usize>,
+    blocked: Blocked,
+    /// Key hashes written by this worker's commits, not yet looked at.
+    ready: Vec<u64>,
+    ticks: u64,
 }
 
 struct ConnSessions<'a>(&'a mut Slab<Conn>);
@@ -199,6 +222,10 @@ impl Server {
             next_client_id: index as u64 + 1,
             client_id_step: workers,
             next_expire: Instant::now(),
+            ids: HashMap::new(),
+            blocked: Blocked::default(),
+            ready: Vec::new(),
+            ticks: 0,
         }
     }
 
@@ -240,10 +267,14 @@ impl Server {
         let mut waitset = wait::WaitSet::new(self.poll.as_raw_fd());
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = if self.has_pending_input() {
+            let timeout = if self.has_pending_input() || self.blocked.has_recheck() || (!self.ready.is_empty() && self.blocked.len() > 0) {
                 0
             } else {
-                self.next_expire.saturating_duration_since(Instant::now()).as_millis() as i64
+                let mut t = self.next_expire.saturating_duration_since(Instant::now()).as_millis() as i64;
+                if let Some(d) = self.blocked.next_deadline() {
+                    t = t.min((d - cmd::now_ms()).max(0));
+                }
+                t
             };
             waitset.wait(timeout);
             check_for_interrupts!();
@@ -255,8 +286,13 @@ impl Server {
                 apply_stored_config(self.index);
                 self.bind();
             }
+            if notify::pending() {
+                self.receive_messages();
+            }
             self.poll_io(&mut events);
             self.serve_batch();
+            self.serve_blocked();
+            self.time_out_blocked();
             self.flush_and_reap();
             if Instant::now() >= self.next_expire {
                 self.close_idle();
@@ -323,6 +359,7 @@ impl Server {
             if self.poll.registry().register(conn.stream(), Token(entry.key()), Interest::READABLE | Interest::WRITABLE).is_err() {
                 continue;
             }
+            self.ids.insert(id, entry.key());
             entry.insert(conn);
             stats::with(|r| r.total_connections_received += 1);
         }
@@ -341,36 +378,197 @@ impl Server {
                 taken += 1;
                 let spec = cmd::resolve(&argv).ok();
                 let quit = cmd::eq_ic(&argv[0], "quit");
-                jobs.push(Job { conn: key, argv, spec, out: bytes::BytesMut::new() });
+                let blocking = spec.is_some_and(|s| s.has_flag("blocking"));
+                jobs.push(Job { conn: key, argv, spec, out: BytesMut::new() });
                 // Redis stops reading a client after QUIT, and reads an
                 // unauthenticated client one command at a time (AUTH
-                // changes how the next request may be parsed).
-                if quit || (auth_required && !c.session.authenticated) {
+                // changes how the next request may be parsed). A blocking
+                // command may park the client: what follows waits.
+                if quit || blocking || (auth_required && !c.session.authenticated) {
                     break;
                 }
             }
         }
         if !jobs.is_empty() {
-            let retries = xact::run_batch(&mut jobs, &mut ConnSessions(&mut self.conns));
-            stats::with(|r| {
-                r.batches += 1;
-                r.batch_retries += retries;
-                r.total_commands_processed += jobs.len() as u64;
-            });
-            for job in jobs {
-                let c = &mut self.conns[job.conn];
-                c.outbuf.extend_from_slice(&job.out);
-                if c.session.close_after_reply {
-                    c.closing = true;
-                }
-            }
+            self.run_jobs(jobs);
         }
         for (_, c) in self.conns.iter_mut() {
             if let Some(err) = c.protocol_error.take() {
-                c.push_reply(&pgkv_resp::Frame::Error(err.into()), c.session.proto);
+                c.push_reply(&Frame::Error(err.into()), c.session.proto);
                 c.closing = true;
             }
         }
+    }
+
+    /// Runs jobs as one batch and hands out what it produced, in order: for
+    /// each job, the messages its command published, then its reply. A
+    /// job whose command found nothing to pop parks its client instead.
+    fn run_jobs(&mut self, mut jobs: Vec<Job>) {
+        let retries = xact::run_batch(&mut jobs, &mut ConnSessions(&mut self.conns));
+        stats::with(|r| {
+            r.batches += 1;
+            r.batch_retries += retries;
+            r.total_commands_processed += jobs.len() as u64;
+        });
+        self.sync_subscriptions();
+        let mut outbox = cmd::pubsub::take_outbox().into_iter().peekable();
+        for (i, job) in jobs.into_iter().enumerate() {
+            while let Some(m) = outbox.next_if(|m| m.job <= i) {
+                self.deliver(m.client, &m.frame);
+            }
+            let c = &mut self.conns[job.conn];
+            match c.session.block.take() {
+                Some(request) => {
+                    if !self.blocked.is_parked(job.conn) {
+                        let (db, id) = (c.session.db, c.session.id);
+                        c.parked = true;
+                        self.blocked.park(job.conn, db, job.argv, request);
+                        cmd::blocking::set_parked(id, true);
+                    }
+                }
+                None => {
+                    if self.blocked.unpark(job.conn).is_some() {
+                        c.parked = false;
+                        cmd::blocking::set_parked(c.session.id, false);
+                    }
+                    c.outbuf.extend_from_slice(&job.out);
+                    if c.session.close_after_reply {
+                        c.closing = true;
+                    }
+                }
+            }
+        }
+        for m in outbox {
+            self.deliver(m.client, &m.frame);
+        }
+        for (id, error) in cmd::blocking::take_unblock_requests() {
+            let Some(&key) = self.ids.get(&id) else { continue };
+            if let Some(p) = self.blocked.unpark(key) {
+                let c = &mut self.conns[key];
+                c.parked = false;
+                cmd::blocking::set_parked(id, false);
+                let reply = if error { Frame::error("UNBLOCKED client unblocked via CLIENT UNBLOCK") } else { p.request.on_timeout };
+                c.push_reply(&reply, c.session.proto);
+            }
+        }
+        self.ready.extend(shared::take_local_ready());
+        self.publish_blocked_count();
+    }
+
+    /// Queues a pub/sub message for a local client, enforcing the pubsub
+    /// output buffer limit.
+    fn deliver(&mut self, client: u64, frame: &Frame) {
+        let Some(&key) = self.ids.get(&client) else { return };
+        let Some(c) = self.conns.get_mut(key) else { return };
+        if c.broken {
+            return;
+        }
+        c.push_reply(frame, c.session.proto);
+        c.check_pubsub_limit();
+    }
+
+    /// Writes this worker's changed subscription counts to kv.subscriptions,
+    /// so publishers elsewhere count these clients.
+    fn sync_subscriptions(&mut self) {
+        let dirty = cmd::pubsub::take_dirty();
+        if dirty.is_empty() {
+            return;
+        }
+        let me = self.index as i32;
+        let result = xact::run_maintenance(|store| {
+            for (kind, channel, clients) in &dirty {
+                store.set_subscription(me, *kind, channel, *clients)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            warning!("pgkv worker {}: could not publish subscriptions: {e}", self.index);
+        }
+    }
+
+    /// Messages other processes published, delivered in the order their
+    /// transactions committed.
+    fn receive_messages(&mut self) {
+        use cmd::pubsub::Received;
+        let me = self.index as i32;
+        let received: Vec<Received> = notify::receive().iter().filter_map(|p| cmd::pubsub::decode(p, me)).collect();
+        let spilled: Vec<i64> = received.iter().filter_map(|r| if let Received::Spilled { id, .. } = r { Some(*id) } else { None }).collect();
+        let mut bodies: HashMap<i64, (Bytes, Bytes)> = HashMap::new();
+        if !spilled.is_empty() {
+            match xact::run_maintenance(|store| {
+                let mut out = HashMap::new();
+                for id in &spilled {
+                    if let Some(b) = store.unspill(*id)? {
+                        out.insert(*id, b);
+                    }
+                }
+                Ok(out)
+            }) {
+                Ok(b) => bodies = b,
+                Err(e) => warning!("pgkv worker {}: could not read large messages: {e}", self.index),
+            }
+        }
+        for r in received {
+            match r {
+                Received::Message { shard, channel, message } => cmd::pubsub::deliver_remote(shard, &channel, &message),
+                Received::Spilled { shard, id } => {
+                    if let Some((channel, message)) = bodies.get(&id) {
+                        cmd::pubsub::deliver_remote(shard, channel, message);
+                    }
+                }
+            }
+        }
+        for m in cmd::pubsub::take_outbox() {
+            self.deliver(m.client, &m.frame);
+        }
+    }
+
+    /// Runs parked commands again whose keys may have data now: written by
+    /// this worker's commits, by another process's (shared bloom filter), or
+    /// parked just now (one re-check in a fresh snapshot).
+    fn serve_blocked(&mut self) {
+        for _ in 0..16 {
+            let remote = shared::take_remote_ready(self.index as usize, &mut self.blocked.seen_generation);
+            let local: HashSet<u64> = self.ready.drain(..).chain(shared::take_local_ready()).collect();
+            if self.blocked.len() == 0 || (local.is_empty() && remote.is_none() && !self.blocked.has_recheck()) {
+                return;
+            }
+            let due = self.blocked.due(&|h| local.contains(&h) || remote.as_ref().is_some_and(|b| b.contains(h)));
+            if due.is_empty() {
+                return;
+            }
+            let jobs: Vec<Job> = due
+                .into_iter()
+                .filter_map(|key| {
+                    let p = self.blocked.get(key)?;
+                    let argv = p.argv.clone();
+                    Some(Job { conn: key, spec: cmd::resolve(&argv).ok(), argv, out: BytesMut::new() })
+                })
+                .collect();
+            self.run_jobs(jobs);
+        }
+    }
+
+    /// Answers parked clients whose timeout passed.
+    fn time_out_blocked(&mut self) {
+        if self.blocked.len() == 0 {
+            return;
+        }
+        for key in self.blocked.expired(cmd::now_ms()) {
+            if let Some(p) = self.blocked.unpark(key) {
+                let c = &mut self.conns[key];
+                c.parked = false;
+                cmd::blocking::set_parked(c.session.id, false);
+                c.push_reply(&p.request.on_timeout, c.session.proto);
+            }
+        }
+        self.publish_blocked_count();
+    }
+
+    fn publish_blocked_count(&self) {
+        shared::set_blocked(self.index as usize, self.blocked.len() as u32);
+        let n = self.blocked.len() as u64;
+        stats::with(|r| r.blocked_clients = n);
     }
 
     fn flush_and_reap(&mut self) {
@@ -381,13 +579,23 @@ impl Server {
                 done.push(key);
             }
         }
+        let gone = !done.is_empty();
         for key in done {
             let mut c = self.conns.remove(key);
             let _ = self.poll.registry().deregister(c.stream());
+            self.ids.remove(&c.session.id);
+            cmd::pubsub::client_gone(c.session.id, &c.session.subs);
+            if self.blocked.unpark(key).is_some() {
+                cmd::blocking::set_parked(c.session.id, false);
+            }
             stats::with(|r| {
                 r.total_net_input_bytes += c.net_in;
                 r.total_net_output_bytes += c.net_out;
             });
+        }
+        if gone {
+            self.sync_subscriptions();
+            self.publish_blocked_count();
         }
         let n = self.conns.len() as u64;
         stats::with(|r| r.connected_clients = n);
@@ -416,6 +624,13 @@ impl Server {
         // Members of deleted collections, freed in bounded steps.
         if let Err(e) = xact::run_maintenance(|store| store.sweep(SWEEP_BUDGET)) {
             warning!("pgkv worker {}: sweeping deleted members failed: {e}", self.index);
+        }
+        // Large messages every worker has had ten seconds to read.
+        self.ticks += 1;
+        if self.index == 0 && self.ticks % 100 == 0 {
+            if let Err(e) = xact::run_maintenance(|store| store.spill_gc()) {
+                warning!("pgkv worker {}: removing old large messages failed: {e}", self.index);
+            }
         }
     }
 }

@@ -217,6 +217,7 @@ fn prefetch<S: Sessions>(store: Store, jobs: &[Job], sessions: &mut S) -> Result
 fn execute_all<S: Sessions>(jobs: &mut [Job], sessions: &mut S, store: Option<Store>, isolate: &HashSet<usize>, current: &Cell<usize>) {
     for (i, job) in jobs.iter_mut().enumerate() {
         current.set(i);
+        cmd::pubsub::set_current_job(i);
         let session = sessions.session(job.conn);
         let frame = if let (true, Some(store)) = (isolate.contains(&i), store) {
             // The subtransaction must hold exactly this command's writes:
@@ -242,6 +243,7 @@ fn execute_all<S: Sessions>(jobs: &mut [Job], sessions: &mut S, store: Option<St
         pgkv_resp::encode(&frame, session.proto, &mut job.out);
     }
     current.set(usize::MAX);
+    cmd::pubsub::set_current_job(usize::MAX);
 }
 
 /// Runs `f` in its own subtransaction; a Postgres error rolls back only

@@ -1,0 +1,312 @@
+//! State shared by every process that runs pgkv commands: the workers and
+//! any backend calling `kv.*`. It lives in Postgres shared memory, so it
+//! exists only when pgkv is in `shared_preload_libraries`; elsewhere every
+//! function here is a no-op.
+//!
+//! Two facts are published at commit, by a transaction callback, so nobody
+//! sees them before the data they describe is visible:
+//! - **Touches (WATCH).** Each write command records the keys it wrote. At
+//!   commit every distinct key's hash slot counter goes up by one. WATCH
+//!   remembers a slot's counter; EXEC fails when it moved. Two keys can share
+//!   a slot (65 536 slots), which makes EXEC fail spuriously, never wrongly
+//!   succeed. FLUSHDB/FLUSHALL/SWAPDB bump a per-database epoch instead.
+//! - **Ready keys (blocking commands).** A worker counts its blocked clients
+//!   in its slot. A committing process that wrote keys sets their bits in the
+//!   bloom filter of every worker with blocked clients, bumps that worker's
+//!   generation and sets its latch. The worker re-runs only the blocked
+//!   commands whose keys' bits are set. Written keys of the worker's own
+//!   transactions go to a process-local list instead (`take_local_ready`).
+//!
+//! Why no wake-up is lost: a worker raises its blocked count *before* it
+//! re-checks a newly blocked client in a fresh snapshot; a writer reads the
+//! count *after* its commit became visible. Either the writer sees the count
+//! and signals, or its commit precedes the re-check's snapshot.
+
+use pgrx::pg_sys;
+use std::cell::RefCell;
+use std::hash::Hasher;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::SeqCst};
+
+const TOUCH_SLOTS: usize = 1 << 16;
+pub const MAX_WORKERS: usize = 64;
+const BLOOM_WORDS: usize = 16;
+const BLOOM_BITS: u64 = (BLOOM_WORDS * 64) as u64;
+
+#[repr(C)]
+struct WorkerSlot {
+    latch: AtomicPtr<pg_sys::Latch>,
+    blocked: AtomicU32,
+    generation: AtomicU64,
+    bloom: [AtomicU64; BLOOM_WORDS],
+}
+
+#[repr(C)]
+struct Shared {
+    workers: [WorkerSlot; MAX_WORKERS],
+    db_epoch: [AtomicU64; crate::DATABASES as usize],
+    touch: [AtomicU64; TOUCH_SLOTS],
+}
+
+static mut SHARED: *const Shared = std::ptr::null();
+static mut PREV_REQUEST: pg_sys::shmem_request_hook_type = None;
+static mut PREV_STARTUP: pg_sys::shmem_startup_hook_type = None;
+
+fn shared() -> Option<&'static Shared> {
+    // SAFETY: set once by the postmaster's startup hook, before any backend
+    // is forked; read-only afterwards. All fields are atomics.
+    unsafe { SHARED.as_ref() }
+}
+
+/// Called from `_PG_init` while preloading: asks for the segment, and
+/// registers the commit callback (inherited by every forked backend).
+pub fn init() {
+    unsafe {
+        PREV_REQUEST = pg_sys::shmem_request_hook;
+        pg_sys::shmem_request_hook = Some(shmem_request);
+        PREV_STARTUP = pg_sys::shmem_startup_hook;
+        pg_sys::shmem_startup_hook = Some(shmem_startup);
+        pg_sys::RegisterXactCallback(Some(xact_callback), std::ptr::null_mut());
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn shmem_request() {
+    unsafe {
+        if let Some(prev) = PREV_REQUEST {
+            prev();
+        }
+        pg_sys::RequestAddinShmemSpace(std::mem::size_of::<Shared>());
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn shmem_startup() {
+    unsafe {
+        if let Some(prev) = PREV_STARTUP {
+            prev();
+        }
+        let size = std::mem::size_of::<Shared>();
+        let mut found = false;
+        let p = pg_sys::ShmemInitStruct(c"pgkv shared state".as_ptr(), size, &mut found);
+        if !found {
+            // All-zero is a valid value of every atomic in it.
+            std::ptr::write_bytes(p.cast::<u8>(), 0, size);
+        }
+        SHARED = p.cast();
+    }
+}
+
+/// The hash of a key, the same in every process.
+pub fn key_hash(db: i16, key: &[u8]) -> u64 {
+    // SipHash with fixed keys: stable across processes of one build.
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new();
+    h.write_i16(db);
+    h.write(key);
+    h.finish()
+}
+
+#[derive(Default)]
+struct Local {
+    /// Key hashes written by the current transaction, in order.
+    touched: Vec<u64>,
+    /// Databases flushed or swapped by the current transaction.
+    flushed: u32,
+    /// Bumped at every commit and abort: tells a WATCH stamp taken in this
+    /// transaction from one taken in an earlier one.
+    xact_seq: u64,
+    /// The worker slot of this process, when it is a worker.
+    worker: Option<usize>,
+    /// Hashes written by this worker's committed transactions, for its own
+    /// blocked clients.
+    local_ready: Vec<u64>,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Local> = RefCell::new(Local::default());
+}
+
+/// A write command wrote `key`.
+pub fn touch(db: i16, key: &[u8]) {
+    let h = key_hash(db, key);
+    LOCAL.with(|l| l.borrow_mut().touched.push(h));
+}
+
+/// FLUSHDB, FLUSHALL and SWAPDB change every key of `db`.
+pub fn touch_db(db: i16) {
+    LOCAL.with(|l| l.borrow_mut().flushed |= 1 << db);
+}
+
+/// What WATCH remembers about a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    hash: u64,
+    db: i16,
+    xact_seq: u64,
+    /// How many touches the transaction had made when WATCH ran.
+    mark: usize,
+    /// The slot counter expected once that transaction commits.
+    counter: u64,
+    epoch: u64,
+}
+
+pub fn stamp(db: i16, key: &[u8]) -> Stamp {
+    let hash = key_hash(db, key);
+    LOCAL.with(|l| {
+        let l = l.borrow();
+        let (counter, epoch) = shared()
+            .map(|s| (s.touch[slot(hash)].load(SeqCst), s.db_epoch[db as usize].load(SeqCst)))
+            .unwrap_or((0, 0));
+        let before = l.touched.iter().any(|h| slot(*h) == slot(hash));
+        let flushed = l.flushed & (1 << db) != 0;
+        Stamp {
+            hash,
+            db,
+            xact_seq: l.xact_seq,
+            mark: l.touched.len(),
+            counter: counter + before as u64,
+            epoch: epoch + flushed as u64,
+        }
+    })
+}
+
+/// Whether the key was written by anyone since `stamp` was taken.
+pub fn changed(stamp: &Stamp) -> bool {
+    LOCAL.with(|l| {
+        let l = l.borrow();
+        let same_xact = l.xact_seq == stamp.xact_seq;
+        let since = if same_xact { &l.touched[stamp.mark.min(l.touched.len())..] } else { &l.touched[..] };
+        if since.iter().any(|h| slot(*h) == slot(stamp.hash)) {
+            return true;
+        }
+        if !same_xact && l.flushed & (1 << stamp.db) != 0 {
+            return true;
+        }
+        match shared() {
+            Some(s) => {
+                s.touch[slot(stamp.hash)].load(SeqCst) != stamp.counter || s.db_epoch[stamp.db as usize].load(SeqCst) != stamp.epoch
+            }
+            None => false,
+        }
+    })
+}
+
+fn slot(hash: u64) -> usize {
+    (hash % TOUCH_SLOTS as u64) as usize
+}
+
+unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    use pg_sys::XactEvent::*;
+    match event {
+        XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT => publish_commit(),
+        XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE => LOCAL.with(|l| {
+            let mut l = l.borrow_mut();
+            l.touched.clear();
+            l.flushed = 0;
+            l.xact_seq += 1;
+        }),
+        _ => {}
+    }
+    crate::cmd::pubsub::xact_event(event);
+}
+
+/// Runs after the commit is durable and visible, before its locks are
+/// released. Nothing here may raise an ERROR.
+fn publish_commit() {
+    let (mut touched, flushed, me) = LOCAL.with(|l| {
+        let mut l = l.borrow_mut();
+        l.xact_seq += 1;
+        (std::mem::take(&mut l.touched), std::mem::take(&mut l.flushed), l.worker)
+    });
+    if touched.is_empty() && flushed == 0 {
+        return;
+    }
+    touched.sort_unstable_by_key(|h| slot(*h));
+    touched.dedup_by_key(|h| slot(*h));
+    if let Some(s) = shared() {
+        for h in &touched {
+            s.touch[slot(*h)].fetch_add(1, SeqCst);
+        }
+        for db in 0..crate::DATABASES as usize {
+            if flushed & (1 << db) != 0 {
+                s.db_epoch[db].fetch_add(1, SeqCst);
+            }
+        }
+        for (i, w) in s.workers.iter().enumerate() {
+            if Some(i) == me || w.blocked.load(SeqCst) == 0 {
+                continue;
+            }
+            let latch = w.latch.load(SeqCst);
+            if latch.is_null() {
+                continue;
+            }
+            for h in &touched {
+                let bit = h % BLOOM_BITS;
+                w.bloom[(bit / 64) as usize].fetch_or(1 << (bit % 64), SeqCst);
+            }
+            w.generation.fetch_add(1, SeqCst);
+            // SAFETY: the latch of a live worker's PGPROC, in shared memory.
+            unsafe { pg_sys::SetLatch(latch) };
+        }
+    }
+    if me.is_some() {
+        LOCAL.with(|l| l.borrow_mut().local_ready.extend(touched));
+    }
+}
+
+/// A worker claims its slot at start-up.
+pub fn register_worker(index: usize) {
+    LOCAL.with(|l| l.borrow_mut().worker = Some(index));
+    if let Some(w) = shared().and_then(|s| s.workers.get(index)) {
+        w.blocked.store(0, SeqCst);
+        for b in &w.bloom {
+            b.store(0, SeqCst);
+        }
+        // SAFETY: MyLatch is this process's shared PGPROC latch.
+        w.latch.store(unsafe { pg_sys::MyLatch }, SeqCst);
+    }
+}
+
+pub fn unregister_worker(index: usize) {
+    if let Some(w) = shared().and_then(|s| s.workers.get(index)) {
+        w.latch.store(std::ptr::null_mut(), SeqCst);
+        w.blocked.store(0, SeqCst);
+    }
+}
+
+/// The worker's count of blocked clients, read by committing writers.
+pub fn set_blocked(index: usize, n: u32) {
+    if let Some(w) = shared().and_then(|s| s.workers.get(index)) {
+        w.blocked.store(n, SeqCst);
+    }
+}
+
+/// Key hashes this worker's own commits wrote since the last call.
+pub fn take_local_ready() -> Vec<u64> {
+    LOCAL.with(|l| std::mem::take(&mut l.borrow_mut().local_ready))
+}
+
+/// Key-hash bits other processes' commits set for this worker, when its
+/// generation moved since `seen`.
+pub fn take_remote_ready(index: usize, seen: &mut u64) -> Option<Bloom> {
+    let w = shared()?.workers.get(index)?;
+    let generation = w.generation.load(SeqCst);
+    if generation == *seen {
+        return None;
+    }
+    *seen = generation;
+    let mut bits = [0u64; BLOOM_WORDS];
+    for (i, b) in w.bloom.iter().enumerate() {
+        bits[i] = b.swap(0, SeqCst);
+    }
+    Some(Bloom(bits))
+}
+
+pub struct Bloom([u64; BLOOM_WORDS]);
+
+impl Bloom {
+    pub fn contains(&self, hash: u64) -> bool {
+        let bit = hash % BLOOM_BITS;
+        self.0[(bit / 64) as usize] & (1 << (bit % 64)) != 0
+    }
+}

@@ -1,0 +1,127 @@
+//! Clients parked by a blocking command, in Redis's order: per key, first
+//! blocked is first served.
+//!
+//! A parked client keeps its command. When a key it waits on may have
+//! data (this worker's own commits list the keys they wrote; other
+//! processes' commits set bits in this worker's shared bloom filter), the
+//! worker runs the parked commands of that key again, oldest first, in one
+//! batch. A command that still finds nothing stays parked where it was.
+
+use crate::session::BlockRequest;
+use crate::shared;
+use bytes::Bytes;
+use std::collections::{HashMap, VecDeque};
+
+pub struct Parked {
+    pub argv: Vec<Bytes>,
+    pub request: BlockRequest,
+    pub db: i16,
+    /// Order of parking, for fairness across keys.
+    pub seq: u64,
+}
+
+#[derive(Default)]
+pub struct Blocked {
+    /// By connection key.
+    parked: HashMap<usize, Parked>,
+    /// Connection keys waiting on each (db, key), oldest first.
+    queues: HashMap<(i16, Bytes), VecDeque<usize>>,
+    /// Newly parked clients, to be run once more in a fresh snapshot (see
+    /// `crate::shared` for why no wake-up is lost).
+    recheck: Vec<usize>,
+    next_seq: u64,
+    /// The generation of the shared bloom filter last read.
+    pub seen_generation: u64,
+}
+
+impl Blocked {
+    pub fn len(&self) -> usize {
+        self.parked.len()
+    }
+
+    pub fn is_parked(&self, conn: usize) -> bool {
+        self.parked.contains_key(&conn)
+    }
+
+    pub fn get(&self, conn: usize) -> Option<&Parked> {
+        self.parked.get(&conn)
+    }
+
+    /// Parks `conn`, or keeps it where it is when it already waits.
+    pub fn park(&mut self, conn: usize, db: i16, argv: Vec<Bytes>, request: BlockRequest) {
+        if self.parked.contains_key(&conn) {
+            return;
+        }
+        for key in &request.keys {
+            let q = self.queues.entry((db, key.clone())).or_default();
+            if !q.contains(&conn) {
+                q.push_back(conn);
+            }
+        }
+        self.next_seq += 1;
+        self.parked.insert(conn, Parked { argv, request, db, seq: self.next_seq });
+        self.recheck.push(conn);
+    }
+
+    pub fn unpark(&mut self, conn: usize) -> Option<Parked> {
+        let p = self.parked.remove(&conn)?;
+        for key in &p.request.keys {
+            if let Some(q) = self.queues.get_mut(&(p.db, key.clone())) {
+                q.retain(|c| *c != conn);
+                if q.is_empty() {
+                    self.queues.remove(&(p.db, key.clone()));
+                }
+            }
+        }
+        self.recheck.retain(|c| *c != conn);
+        Some(p)
+    }
+
+    /// The clients to run again, in serving order: those waiting on a key
+    /// whose hash is ready, key by key in each key's FIFO order, plus the
+    /// newly parked ones.
+    pub fn due(&mut self, ready: &dyn Fn(u64) -> bool) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
+        // Keys ordered by their oldest waiter, so service follows blocking order.
+        let mut keys: Vec<(&(i16, Bytes), &VecDeque<usize>)> = self
+            .queues
+            .iter()
+            .filter(|((db, key), _)| ready(shared::key_hash(*db, key)))
+            .collect();
+        keys.sort_by_key(|(_, q)| q.front().and_then(|c| self.parked.get(c)).map_or(u64::MAX, |p| p.seq));
+        for (_, q) in keys {
+            for c in q {
+                if !out.contains(c) {
+                    out.push(*c);
+                }
+            }
+        }
+        for c in self.recheck.drain(..) {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// Clients whose deadline has passed.
+    pub fn expired(&self, now_ms: i64) -> Vec<usize> {
+        let mut out: Vec<(u64, usize)> = self
+            .parked
+            .iter()
+            .filter(|(_, p)| p.request.deadline_ms > 0 && p.request.deadline_ms <= now_ms)
+            .map(|(c, p)| (p.seq, *c))
+            .collect();
+        out.sort_unstable();
+        out.into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// The earliest deadline, unix ms.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.parked.values().map(|p| p.request.deadline_ms).filter(|d| *d > 0).min()
+    }
+
+    pub fn has_recheck(&self) -> bool {
+        !self.recheck.is_empty()
+    }
+}
