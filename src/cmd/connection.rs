@@ -21,9 +21,14 @@ pub const COMMANDS: &[Binding] = &[
 
 
 /// `PING [message]`
-fn ping(_ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+fn ping(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     if args.remaining() > 1 {
         return Err(CmdError::Arity("ping".into()));
+    }
+    // A RESP2 subscriber gets a pub/sub-shaped pong.
+    if ctx.session.proto == pgkv_resp::Protocol::Resp2 && ctx.session.subs.any() {
+        let msg = args.peek().cloned().unwrap_or_default();
+        return Ok(Frame::Array(vec![Frame::bulk("pong"), Frame::Bulk(msg)]));
     }
     Ok(match args.peek() {
         None => Frame::simple("PONG"),

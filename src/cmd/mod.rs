@@ -102,6 +102,11 @@ impl<'a> Args<'a> {
         Ok(arg)
     }
 
+    /// The command's `i`-th word (0 is the command name).
+    pub fn word(&self, i: usize) -> Option<&'a Bytes> {
+        self.argv.get(i)
+    }
+
     pub fn peek(&self) -> Option<&'a Bytes> {
         self.argv.get(self.pos)
     }

@@ -170,6 +170,14 @@ pub fn take_dirty() -> Vec<(u8, Bytes, i32)> {
     })
 }
 
+/// This worker's distinct channels, patterns and shard channels (INFO).
+pub fn local_counts() -> (usize, usize, usize) {
+    REGISTRY.with(|r| {
+        let r = r.borrow();
+        (r.subs[0].len(), r.subs[1].len(), r.subs[2].len())
+    })
+}
+
 /// A client is gone: drop all its subscriptions.
 pub fn client_gone(id: u64, subs: &Subscriptions) {
     for kind in Kind::ALL {
@@ -417,6 +425,9 @@ fn all_channels(ctx: &Ctx, kind: Kind) -> Result<HashMap<Bytes, i64>, CmdError> 
 }
 
 fn channels_reply(ctx: &Ctx, args: &mut Args, kind: Kind) -> CmdResult {
+    if args.remaining() > 1 {
+        return Err(super::table::subcommand_syntax_error("pubsub", args.word(1).map_or(&[][..], |w| &w[..])));
+    }
     let pattern = if args.is_empty() { None } else { Some(args.next_bytes()?) };
     let mut names: Vec<Bytes> = all_channels(ctx, kind)?
         .into_keys()

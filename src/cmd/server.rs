@@ -71,17 +71,23 @@ fn info(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         sections.push(format!("# Clients\r\nconnected_clients:{}\r\nblocked_clients:{}\r\n", rt.connected_clients, rt.blocked_clients));
     }
     if include("stats") {
+        let pubsub = super::pubsub::local_counts();
         sections.push(format!(
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\n\
-             total_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\npgkv_batches:{}\r\npgkv_batch_retries:{}\r\n",
+             total_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\n\
+             pgkv_batches:{}\r\npgkv_batch_retries:{}\r\npgkv_output_limit_disconnections:{}\r\n",
             rt.total_connections_received,
             rt.total_commands_processed,
             rt.total_net_input_bytes,
             rt.total_net_output_bytes,
             rt.rejected_connections,
             rt.expired_keys,
+            pubsub.0,
+            pubsub.1,
+            pubsub.2,
             rt.batches,
             rt.batch_retries,
+            rt.client_output_limit_disconnections,
         ));
     }
     if include("keyspace") {

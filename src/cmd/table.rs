@@ -233,6 +233,15 @@ pub fn resolve(argv: &[Bytes]) -> Result<&'static CommandSpec, CmdError> {
     Ok(spec)
 }
 
+/// Redis's `addReplySubcommandSyntaxError`, for a subcommand given the
+/// wrong arguments where its arity alone cannot tell.
+pub fn subcommand_syntax_error(command: &str, sub: &[u8]) -> CmdError {
+    let mut msg = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
+    msg.extend_from_slice(truncate(sub, 128));
+    msg.extend_from_slice(format!("'. Try {} HELP.", command.to_ascii_uppercase()).as_bytes());
+    CmdError::Msg(Bytes::from(crate::error::sanitize(msg)))
+}
+
 fn truncate(b: &[u8], n: usize) -> &[u8] {
     &b[..b.len().min(n)]
 }

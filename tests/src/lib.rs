@@ -344,6 +344,24 @@ impl RawClient {
         }
     }
 
+    /// Reads one reply if it arrives within `timeout`; `None` if nothing does.
+    pub fn try_read_reply(&mut self, timeout: Duration) -> Option<Vec<u8>> {
+        if decode(&self.buf).expect("server sent invalid RESP").is_some() {
+            return Some(self.read_reply());
+        }
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
+        let mut chunk = [0u8; 65536];
+        let got = match self.stream.read(&mut chunk) {
+            Ok(n) if n > 0 => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            _ => false,
+        };
+        self.stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        got.then(|| self.read_reply())
+    }
+
     /// True when the server has closed the connection (after any replies).
     pub fn is_closed(&mut self) -> bool {
         self.stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -411,6 +429,23 @@ impl Differential {
             "reply differs (ignoring order) for {:?}",
             args.iter().map(|a| String::from_utf8_lossy(a.as_ref()).into_owned()).collect::<Vec<_>>()
         );
+    }
+
+    /// Sends a command to both and compares the next `replies` replies (a
+    /// SUBSCRIBE to n channels answers n times).
+    pub fn check_n<A: AsRef<[u8]>>(&mut self, args: &[A], replies: usize) {
+        let mut out = BytesMut::new();
+        encode_request(args, &mut out);
+        self.check_raw(&out, replies);
+    }
+
+    /// Compares the next reply each server sends without being asked
+    /// (a pub/sub message, a blocked command's answer).
+    pub fn check_pushed(&mut self) -> Vec<u8> {
+        let ours = self.pgkv.read_reply();
+        let theirs = self.redis.read_reply();
+        assert_eq!(show(&ours), show(&theirs), "pushed reply differs");
+        ours
     }
 
     /// Sends the same raw bytes to both and compares the next `replies` replies.

@@ -1,0 +1,213 @@
+//! Pub/sub: differential tests against redis-server 7.0 in RESP2 and RESP3,
+//! delivery at commit from SQL, large/binary/duplicate messages, slow
+//! subscribers, and two workers.
+
+use pgkv_tests::{shared, show, Differential, PgCluster, RawClient};
+use std::time::Duration;
+
+fn both(body: impl Fn(&mut Differential, &mut Differential, u8)) {
+    for proto in [2, 3] {
+        let mut sub = Differential::shared(proto, 0);
+        let mut publisher = Differential::shared(proto, 0);
+        body(&mut sub, &mut publisher, proto);
+    }
+}
+
+const QUIET: Duration = Duration::from_millis(300);
+
+#[test]
+fn subscribe_publish_and_introspection_match_redis() {
+    both(|sub, p, proto| {
+        let t = format!("ps{proto}");
+        let (a, b) = (format!("{t}:a"), format!("{t}:b"));
+        sub.check_n(&["SUBSCRIBE", &a, &b], 2);
+        sub.check_n(&["SUBSCRIBE", &a], 1);
+        p.check(&["PUBLISH", &a, "hello"]);
+        sub.check_pushed();
+        p.check(&["PUBLISH", &format!("{t}:none"), "x"]);
+        p.check(&["PUBSUB", "NUMSUB", &a, &b, &format!("{t}:none")]);
+        p.check(&["PUBSUB", "NUMSUB"]);
+        p.check_unordered(&["PUBSUB", "CHANNELS", &format!("{t}:*")]);
+        p.check(&["PUBSUB", "CHANNELS", &format!("{t}:a")]);
+        // RESP2 subscribed mode allows only a few commands; RESP3 all.
+        sub.check(&["GET", "x"]);
+        sub.check(&["CONFIG", "GET", "maxclients"]);
+        sub.check(&["PING"]);
+        sub.check(&["PING", "hi"]);
+        sub.check(&["SUBSCRIBE"]);
+        sub.check_n(&["PSUBSCRIBE", &format!("{t}:*"), &format!("{t}:?")], 2);
+        p.check(&["PUBLISH", &a, "two"]);
+        // message first, then one pmessage per matching pattern (in an
+        // order Redis leaves to its dict).
+        sub.check_pushed();
+        let mut ours = vec![sub.pgkv.read_reply(), sub.pgkv.read_reply()];
+        let mut theirs = vec![sub.redis.read_reply(), sub.redis.read_reply()];
+        ours.sort();
+        theirs.sort();
+        assert_eq!(ours, theirs);
+        p.check(&["PUBSUB", "NUMPAT"]);
+        sub.check_n(&["UNSUBSCRIBE", &a], 1);
+        sub.check_n(&["PUNSUBSCRIBE", &format!("{t}:?")], 1);
+        sub.check_n(&["PUNSUBSCRIBE"], 1);
+        sub.check_n(&["UNSUBSCRIBE"], 1);
+        sub.check_n(&["UNSUBSCRIBE"], 1);
+        sub.check_n(&["PUNSUBSCRIBE"], 1);
+        // No longer subscribed: every command works again.
+        sub.check(&["GET", "x"]);
+        sub.check(&["PING"]);
+        p.check(&["PUBLISH", &a, "nobody"]);
+        // Shard channels: counted apart from channels and patterns.
+        let s = format!("{t}:s");
+        sub.check_n(&["SSUBSCRIBE", &s, &a], 2);
+        p.check(&["SPUBLISH", &s, "sm"]);
+        sub.check_pushed();
+        p.check(&["PUBLISH", &s, "plain"]);
+        p.check(&["PUBSUB", "SHARDNUMSUB", &s, &b]);
+        p.check_unordered(&["PUBSUB", "SHARDCHANNELS", &format!("{t}:*")]);
+        sub.check(&["GET", "x"]);
+        sub.check_n(&["SUNSUBSCRIBE", &a], 1);
+        sub.check_n(&["SUNSUBSCRIBE"], 1);
+        sub.check_n(&["SUNSUBSCRIBE"], 1);
+        sub.check(&["PUBLISH"]);
+        sub.check(&["PUBSUB", "NUMPAT", "x"]);
+        sub.check(&["PUBSUB", "CHANNELS", "a", "b"]);
+    });
+}
+
+#[test]
+fn binary_large_and_duplicate_messages_arrive_whole_and_in_order() {
+    both(|sub, p, proto| {
+        let ch: Vec<u8> = [b"bin\x00\xff".as_slice(), &[proto]].concat();
+        sub.check_n(&[&b"SUBSCRIBE"[..], &ch], 1);
+        let big: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+        let messages: Vec<Vec<u8>> = vec![b"\x00\r\n\xff".to_vec(), big.clone(), b"same".to_vec(), b"same".to_vec(), Vec::new()];
+        // Pipelined: one batch publishes all five, two of them equal.
+        let mut out = bytes::BytesMut::new();
+        for m in &messages {
+            pgkv_resp::encode_request(&[&b"PUBLISH"[..], &ch, m], &mut out);
+        }
+        p.check_raw(&out, messages.len());
+        for m in &messages {
+            let got = sub.check_pushed();
+            assert!(got.windows(m.len().max(1)).any(|w| m.is_empty() || w == &m[..]), "message arrived whole");
+        }
+        sub.check_n(&["UNSUBSCRIBE"], 1);
+    });
+}
+
+fn subscribe(client: &mut RawClient, channel: &str) {
+    let reply = client.call(&["SUBSCRIBE", channel]);
+    assert!(reply.starts_with(b"*3\r\n$9\r\nsubscribe"), "{}", show(&reply));
+}
+
+#[test]
+fn sql_publish_is_delivered_at_commit_and_never_on_rollback() {
+    let c = shared();
+    let mut sub = c.raw();
+    subscribe(&mut sub, "sqlpub:ch");
+    let mut sql = c.sql();
+    let mut tx = sql.transaction().unwrap();
+    let n: i64 = tx.query_one("SELECT kv.publish('sqlpub:ch', 'rolled back')", &[]).unwrap().get(0);
+    assert_eq!(n, 1, "kv.publish counts the subscriber");
+    tx.rollback().unwrap();
+    assert_eq!(sub.try_read_reply(QUIET), None, "a rolled-back publish is never delivered");
+
+    let mut tx = sql.transaction().unwrap();
+    tx.execute("SELECT kv.publish('sqlpub:ch', 'first')", &[]).unwrap();
+    tx.execute("SELECT kv.publish('sqlpub:ch'::bytea, '\\x00ff'::bytea)", &[]).unwrap();
+    tx.execute("SELECT kv.publish('sqlpub:ch', 'first')", &[]).unwrap();
+    let big = "x".repeat(100_000);
+    tx.execute("SELECT kv.publish('sqlpub:ch', $1)", &[&big]).unwrap();
+    assert_eq!(sub.try_read_reply(QUIET), None, "nothing before COMMIT");
+    tx.commit().unwrap();
+    let expect = |m: &[u8]| {
+        let mut e = b"*3\r\n$7\r\nmessage\r\n$9\r\nsqlpub:ch\r\n".to_vec();
+        e.extend_from_slice(format!("${}\r\n", m.len()).as_bytes());
+        e.extend_from_slice(m);
+        e.extend_from_slice(b"\r\n");
+        e
+    };
+    assert_eq!(show(&sub.read_reply()), show(&expect(b"first")));
+    assert_eq!(show(&sub.read_reply()), show(&expect(b"\x00\xff")));
+    assert_eq!(show(&sub.read_reply()), show(&expect(b"first")), "equal messages are not collapsed");
+    assert_eq!(show(&sub.read_reply()), show(&expect(big.as_bytes())), "large message through the spill table");
+    // No subscribers: nothing sent, 0 counted.
+    let n: i64 = sql.query_one("SELECT kv.publish('sqlpub:nobody', 'x')", &[]).unwrap().get(0);
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn a_subscriber_that_does_not_read_is_disconnected() {
+    let c = shared();
+    let stalled = std::net::TcpStream::connect(("127.0.0.1", c.redis_port)).unwrap();
+    stalled.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    {
+        use std::io::Write;
+        (&stalled).write_all(b"*2\r\n$9\r\nSUBSCRIBE\r\n$10\r\nslow:flood\r\n").unwrap();
+    }
+    let mut r = c.redis();
+    std::thread::sleep(Duration::from_millis(200));
+    let chunk = "y".repeat(1 << 20);
+    let mut delivered_to = Vec::new();
+    for _ in 0..80 {
+        let n: i64 = redis::cmd("PUBLISH").arg("slow:flood").arg(&chunk).query(&mut r).unwrap();
+        delivered_to.push(n);
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(delivered_to[0], 1);
+    assert_eq!(*delivered_to.last().unwrap(), 0, "the subscriber was dropped before 80 MB queued");
+    let info: String = redis::cmd("INFO").arg("stats").query(&mut r).unwrap();
+    assert!(!info.contains("pgkv_output_limit_disconnections:0\r\n"), "{info}");
+    // The worker still serves everyone else.
+    let pong: String = redis::cmd("PING").query(&mut r).unwrap();
+    assert_eq!(pong, "PONG");
+}
+
+/// Connects until it has a client on the wanted worker (client ids are
+/// worker + 1 + n * workers).
+fn client_on_worker(c: &PgCluster, worker: i64) -> RawClient {
+    for _ in 0..200 {
+        let mut r = c.raw();
+        let id = r.call(&["CLIENT", "ID"]);
+        let id: i64 = std::str::from_utf8(&id[1..id.len() - 2]).unwrap().parse().unwrap();
+        if (id - 1) % 2 == worker {
+            return r;
+        }
+    }
+    panic!("no connection landed on worker {worker}");
+}
+
+#[test]
+fn publisher_and_subscriber_on_different_workers() {
+    let c = PgCluster::start_with(&["pgkv.workers = 2"]);
+    let mut sub = client_on_worker(&c, 0);
+    let mut psub = client_on_worker(&c, 0);
+    let mut publisher = client_on_worker(&c, 1);
+    subscribe(&mut sub, "w2:ch");
+    let r = psub.call(&["PSUBSCRIBE", "w2:*"]);
+    assert!(r.starts_with(b"*3\r\n$10\r\npsubscribe"), "{}", show(&r));
+    // Counted across workers, delivered in order.
+    for i in 0..50 {
+        assert_eq!(publisher.call(&["PUBLISH", "w2:ch", &format!("m{i}")]), b":2\r\n");
+    }
+    for i in 0..50 {
+        let m = format!("m{i}");
+        let got = sub.read_reply();
+        assert_eq!(show(&got), show(format!("*3\r\n$7\r\nmessage\r\n$5\r\nw2:ch\r\n${}\r\n{m}\r\n", m.len()).as_bytes()));
+        let got = psub.read_reply();
+        assert!(got.starts_with(b"*4\r\n$8\r\npmessage\r\n$4\r\nw2:*\r\n"), "{}", show(&got));
+    }
+    assert_eq!(publisher.call(&["PUBSUB", "NUMSUB", "w2:ch"]), b"*2\r\n$5\r\nw2:ch\r\n:1\r\n");
+    assert_eq!(publisher.call(&["PUBSUB", "NUMPAT"]), b":1\r\n");
+    // A large message crosses workers too.
+    let big = "z".repeat(200_000);
+    assert_eq!(publisher.call(&["PUBLISH", "w2:ch", &big]), b":2\r\n");
+    assert!(sub.read_reply().ends_with(format!("{big}\r\n").as_bytes()));
+    assert!(psub.read_reply().ends_with(format!("{big}\r\n").as_bytes()));
+    // A disconnected subscriber is no longer counted.
+    drop(sub);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(publisher.call(&["PUBLISH", "w2:ch", "after"]), b":1\r\n");
+}
