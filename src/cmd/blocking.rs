@@ -64,12 +64,15 @@ pub fn parse_timeout(arg: &[u8], now_ms: i64) -> Result<i64, CmdError> {
     Ok(now_ms + ms)
 }
 
-/// Nothing to pop: park the client until one of `keys` is written, or
-/// answer `on_timeout` now when this client may not block.
-pub fn block(ctx: &mut Ctx, keys: Vec<Bytes>, deadline_ms: i64, on_timeout: Frame) -> CmdResult {
+/// Nothing to pop: park the client until one of `keys` is written (a
+/// timeout answers a null array, as Redis does for every list and sorted
+/// set command), or answer `not_blocking` now when this client may not
+/// block (inside MULTI or a script).
+pub fn block(ctx: &mut Ctx, keys: Vec<Bytes>, deadline_ms: i64, not_blocking: Frame) -> CmdResult {
     if !ctx.may_block() {
-        return Ok(on_timeout);
+        return Ok(not_blocking);
     }
+    let on_timeout = Frame::NullArray;
     ctx.session.block = Some(BlockRequest { keys, deadline_ms, on_timeout });
     // Never sent: the worker parks the client instead.
     Ok(Frame::NullArray)

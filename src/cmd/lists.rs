@@ -283,7 +283,11 @@ fn move_element(ctx: &mut Ctx, src: &[u8], dst: &[u8], from_left: bool, to_left:
     if from.card == 0 {
         return Ok(Frame::NullBulk);
     }
-    lookup(ctx, dst)?;
+    if lookup(ctx, dst)?.is_none() && src != dst {
+        // Create the destination before popping: creating may make the
+        // command run again (see `lookup_or_create`).
+        ctx.store().lookup_or_create(ctx.session.db, dst, ctx.now_ms, KeyType::List)?;
+    }
     let value = ctx.store().list_pop(&from, 1, from_left)?.into_iter().next().unwrap_or_default();
     let to = ctx.store().lookup_or_create(ctx.session.db, dst, ctx.now_ms, KeyType::List)?;
     ctx.store().list_push(&to, &[Bytes::from(value.clone())], to_left)?;

@@ -310,8 +310,9 @@ fn run(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
         match handler(ctx, &mut args) {
             Err(CmdError::Retry) if attempts < 3 => attempts += 1,
             Ok(frame) => {
-                if ctx.write {
-                    // WATCH and blocked clients learn of it at commit.
+                if ctx.write && ctx.session.block.is_none() {
+                    // WATCH and blocked clients learn of it at commit. (A
+                    // blocking command that parks wrote nothing.)
                     for key in spec.keys(argv) {
                         crate::shared::touch(ctx.session.db, key);
                     }

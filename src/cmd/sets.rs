@@ -169,13 +169,16 @@ fn smove(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     if src == dst {
         return Ok(Frame::Integer(store.sismember(from.id, &member)? as i64));
     }
-    if store.srem(&from, std::slice::from_ref(&member))? == 0 {
+    if !store.sismember(from.id, &member)? {
         return Ok(Frame::Integer(0));
     }
+    // Created before the first write: creating may make the command run
+    // again (see `lookup_or_create`).
     let to = match to {
         Some(t) => t,
         None => store.lookup_or_create(db, &dst, now, KeyType::Set)?,
     };
+    store.srem(&from, std::slice::from_ref(&member))?;
     store.sadd(&to, &[member])?;
     Ok(Frame::Integer(1))
 }

@@ -41,6 +41,10 @@ static COPY_ZSET: Sql =
     write("INSERT INTO kv.zsets (id, member, score, seq) SELECT $2, member, score, seq FROM kv.zsets WHERE id = $1", &[INT8, INT8]);
 static FLUSH_DB: Sql = write("DELETE FROM kv.keys WHERE db = $1", &[INT2]);
 static OTHER_DBS_EMPTY: Sql = read("SELECT NOT EXISTS (SELECT 1 FROM kv.keys WHERE db <> $1)", &[INT2]);
+// The same question with a fresh snapshot (a writing statement takes one),
+// asked once the table is locked.
+static OTHER_DBS_EMPTY_NOW: Sql = write("SELECT NOT EXISTS (SELECT 1 FROM kv.keys WHERE db <> $1)", &[INT2]);
+static LOCK_KEYS: Sql = write("LOCK TABLE kv.keys IN ACCESS EXCLUSIVE MODE", &[]);
 static TRUNCATE_ALL: Sql = write("TRUNCATE kv.keys, kv.hashes, kv.lists, kv.sets, kv.zsets, kv.garbage", &[]);
 static COUNT_DB: Sql = read("SELECT count(*) FROM kv.keys WHERE db = $1", &[INT2]);
 static SCAN: Sql = read(
@@ -199,7 +203,14 @@ impl<'a> Store<'a> {
     /// O(1) whatever its size.
     pub fn flush_db(self, db: i16) -> Result<(), CmdError> {
         self.flush_and_forget()?;
-        let alone = self.column::<bool>(&OTHER_DBS_EMPTY, &[db.into()])?.first().copied().unwrap_or(false);
+        let mut alone = self.column::<bool>(&OTHER_DBS_EMPTY, &[db.into()])?.first().copied().unwrap_or(false);
+        if alone {
+            // TRUNCATE ignores MVCC: it would also remove keys another
+            // transaction committed after this batch's snapshot. Lock out
+            // writers, then look again with a fresh snapshot.
+            self.exec(&LOCK_KEYS, &[])?;
+            alone = self.column::<bool>(&OTHER_DBS_EMPTY_NOW, &[db.into()])?.first().copied().unwrap_or(false);
+        }
         if alone {
             self.exec(&TRUNCATE_ALL, &[])?;
         } else {

@@ -136,7 +136,7 @@ static FLUSH_ROW: Sql = write(
 );
 static DELETE_IF_EXPIRED: Sql = write("DELETE FROM kv.keys WHERE db = $1 AND key = $2 AND expire_at <= $3", &[INT2, BYTEA, INT8]);
 static CREATE_KEY: Sql = write(
-    "INSERT INTO kv.keys (db, key, type) VALUES ($1, $2, $3) RETURNING id",
+    "INSERT INTO kv.keys (db, key, type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING id",
     &[INT2, BYTEA, sql::CHAR],
 );
 // Rows are always addressed through the primary key; the id check makes
@@ -229,9 +229,18 @@ impl<'a> Store<'a> {
         if let Some(e) = self.lookup_typed(db, key, now_ms, want, Fetch::Meta)? {
             return Ok(e);
         }
+        // Another transaction may have created the key since this one
+        // looked (a SQL session and a worker pushing to the same new list):
+        // the insert waits for it, and the command runs again, now seeing
+        // and locking that key (see `insert_string`). Commands call this
+        // before any other write, so running again repeats nothing.
         let id = self.run(&CREATE_KEY, &[db.into(), bytea(key), want.code().into()], |rows| {
-            Ok(rows.into_iter().next().and_then(|r| r.get::<i64>(1).ok().flatten()).unwrap_or_default())
+            Ok(rows.into_iter().next().and_then(|r| r.get::<i64>(1).ok().flatten()))
         })?;
+        let Some(id) = id else {
+            cache::forget(db, key);
+            return Err(CmdError::Retry);
+        };
         let e = Entry { db, key: key.to_vec(), id, ktype: want, expire_at: None, value: None, card: 0, head: 0 };
         cache::put(db, key, Some(e.clone()), true);
         Ok(e)

@@ -372,6 +372,11 @@ impl Server {
         let mut jobs: Vec<Job> = Vec::new();
         for (key, c) in self.conns.iter_mut() {
             c.drained = false;
+            if c.parked && c.eof {
+                // A blocked client that hung up has nothing left to hear.
+                c.broken = true;
+                continue;
+            }
             let mut taken = 0;
             while c.accepts_commands() && taken < conn::COMMANDS_PER_BATCH {
                 let Some(argv) = c.next_command(auth_required) else { break };

@@ -1,0 +1,302 @@
+//! Blocking commands: differential replies, wake-ups from other clients,
+//! SQL transactions (only at commit) and another worker, FIFO fairness,
+//! many consumers, CLIENT UNBLOCK.
+
+use pgkv_tests::{shared, show, Differential, PgCluster, RawClient};
+use std::time::{Duration, Instant};
+
+const QUIET: Duration = Duration::from_millis(300);
+
+fn both(db: u8, body: impl Fn(&mut Differential, &mut Differential)) {
+    for proto in [2, 3] {
+        let mut a = Differential::shared(proto, db);
+        let mut b = Differential::shared(proto, db);
+        body(&mut a, &mut b);
+    }
+}
+
+#[test]
+fn immediate_replies_timeouts_and_errors_match_redis() {
+    both(7, |d, _| {
+        d.check(&["RPUSH", "l1", "a", "b", "c"]);
+        d.check(&["BLPOP", "none", "l1", "0"]);
+        d.check(&["BRPOP", "none", "l1", "0"]);
+        d.check(&["BLMOVE", "l1", "l2", "LEFT", "RIGHT", "0"]);
+        d.check(&["BRPOPLPUSH", "l2", "l1", "0"]);
+        d.check(&["BLMPOP", "0", "2", "none", "l1", "LEFT", "COUNT", "5"]);
+        d.check(&["ZADD", "z1", "1", "a", "2", "b", "3", "c"]);
+        d.check(&["BZPOPMIN", "none", "z1", "0"]);
+        d.check(&["BZPOPMAX", "z1", "0"]);
+        d.check(&["BZMPOP", "0", "1", "z1", "MIN", "COUNT", "9"]);
+        d.check(&["SET", "str", "x"]);
+        d.check(&["BLPOP", "str", "0"]);
+        d.check(&["BZPOPMIN", "str", "0"]);
+        d.check(&["BLMOVE", "str", "l2", "LEFT", "LEFT", "0"]);
+        // With data there, a valid timeout pops at once; a bad one errors.
+        for t in ["x", "-1", "1e400", "", " 1", "0x10", "inf", "-0.0001", "1.5", "-1e400", "nan"] {
+            d.check(&["RPUSH", "l1", "t"]);
+            d.check(&["ZADD", "z1", "1", "t"]);
+            d.check(&["BLPOP", "l1", t]);
+            d.check(&["BZPOPMIN", "z1", t]);
+        }
+        d.check(&["BLMOVE", "a", "b", "UP", "LEFT", "0"]);
+        d.check(&["BLMPOP", "0", "0", "l1", "LEFT"]);
+        d.check(&["BLMPOP", "0", "1", "l1", "MIDDLE"]);
+        d.check(&["BLMPOP", "x", "1", "l1", "LEFT"]);
+        d.check(&["BZMPOP", "0", "1", "z1", "MIN", "COUNT", "0"]);
+        d.check(&["BLPOP", "l1"]);
+        // Timeouts: a null of each command's kind.
+        d.check(&["BLPOP", "empty1", "empty2", "0.05"]);
+        d.check(&["BRPOPLPUSH", "empty1", "l2", "0.05"]);
+        d.check(&["BLMOVE", "empty1", "l2", "LEFT", "LEFT", "0.05"]);
+        d.check(&["BZPOPMAX", "empty1", "0.05"]);
+        d.check(&["BLMPOP", "0.05", "1", "empty1", "RIGHT"]);
+        d.check(&["BZMPOP", "0.05", "1", "empty1", "MAX"]);
+        // Inside MULTI nothing blocks: the timeout reply comes at once.
+        d.check(&["MULTI"]);
+        d.check(&["BLPOP", "empty1", "0"]);
+        d.check(&["BLMOVE", "empty1", "l2", "LEFT", "LEFT", "0"]);
+        d.check(&["BZPOPMIN", "empty1", "0"]);
+        d.check(&["EXEC"]);
+    });
+}
+
+#[test]
+fn a_push_from_another_client_wakes_the_blocked_one() {
+    both(8, |a, b| {
+        a.pgkv.send(b"*3\r\n$5\r\nBLPOP\r\n$2\r\nwk\r\n$1\r\n0\r\n");
+        a.redis.send(b"*3\r\n$5\r\nBLPOP\r\n$2\r\nwk\r\n$1\r\n0\r\n");
+        std::thread::sleep(Duration::from_millis(100));
+        b.check(&["RPUSH", "wk", "v1", "v2"]);
+        a.check_pushed();
+        b.check(&["LRANGE", "wk", "0", "-1"]);
+        // BLMOVE woken by a push moves the element.
+        let blmove = b"*6\r\n$6\r\nBLMOVE\r\n$3\r\nsrc\r\n$3\r\ndst\r\n$5\r\nRIGHT\r\n$4\r\nLEFT\r\n$1\r\n0\r\n";
+        a.pgkv.send(blmove);
+        a.redis.send(blmove);
+        std::thread::sleep(Duration::from_millis(100));
+        b.check(&["LPUSH", "src", "m"]);
+        a.check_pushed();
+        b.check(&["LRANGE", "dst", "0", "-1"]);
+        // A sorted-set pop woken by ZADD.
+        let bz = b"*3\r\n$8\r\nBZPOPMIN\r\n$2\r\nzw\r\n$1\r\n0\r\n";
+        a.pgkv.send(bz);
+        a.redis.send(bz);
+        std::thread::sleep(Duration::from_millis(100));
+        b.check(&["ZADD", "zw", "2.5", "m"]);
+        a.check_pushed();
+        // A push inside MULTI wakes the client when EXEC commits.
+        a.pgkv.send(b"*3\r\n$5\r\nBRPOP\r\n$2\r\nmx\r\n$1\r\n0\r\n");
+        a.redis.send(b"*3\r\n$5\r\nBRPOP\r\n$2\r\nmx\r\n$1\r\n0\r\n");
+        std::thread::sleep(Duration::from_millis(100));
+        b.check(&["MULTI"]);
+        b.check(&["LPUSH", "mx", "1", "2"]);
+        b.check(&["EXEC"]);
+        a.check_pushed();
+        // The client that was blocked is usable again.
+        a.check(&["LRANGE", "mx", "0", "-1"]);
+    });
+}
+
+fn blpop(client: &mut RawClient, key: &str) {
+    client.send(format!("*3\r\n$5\r\nBLPOP\r\n${}\r\n{key}\r\n$1\r\n0\r\n", key.len()).as_bytes());
+}
+
+fn blocked_clients(c: &mut RawClient) -> usize {
+    let info = c.call(&["INFO", "clients"]);
+    let text = String::from_utf8_lossy(&info);
+    let line = text.lines().find(|l| l.starts_with("blocked_clients:")).unwrap();
+    line["blocked_clients:".len()..].trim().parse().unwrap()
+}
+
+fn wait_blocked(c: &mut RawClient, n: usize) {
+    let start = Instant::now();
+    while blocked_clients(c) < n {
+        assert!(start.elapsed() < Duration::from_secs(10), "clients never blocked");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_sql_push_wakes_the_client_at_commit_and_never_on_rollback() {
+    let c = shared();
+    let mut waiter = c.raw();
+    let mut admin = c.raw();
+    let before = blocked_clients(&mut admin);
+    blpop(&mut waiter, "sqlq");
+    wait_blocked(&mut admin, before + 1);
+    let mut sql = c.sql();
+
+    let mut tx = sql.transaction().unwrap();
+    tx.execute("SELECT kv.lpush('sqlq', 'rolled back')", &[]).unwrap();
+    tx.rollback().unwrap();
+    assert_eq!(waiter.try_read_reply(QUIET), None, "a rolled-back push wakes nobody");
+
+    let mut tx = sql.transaction().unwrap();
+    tx.execute("SELECT kv.rpush('sqlq', 'job-1')", &[]).unwrap();
+    assert_eq!(waiter.try_read_reply(QUIET), None, "not woken before COMMIT");
+    tx.commit().unwrap();
+    assert_eq!(show(&waiter.read_reply()), show(b"*2\r\n$4\r\nsqlq\r\n$5\r\njob-1\r\n"));
+
+    // kv.zadd wakes BZPOPMAX the same way.
+    waiter.send(b"*3\r\n$8\r\nBZPOPMAX\r\n$4\r\nsqlz\r\n$1\r\n0\r\n");
+    wait_blocked(&mut admin, before + 1);
+    sql.execute("SELECT kv.zadd('sqlz', 7, 'top')", &[]).unwrap();
+    assert_eq!(show(&waiter.read_reply()), show(b"*3\r\n$4\r\nsqlz\r\n$3\r\ntop\r\n$1\r\n7\r\n"));
+}
+
+#[test]
+fn blocked_clients_are_served_first_come_first_served() {
+    let c = shared();
+    let mut admin = c.raw();
+    let before = blocked_clients(&mut admin);
+    let mut waiters: Vec<RawClient> = Vec::new();
+    for i in 0..5 {
+        let mut w = c.raw();
+        blpop(&mut w, "fifo");
+        wait_blocked(&mut admin, before + i + 1);
+        waiters.push(w);
+    }
+    for i in 0..5 {
+        admin.call(&["RPUSH", "fifo", &format!("item{i}")]);
+    }
+    for (i, w) in waiters.iter_mut().enumerate() {
+        assert_eq!(show(&w.read_reply()), show(format!("*2\r\n$4\r\nfifo\r\n$5\r\nitem{i}\r\n").as_bytes()));
+    }
+    // One push of several elements serves several clients, oldest first.
+    for (i, w) in waiters.iter_mut().enumerate() {
+        blpop(w, "fifo2");
+        wait_blocked(&mut admin, before + i + 1);
+    }
+    admin.call(&["RPUSH", "fifo2", "a", "b", "c"]);
+    for (w, v) in waiters.iter_mut().zip(["a", "b", "c"]) {
+        assert_eq!(show(&w.read_reply()), show(format!("*2\r\n$5\r\nfifo2\r\n$1\r\n{v}\r\n").as_bytes()));
+    }
+    admin.call(&["RPUSH", "fifo2", "d", "e"]);
+    for (w, v) in waiters[3..].iter_mut().zip(["d", "e"]) {
+        assert_eq!(show(&w.read_reply()), show(format!("*2\r\n$5\r\nfifo2\r\n$1\r\n{v}\r\n").as_bytes()));
+    }
+    // CLIENT UNBLOCK, with TIMEOUT (the default) and with ERROR.
+    let mut w1 = c.raw();
+    let mut w2 = c.raw();
+    let id1 = String::from_utf8(w1.call(&["CLIENT", "ID"])[1..].to_vec()).unwrap().trim().to_string();
+    let id2 = String::from_utf8(w2.call(&["CLIENT", "ID"])[1..].to_vec()).unwrap().trim().to_string();
+    let base = blocked_clients(&mut admin);
+    blpop(&mut w1, "unb");
+    blpop(&mut w2, "unb");
+    wait_blocked(&mut admin, base + 2);
+    assert_eq!(admin.call(&["CLIENT", "UNBLOCK", &id1]), b":1\r\n");
+    assert_eq!(show(&w1.read_reply()), show(b"*-1\r\n"));
+    assert_eq!(admin.call(&["CLIENT", "UNBLOCK", &id2, "ERROR"]), b":1\r\n");
+    assert_eq!(show(&w2.read_reply()), show(b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"));
+    assert_eq!(admin.call(&["CLIENT", "UNBLOCK", &id2]), b":0\r\n");
+    assert_eq!(show(&admin.call(&["CLIENT", "UNBLOCK", &id2, "MAYBE"])), show(b"-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n"));
+    // A disconnected blocked client leaves no trace.
+    let mut gone = c.raw();
+    blpop(&mut gone, "gone");
+    wait_blocked(&mut admin, base + 1);
+    drop(gone);
+    let start = Instant::now();
+    while blocked_clients(&mut admin) > base {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    admin.call(&["RPUSH", "gone", "kept"]);
+    assert_eq!(admin.call(&["LLEN", "gone"]), b":1\r\n");
+}
+
+/// 20 consumers loop on BLPOP while 10 000 items are pushed from RESP
+/// clients and SQL transactions: every item is popped exactly once.
+fn many_consumers(c: &PgCluster, list: &str) {
+    use std::sync::{Arc, Mutex};
+    const ITEMS: usize = 10_000;
+    let popped: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let consumers: Vec<_> = (0..20)
+        .map(|_| {
+            let mut r = c.redis();
+            let popped = popped.clone();
+            let list = list.to_string();
+            std::thread::spawn(move || loop {
+                let got: Option<(String, String)> = redis::cmd("BLPOP").arg(&list).arg(2).query(&mut r).unwrap();
+                match got {
+                    Some((_, v)) if v == "stop" => return,
+                    Some((_, v)) => popped.lock().unwrap().push(v),
+                    None => {}
+                }
+            })
+        })
+        .collect();
+    let producers: Vec<_> = (0..4)
+        .map(|p| {
+            let list = list.to_string();
+            let mut r = c.redis();
+            let mut sql = c.sql();
+            std::thread::spawn(move || {
+                let per = ITEMS / 4;
+                let mut i = 0;
+                while i < per {
+                    if (i / 50) % 2 == 0 {
+                        let batch: Vec<String> = (i..(i + 50).min(per)).map(|j| format!("p{p}-{j}")).collect();
+                        let _: i64 = redis::cmd("RPUSH").arg(&list).arg(&batch).query(&mut r).unwrap();
+                    } else {
+                        let mut tx = sql.transaction().unwrap();
+                        for j in i..(i + 50).min(per) {
+                            tx.execute("SELECT kv.rpush($1, $2)", &[&list, &format!("p{p}-{j}")]).unwrap();
+                        }
+                        tx.commit().unwrap();
+                    }
+                    i += 50;
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    let start = Instant::now();
+    while popped.lock().unwrap().len() < ITEMS {
+        assert!(start.elapsed() < Duration::from_secs(60), "only {} of {ITEMS} items popped", popped.lock().unwrap().len());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut r = c.redis();
+    let stops: Vec<&str> = vec!["stop"; 20];
+    let _: i64 = redis::cmd("RPUSH").arg(list).arg(&stops).query(&mut r).unwrap();
+    for t in consumers {
+        t.join().unwrap();
+    }
+    let mut all = popped.lock().unwrap().clone();
+    assert_eq!(all.len(), ITEMS);
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), ITEMS, "an item was popped twice");
+    let left: i64 = redis::cmd("LLEN").arg(list).query(&mut r).unwrap();
+    assert_eq!(left, 0);
+}
+
+#[test]
+fn many_consumers_pop_every_item_exactly_once() {
+    many_consumers(shared(), "many:q");
+}
+
+#[test]
+fn pushes_on_one_worker_wake_clients_on_the_other() {
+    let c = PgCluster::start_with(&["pgkv.workers = 2"]);
+    let on = |worker: i64| {
+        for _ in 0..200 {
+            let mut r = c.raw();
+            let id = r.call(&["CLIENT", "ID"]);
+            let id: i64 = std::str::from_utf8(&id[1..id.len() - 2]).unwrap().parse().unwrap();
+            if (id - 1) % 2 == worker {
+                return r;
+            }
+        }
+        panic!("no client on worker {worker}");
+    };
+    let mut waiter = on(0);
+    let mut pusher = on(1);
+    blpop(&mut waiter, "xw");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(pusher.call(&["RPUSH", "xw", "hello"]), b":1\r\n");
+    assert_eq!(show(&waiter.read_reply()), show(b"*2\r\n$2\r\nxw\r\n$5\r\nhello\r\n"));
+    many_consumers(&c, "w2many:q");
+}
