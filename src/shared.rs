@@ -170,6 +170,13 @@ pub fn stamp(db: i16, key: &[u8]) -> Stamp {
     })
 }
 
+impl Stamp {
+    /// The touch slot this key counts in (EXEC locks it, see `cmd::multi`).
+    pub fn slot(&self) -> i32 {
+        slot(self.hash) as i32
+    }
+}
+
 /// Whether the key was written by anyone since `stamp` was taken.
 pub fn changed(stamp: &Stamp) -> bool {
     LOCAL.with(|l| {

@@ -277,25 +277,10 @@ pub fn dispatch(ctx: &mut Ctx, argv: &[Bytes]) -> Frame {
 }
 
 fn run(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    if ctx.session.origin == Origin::Resp && crate::gucs::command_disabled(&argv[0]) {
-        return Err(flag_multi(ctx, table::unknown_command(argv)));
-    }
-    let spec = resolve(argv).map_err(|e| flag_multi(ctx, e))?;
-    if !ctx.session.authenticated && !spec.has_flag("no_auth") {
-        return Err(flag_multi(ctx, CmdError::Static(NOAUTH)));
-    }
-    if ctx.session.origin == Origin::Sql && spec.has_flag("noscript") {
-        return Err(CmdError::Static(NOT_FROM_SQL));
-    }
-    if ctx.session.multi.is_some() && spec.has_flag("no_multi") {
-        return Err(flag_multi(ctx, CmdError::Static("ERR Command not allowed inside a transaction")));
-    }
-    if ctx.session.proto == pgkv_resp::Protocol::Resp2 && ctx.session.subs.any() && !pubsub::allowed_while_subscribed(&spec.name) {
-        return Err(CmdError::msg(format!(
-            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-            spec.name
-        )));
-    }
+    let spec = match admit(ctx, argv) {
+        Ok(spec) => spec,
+        Err(e) => return Err(reject(ctx, argv, e)),
+    };
     if let Some(queue) = ctx.session.multi.as_mut() {
         if !multi::runs_inside_multi(&spec.name) {
             queue.queued.push(argv.to_vec());
@@ -324,10 +309,45 @@ fn run(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     }
 }
 
-/// A command refused while queuing makes EXEC fail (Redis's flagTransaction).
-fn flag_multi(ctx: &mut Ctx, e: CmdError) -> CmdError {
+/// The checks before a command runs or is queued, in Redis's order
+/// (`processCommand`): known, arity, authenticated, allowed here.
+fn admit(ctx: &Ctx, argv: &[Bytes]) -> Result<&'static CommandSpec, CmdError> {
+    if ctx.session.origin == Origin::Resp && crate::gucs::command_disabled(&argv[0]) {
+        return Err(table::unknown_command(argv));
+    }
+    let spec = resolve(argv)?;
+    if !ctx.session.authenticated && !spec.has_flag("no_auth") {
+        return Err(CmdError::Static(NOAUTH));
+    }
+    if ctx.session.origin == Origin::Sql && spec.has_flag("noscript") {
+        return Err(CmdError::Static(NOT_FROM_SQL));
+    }
+    if ctx.session.multi.is_some() && spec.has_flag("no_multi") {
+        return Err(CmdError::Static("ERR Command not allowed inside a transaction"));
+    }
+    if ctx.session.proto == pgkv_resp::Protocol::Resp2 && ctx.session.subs.any() && !pubsub::allowed_while_subscribed(&spec.name) {
+        return Err(CmdError::msg(format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            spec.name
+        )));
+    }
+    Ok(spec)
+}
+
+/// Redis's `rejectCommand`: a refused command inside MULTI makes EXEC
+/// fail; a refused EXEC discards the transaction and says why.
+fn reject(ctx: &mut Ctx, argv: &[Bytes], e: CmdError) -> CmdError {
     if let Some(queue) = ctx.session.multi.as_mut() {
         queue.dirty = true;
     }
-    e
+    if !eq_ic(&argv[0], "exec") {
+        return e;
+    }
+    ctx.session.multi = None;
+    ctx.session.watched.clear();
+    let text = e.text();
+    let reason = text.strip_prefix(b"ERR ").unwrap_or(&text);
+    let mut msg = b"EXECABORT Transaction discarded because of: ".to_vec();
+    msg.extend_from_slice(reason);
+    CmdError::Msg(Bytes::from(msg))
 }

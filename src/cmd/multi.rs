@@ -72,8 +72,11 @@ fn exec(ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
     if queue.dirty {
         return Err(CmdError::Static("EXECABORT Transaction discarded because of previous errors."));
     }
-    // Lock the watched rows first: a transaction that changed one and has
-    // not committed yet is waited for, and its commit moves the counter.
+    // Lock first, then compare. The watched rows: a writer that changed
+    // one and has not committed is waited for, and its commit moves the
+    // counter. The watched slots: another EXEC about to create a watched
+    // key (no row to lock yet) is waited for too.
+    ctx.store().lock_watch_slots(watched.iter().map(|w| w.stamp.slot()).collect())?;
     let locking = ctx.store().for_command(true);
     for w in &watched {
         locking.lookup(w.db, &w.key, ctx.now_ms, Fetch::Meta)?;

@@ -7,6 +7,9 @@ use pgrx::pg_sys::{self, PgOid};
 
 const TEXT: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID);
 static ALL: Sql = read("SELECT name, value FROM kv.config", &[]);
+// Two EXECs watching the same key serialize on this lock, held until
+// commit, so the second sees the first's touch (see `cmd::multi`).
+static WATCH_LOCK: Sql = write("SELECT pg_advisory_xact_lock(1885828726, $1)", &[super::sql::INT4]);
 static SET: Sql = write(
     "INSERT INTO kv.config (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
     &[TEXT, TEXT],
@@ -22,6 +25,16 @@ impl<'a> Store<'a> {
             }
             Ok(out)
         })
+    }
+
+    /// Locks WATCH slots for the rest of the transaction, in slot order.
+    pub fn lock_watch_slots(self, mut slots: Vec<i32>) -> Result<(), CmdError> {
+        slots.sort_unstable();
+        slots.dedup();
+        for s in slots {
+            self.exec(&WATCH_LOCK, &[s.into()])?;
+        }
+        Ok(())
     }
 
     pub fn config_set(self, name: &str, value: &str) -> Result<(), CmdError> {

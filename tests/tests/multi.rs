@@ -1,0 +1,202 @@
+//! MULTI/EXEC/DISCARD/WATCH: differential tests against redis-server 7.0 in
+//! both protocols, and WATCH against every kind of modifier pgkv has: another
+//! client, SQL, expiry, another worker.
+
+use pgkv_tests::{shared, show, Differential, PgCluster, RawClient};
+use std::time::Duration;
+
+fn both(db: u8, body: impl Fn(&mut Differential, &mut Differential)) {
+    for proto in [2, 3] {
+        let mut a = Differential::shared(proto, db);
+        let mut b = Differential::shared(proto, db);
+        body(&mut a, &mut b);
+    }
+}
+
+#[test]
+fn queuing_exec_and_errors_match_redis() {
+    both(9, |d, _| {
+        d.check(&["MULTI"]);
+        d.check(&["SET", "a", "1"]);
+        d.check(&["INCR", "a"]);
+        d.check(&["LPUSH", "a", "x"]);
+        d.check(&["GET", "a"]);
+        d.check(&["PING"]);
+        d.check(&["ECHO", "hi"]);
+        d.check(&["HSET", "h", "f", "v"]);
+        d.check(&["HGETALL", "h"]);
+        d.check(&["EXEC"]);
+        d.check(&["EXEC"]);
+        d.check(&["DISCARD"]);
+        d.check(&["MULTI"]);
+        d.check(&["MULTI"]);
+        d.check(&["WATCH", "a"]);
+        d.check(&["GET", "a"]);
+        d.check(&["EXEC"]);
+        // A syntax error while queuing aborts the whole transaction.
+        d.check(&["MULTI"]);
+        d.check(&["SET", "b", "1"]);
+        d.check(&["GET"]);
+        d.check(&["NOSUCHCOMMAND", "x"]);
+        d.check(&["EXEC"]);
+        d.check(&["GET", "b"]);
+        d.check(&["MULTI"]);
+        d.check(&["SET", "b", "2"]);
+        d.check(&["DISCARD"]);
+        d.check(&["GET", "b"]);
+        d.check(&["MULTI"]);
+        d.check(&["EXEC"]);
+        // SELECT inside MULTI changes the database for what follows.
+        d.check(&["MULTI"]);
+        d.check(&["SELECT", "10"]);
+        d.check(&["SET", "in10", "x"]);
+        d.check(&["SELECT", "9"]);
+        d.check(&["EXEC"]);
+        d.check(&["GET", "in10"]);
+        d.check(&["SELECT", "10"]);
+        d.check(&["GET", "in10"]);
+        d.check(&["DEL", "in10"]);
+        d.check(&["SELECT", "9"]);
+        d.check(&["MULTI", "x"]);
+        d.check(&["EXEC", "x"]);
+        d.check(&["WATCH"]);
+        d.check(&["UNWATCH"]);
+        d.check(&["UNWATCH", "x"]);
+    });
+}
+
+#[test]
+fn watch_matches_redis() {
+    both(11, |a, b| {
+        // Unchanged: EXEC runs.
+        a.check(&["SET", "w", "1"]);
+        a.check(&["WATCH", "w", "other"]);
+        a.check(&["MULTI"]);
+        a.check(&["INCR", "w"]);
+        a.check(&["EXEC"]);
+        // Changed by another client: EXEC answers nil and runs nothing.
+        a.check(&["WATCH", "w"]);
+        b.check(&["SET", "w", "10"]);
+        a.check(&["MULTI"]);
+        a.check(&["INCR", "w"]);
+        a.check(&["EXEC"]);
+        a.check(&["GET", "w"]);
+        // Changed by the watching client itself.
+        a.check(&["WATCH", "w"]);
+        a.check(&["APPEND", "w", "0"]);
+        a.check(&["MULTI"]);
+        a.check(&["GET", "w"]);
+        a.check(&["EXEC"]);
+        // A key created after WATCH.
+        a.check(&["WATCH", "fresh"]);
+        b.check(&["LPUSH", "fresh", "x"]);
+        a.check(&["MULTI"]);
+        a.check(&["EXEC"]);
+        // UNWATCH and DISCARD forget the watched keys.
+        a.check(&["WATCH", "w"]);
+        a.check(&["UNWATCH"]);
+        b.check(&["SET", "w", "11"]);
+        a.check(&["MULTI"]);
+        a.check(&["GET", "w"]);
+        a.check(&["EXEC"]);
+        a.check(&["WATCH", "w"]);
+        a.check(&["MULTI"]);
+        a.check(&["DISCARD"]);
+        b.check(&["SET", "w", "12"]);
+        a.check(&["MULTI"]);
+        a.check(&["GET", "w"]);
+        a.check(&["EXEC"]);
+        // FLUSHDB touches every watched key of the database.
+        a.check(&["SET", "f", "1"]);
+        a.check(&["WATCH", "f"]);
+        b.check(&["FLUSHDB"]);
+        a.check(&["MULTI"]);
+        a.check(&["PING"]);
+        a.check(&["EXEC"]);
+        // A key that expires after WATCH fails EXEC (Redis 7).
+        a.check(&["SET", "e", "v", "PX", "100"]);
+        a.check(&["WATCH", "e"]);
+        std::thread::sleep(Duration::from_millis(250));
+        a.check(&["MULTI"]);
+        a.check(&["PING"]);
+        a.check(&["EXEC"]);
+    });
+}
+
+fn reply(c: &mut RawClient, args: &[&str]) -> String {
+    show(&c.call(args))
+}
+
+#[test]
+fn watch_sees_sql_writes_and_exec_is_one_transaction() {
+    let c = shared();
+    let mut a = c.raw();
+    a.call(&["SET", "sqlw", "1"]);
+    assert_eq!(reply(&mut a, &["WATCH", "sqlw"]), "+OK\\r\\n");
+    c.psql("SELECT kv.set('sqlw', '2')");
+    a.call(&["MULTI"]);
+    a.call(&["SET", "sqlw", "3"]);
+    assert_eq!(reply(&mut a, &["EXEC"]), "*-1\\r\\n", "a SQL write fails EXEC");
+    assert_eq!(reply(&mut a, &["GET", "sqlw"]), "$1\\r\\n2\\r\\n");
+    // A rolled-back SQL write changes nothing.
+    assert_eq!(reply(&mut a, &["WATCH", "sqlw"]), "+OK\\r\\n");
+    c.psql("BEGIN; SELECT kv.set('sqlw', 'rolled'); ROLLBACK;");
+    a.call(&["MULTI"]);
+    a.call(&["SET", "sqlw", "4"]);
+    assert_eq!(reply(&mut a, &["EXEC"]), "*1\\r\\n+OK\\r\\n");
+    // EXEC is atomic: a SQL reader never sees half of it.
+    a.call(&["MULTI"]);
+    for i in 0..50 {
+        a.call(&["RPUSH", "atomic:l", &i.to_string()]);
+    }
+    a.call(&["SET", "atomic:done", "1"]);
+    let exec = a.call(&["EXEC"]);
+    assert!(exec.starts_with(b"*51\r\n"), "{}", show(&exec));
+    assert_eq!(c.psql("SELECT kv.llen('atomic:l')").trim(), "50");
+}
+
+#[test]
+fn watch_sees_writes_from_another_worker() {
+    let c = PgCluster::start_with(&["pgkv.workers = 2"]);
+    let on = |worker: i64| {
+        for _ in 0..200 {
+            let mut r = c.raw();
+            let id = r.call(&["CLIENT", "ID"]);
+            let id: i64 = std::str::from_utf8(&id[1..id.len() - 2]).unwrap().parse().unwrap();
+            if (id - 1) % 2 == worker {
+                return r;
+            }
+        }
+        panic!("no client on worker {worker}");
+    };
+    let mut a = on(0);
+    let mut b = on(1);
+    a.call(&["SET", "xw", "1"]);
+    assert_eq!(reply(&mut a, &["WATCH", "xw"]), "+OK\\r\\n");
+    assert_eq!(reply(&mut b, &["INCR", "xw"]), ":2\\r\\n");
+    a.call(&["MULTI"]);
+    a.call(&["INCR", "xw"]);
+    assert_eq!(reply(&mut a, &["EXEC"]), "*-1\\r\\n");
+    // Optimistic locking from both workers at once: no increment lost.
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let mut r = c.redis();
+            std::thread::spawn(move || {
+                let mut done = 0;
+                while done < 50 {
+                    let _: () = redis::cmd("WATCH").arg("xw:counter").query(&mut r).unwrap();
+                    let v: Option<i64> = redis::cmd("GET").arg("xw:counter").query(&mut r).unwrap();
+                    let res: Option<(String,)> =
+                        redis::pipe().atomic().cmd("SET").arg("xw:counter").arg(v.unwrap_or(0) + 1).query(&mut r).unwrap();
+                    if res.is_some() {
+                        done += 1;
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(reply(&mut a, &["GET", "xw:counter"]), "$3\\r\\n200\\r\\n");
+}
