@@ -44,6 +44,8 @@ struct WorkerSlot {
 struct Shared {
     workers: [WorkerSlot; MAX_WORKERS],
     db_epoch: [AtomicU64; crate::DATABASES as usize],
+    /// Bumped by every committed CONFIG SET: processes reload cached settings.
+    config_epoch: AtomicU64,
     touch: [AtomicU64; TOUCH_SLOTS],
 }
 
@@ -112,6 +114,8 @@ struct Local {
     touched: Vec<u64>,
     /// Databases flushed or swapped by the current transaction.
     flushed: u32,
+    /// The current transaction ran CONFIG SET.
+    config_changed: bool,
     /// Bumped at every commit and abort: tells a WATCH stamp taken in this
     /// transaction from one taken in an earlier one.
     xact_seq: u64,
@@ -135,6 +139,16 @@ pub fn touch(db: i16, key: &[u8]) {
 /// FLUSHDB, FLUSHALL and SWAPDB change every key of `db`.
 pub fn touch_db(db: i16) {
     LOCAL.with(|l| l.borrow_mut().flushed |= 1 << db);
+}
+
+/// CONFIG SET ran: other processes reload their settings after commit.
+pub fn config_changed() {
+    LOCAL.with(|l| l.borrow_mut().config_changed = true);
+}
+
+/// Moves whenever a CONFIG SET commits anywhere.
+pub fn config_epoch() -> u64 {
+    shared().map_or(0, |s| s.config_epoch.load(SeqCst))
 }
 
 /// What WATCH remembers about a key.
@@ -210,6 +224,7 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
             let mut l = l.borrow_mut();
             l.touched.clear();
             l.flushed = 0;
+            l.config_changed = false;
             l.xact_seq += 1;
         }),
         _ => {}
@@ -220,11 +235,16 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
 /// Runs after the commit is durable and visible, before its locks are
 /// released. Nothing here may raise an ERROR.
 fn publish_commit() {
-    let (mut touched, flushed, me) = LOCAL.with(|l| {
+    let (mut touched, flushed, me, config_changed) = LOCAL.with(|l| {
         let mut l = l.borrow_mut();
         l.xact_seq += 1;
-        (std::mem::take(&mut l.touched), std::mem::take(&mut l.flushed), l.worker)
+        (std::mem::take(&mut l.touched), std::mem::take(&mut l.flushed), l.worker, std::mem::take(&mut l.config_changed))
     });
+    if config_changed {
+        if let Some(s) = shared() {
+            s.config_epoch.fetch_add(1, SeqCst);
+        }
+    }
     if touched.is_empty() && flushed == 0 {
         return;
     }

@@ -62,9 +62,11 @@ fn set_bit(v: &mut Vec<u8>, bit: u64, on: bool) {
 /// Writes `v` back to `key`: the existing string keeps its TTL.
 fn save(ctx: &Ctx, key: &[u8], entry: &Option<Entry>, v: &[u8]) -> Result<(), CmdError> {
     match entry {
-        Some(e) => ctx.store().set_value(e, v),
-        None => ctx.store().insert_string(ctx.session.db, key, v),
+        Some(e) => ctx.store().set_value(e, v)?,
+        None => ctx.store().insert_string(ctx.session.db, key, v)?,
     }
+    ctx.notify(super::notify::STRING, "setbit", key);
+    Ok(())
 }
 
 /// `SETBIT key offset value`: the bit's old value.
@@ -234,8 +236,9 @@ fn bitop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let store = ctx.store();
     if maxlen > 0 {
         store.set_string(ctx.session.db, &dst, &out, None)?;
-    } else {
-        store.delete_key(ctx.session.db, &dst)?;
+        ctx.notify(super::notify::STRING, "set", &dst);
+    } else if store.delete_key(ctx.session.db, &dst)? {
+        ctx.notify(super::notify::GENERIC, "del", &dst);
     }
     Ok(Frame::Integer(maxlen as i64))
 }

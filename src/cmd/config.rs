@@ -27,6 +27,9 @@ enum Kind {
     Enum(&'static [&'static str]),
     Str,
     Immutable,
+    /// notify-keyspace-events: Redis's event class characters, shown in
+    /// their canonical order.
+    Events,
 }
 
 struct Param {
@@ -52,7 +55,7 @@ const PARAMS: &[Param] = &[
     Param { names: &["list-compress-depth"], kind: Kind::Int(0, i32::MAX as i64), default: "0" },
     Param { names: &["stream-node-max-entries"], kind: Kind::Int(0, i64::MAX), default: "100" },
     Param { names: &["stream-node-max-bytes"], kind: Kind::Memory, default: "4096" },
-    Param { names: &["notify-keyspace-events"], kind: Kind::Str, default: "" },
+    Param { names: &["notify-keyspace-events"], kind: Kind::Events, default: "" },
     Param { names: &["maxmemory"], kind: Kind::Memory, default: "0" },
     Param { names: &["maxmemory-policy"], kind: Kind::Enum(POLICIES), default: "noeviction" },
     Param { names: &["maxclients"], kind: Kind::Int(1, i32::MAX as i64), default: "10000" },
@@ -145,6 +148,9 @@ fn validate(p: &Param, name: &str, v: &str) -> Result<String, CmdError> {
     match p.kind {
         Kind::Immutable => Err(failed(name, "can't set immutable config")),
         Kind::Str => Ok(v.to_string()),
+        Kind::Events => super::notify::parse_flags(v.as_bytes())
+            .map(super::notify::flags_to_string)
+            .ok_or_else(|| failed(name, "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")),
         Kind::Bool => match v.to_ascii_lowercase().as_str() {
             "yes" | "no" => Ok(v.to_ascii_lowercase()),
             _ => Err(failed(name, "argument must be 'yes' or 'no'")),
@@ -200,6 +206,8 @@ fn config_set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         }
         ctx.store().config_set(p.names[0], &value)?;
     }
+    crate::shared::config_changed();
+    super::notify::invalidate();
     Ok(Frame::ok())
 }
 

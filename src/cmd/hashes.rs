@@ -5,6 +5,7 @@
 //! hashes.
 
 use super::table::{tx, Binding};
+use super::notify::HASH;
 use super::{eq_ic, Args, Ctx};
 use crate::error::{CmdError, CmdResult};
 use crate::ffi::{add_long_double, parse_long_double, AddError};
@@ -56,7 +57,9 @@ fn hset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     let pairs = field_pairs(args, "hset")?;
     let e = create(ctx, &key)?;
-    Ok(Frame::Integer(ctx.store().hset(&e, &pairs)?))
+    let added = ctx.store().hset(&e, &pairs)?;
+    ctx.notify(HASH, "hset", &key);
+    Ok(Frame::Integer(added))
 }
 
 /// `HMSET key field value [field value ...]`
@@ -65,6 +68,7 @@ fn hmset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let pairs = field_pairs(args, "hmset")?;
     let e = create(ctx, &key)?;
     ctx.store().hset(&e, &pairs)?;
+    ctx.notify(HASH, "hset", &key);
     Ok(Frame::ok())
 }
 
@@ -73,6 +77,9 @@ fn hsetnx(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let (key, field, value) = (args.next_bytes()?, args.next_bytes()?, args.next_bytes()?);
     let e = create(ctx, &key)?;
     let added = ctx.store().hsetnx(&e, &field, &value)?;
+    if added {
+        ctx.notify(HASH, "hset", &key);
+    }
     Ok(Frame::Integer(added as i64))
 }
 
@@ -98,7 +105,11 @@ fn hmget(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 fn hdel(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
-    Ok(Frame::Integer(ctx.store().hdel(&e, args.rest())?))
+    let removed = ctx.store().hdel(&e, args.rest())?;
+    if removed > 0 {
+        ctx.notify(HASH, "hdel", &key);
+    }
+    Ok(Frame::Integer(removed))
 }
 
 /// `HEXISTS key field`
@@ -157,6 +168,7 @@ fn hincrby(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     };
     let new = current.checked_add(by).ok_or_else(|| CmdError::msg("ERR increment or decrement would overflow"))?;
     ctx.store().hset(&e, &[(field, Bytes::from(new.to_string()))])?;
+    ctx.notify(HASH, "hincrby", &key);
     Ok(Frame::Integer(new))
 }
 
@@ -184,6 +196,7 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         }
     };
     ctx.store().hset(&e, &[(field, Bytes::from(new.clone()))])?;
+    ctx.notify(HASH, "hincrbyfloat", &key);
     Ok(Frame::Bulk(Bytes::from(new)))
 }
 

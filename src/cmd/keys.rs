@@ -3,6 +3,7 @@
 //! the EXPIRE and TTL families, PERSIST, OBJECT ENCODING, TIME.
 
 use super::table::{local, tx, Binding};
+use super::notify::GENERIC;
 use super::{config, eq_ic, parse_i32_or, parse_i64, Args, Ctx, ScanOptions};
 use crate::error::{CmdError, CmdResult, DB_OUT_OF_RANGE};
 use crate::store::{Entry, Fetch, KeyType};
@@ -50,7 +51,15 @@ fn lookup(ctx: &Ctx, key: &[u8]) -> Result<Option<Entry>, CmdError> {
 /// members of a deleted collection are freed in the background.
 fn del(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let keys = args.rest();
-    Ok(Frame::Integer(ctx.store().delete(ctx.session.db, keys, ctx.now_ms)?))
+    let deleted = ctx.store().delete(ctx.session.db, keys, ctx.now_ms)?;
+    let mut reported: Vec<&[u8]> = Vec::new();
+    for k in keys {
+        if deleted.iter().any(|d| d[..] == k[..]) && !reported.contains(&&k[..]) {
+            ctx.notify(GENERIC, "del", k);
+            reported.push(k);
+        }
+    }
+    Ok(Frame::Integer(deleted.len() as i64))
 }
 
 /// `EXISTS key [key ...]`, `TOUCH key [key ...]`: a key named twice counts twice.
@@ -94,6 +103,8 @@ fn rename_generic(ctx: &mut Ctx, args: &mut Args, nx: bool) -> CmdResult {
     }
     ctx.store().delete_key(db, &dst)?;
     ctx.store().rename(db, &src, &dst)?;
+    ctx.notify(GENERIC, "rename_from", &src);
+    ctx.notify(GENERIC, "rename_to", &dst);
     Ok(if nx { Frame::Integer(1) } else { Frame::ok() })
 }
 
@@ -130,6 +141,7 @@ fn copy(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     }
     store.delete_key(to, &dst)?;
     store.copy(&entry, to, &dst)?;
+    super::notify::emit(GENERIC, "copy_to", to, &dst);
     Ok(Frame::Integer(1))
 }
 
@@ -149,6 +161,8 @@ fn move_(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     }
     store.delete_key(to, &key)?;
     store.move_key(ctx.session.db, &key, to)?;
+    ctx.notify(GENERIC, "move_from", &key);
+    super::notify::emit(GENERIC, "move_to", to, &key);
     Ok(Frame::Integer(1))
 }
 
@@ -314,8 +328,10 @@ fn expire_generic(ctx: &mut Ctx, args: &mut Args, unit: Unit, absolute: bool, na
     }
     if when <= ctx.now_ms {
         ctx.store().delete_entry(&entry)?;
+        ctx.notify(GENERIC, "del", &key);
     } else {
         ctx.store().set_expire(&entry, Some(when))?;
+        ctx.notify(GENERIC, "expire", &key);
     }
     Ok(Frame::Integer(1))
 }
@@ -367,6 +383,7 @@ fn persist(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     match lookup(ctx, &key)? {
         Some(e) if e.expire_at.is_some() => {
             ctx.store().set_expire(&e, None)?;
+            ctx.notify(GENERIC, "persist", &key);
             Ok(Frame::Integer(1))
         }
         _ => Ok(Frame::Integer(0)),

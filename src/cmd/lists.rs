@@ -3,6 +3,7 @@
 //! the blocking BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP (see `blocking`).
 
 use super::table::{tx, Binding};
+use super::notify::LIST;
 use super::{blocking, clamp_range, eq_ic, Args, Ctx};
 use crate::error::{CmdError, CmdResult};
 use crate::store::{Entry, Fetch, KeyType};
@@ -50,7 +51,9 @@ fn push(ctx: &mut Ctx, args: &mut Args, left: bool, only_if_exists: bool) -> Cmd
         None if only_if_exists => return Ok(Frame::Integer(0)),
         None => ctx.store().lookup_or_create(ctx.session.db, &key, ctx.now_ms, KeyType::List)?,
     };
-    Ok(Frame::Integer(ctx.store().list_push(&e, values, left)?))
+    let len = ctx.store().list_push(&e, values, left)?;
+    ctx.notify(LIST, push_event(left), &key);
+    Ok(Frame::Integer(len))
 }
 
 /// `LPUSH key element [element ...]`
@@ -73,6 +76,22 @@ fn rpushx(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     push(ctx, args, false, true)
 }
 
+fn push_event(left: bool) -> &'static str {
+    if left {
+        "lpush"
+    } else {
+        "rpush"
+    }
+}
+
+fn pop_event(left: bool) -> &'static str {
+    if left {
+        "lpop"
+    } else {
+        "rpop"
+    }
+}
+
 /// Redis's `popGenericCommand`.
 fn pop(ctx: &mut Ctx, args: &mut Args, left: bool, name: &str) -> CmdResult {
     let key = args.next_bytes()?;
@@ -84,11 +103,15 @@ fn pop(ctx: &mut Ctx, args: &mut Args, left: bool, name: &str) -> CmdResult {
     let Some(e) = lookup(ctx, &key)? else {
         return Ok(if count.is_some() { Frame::NullArray } else { Frame::NullBulk });
     };
-    match count {
-        Some(0) => Ok(Frame::Array(vec![])),
-        Some(n) => Ok(Frame::Array(ctx.store().list_pop(&e, n, left)?.into_iter().map(bulk).collect())),
-        None => Ok(ctx.store().list_pop(&e, 1, left)?.into_iter().next().map(bulk).unwrap_or(Frame::NullBulk)),
+    if count == Some(0) {
+        return Ok(Frame::Array(vec![]));
     }
+    let popped = ctx.store().list_pop(&e, count.unwrap_or(1), left)?;
+    ctx.notify(LIST, pop_event(left), &key);
+    Ok(match count {
+        Some(_) => Frame::Array(popped.into_iter().map(bulk).collect()),
+        None => popped.into_iter().next().map(bulk).unwrap_or(Frame::NullBulk),
+    })
 }
 
 /// `LPOP key [count]`
@@ -139,6 +162,7 @@ fn lset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let value = args.next_bytes()?;
     let Some(i) = offset(index, e.card) else { return Err(CmdError::msg("ERR index out of range")) };
     ctx.store().list_set(&e, i, &value)?;
+    ctx.notify(LIST, "lset", &key);
     Ok(Frame::ok())
 }
 
@@ -167,6 +191,7 @@ fn linsert(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     values.insert(if after { at + 1 } else { at }, value.to_vec());
     let values: Vec<Bytes> = values.into_iter().map(Bytes::from).collect();
     ctx.store().list_rewrite(&e, &values)?;
+    ctx.notify(LIST, "linsert", &key);
     Ok(Frame::Integer(values.len() as i64))
 }
 
@@ -192,6 +217,7 @@ fn lrem(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         values.retain(|_| k.next().unwrap_or(true));
         let values: Vec<Bytes> = values.into_iter().map(Bytes::from).collect();
         ctx.store().list_rewrite(&e, &values)?;
+        ctx.notify(LIST, "lrem", &key);
     }
     Ok(Frame::Integer(removed as i64))
 }
@@ -205,6 +231,7 @@ fn ltrim(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         Some((from, to)) => ctx.store().list_trim(&e, from, to)?,
         None => ctx.store().list_trim(&e, 1, 0)?,
     }
+    ctx.notify(LIST, "ltrim", &key);
     Ok(Frame::ok())
 }
 
@@ -291,6 +318,8 @@ fn move_element(ctx: &mut Ctx, src: &[u8], dst: &[u8], from_left: bool, to_left:
     let value = ctx.store().list_pop(&from, 1, from_left)?.into_iter().next().unwrap_or_default();
     let to = ctx.store().lookup_or_create(ctx.session.db, dst, ctx.now_ms, KeyType::List)?;
     ctx.store().list_push(&to, &[Bytes::from(value.clone())], to_left)?;
+    ctx.notify(LIST, push_event(to_left), dst);
+    ctx.notify(LIST, pop_event(from_left), src);
     Ok(bulk(value))
 }
 
@@ -340,6 +369,7 @@ fn mpop(ctx: &mut Ctx, keys: &[Bytes], left: bool, count: i64) -> Result<Option<
             continue;
         }
         let popped = ctx.store().list_pop(&e, count, left)?;
+        ctx.notify(LIST, pop_event(left), key);
         return Ok(Some(Frame::Array(vec![Frame::Bulk(key.clone()), Frame::Array(popped.into_iter().map(bulk).collect())])));
     }
     Ok(None)
@@ -372,6 +402,7 @@ fn blocking_pop(ctx: &mut Ctx, args: &mut Args, left: bool) -> CmdResult {
             continue;
         }
         let value = ctx.store().list_pop(&e, 1, left)?.into_iter().next().unwrap_or_default();
+        ctx.notify(LIST, pop_event(left), key);
         return Ok(Frame::Array(vec![Frame::Bulk(key.clone()), bulk(value)]));
     }
     blocking::block(ctx, keys.to_vec(), deadline, Frame::NullArray)

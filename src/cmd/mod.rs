@@ -14,6 +14,7 @@ pub mod hashes;
 pub mod keys;
 pub mod lists;
 pub mod multi;
+pub mod notify;
 pub mod pubsub;
 pub mod server;
 pub mod sets;
@@ -58,6 +59,11 @@ impl<'a> Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// Reports a keyspace event on `key` in the client's database.
+    pub fn notify(&self, class: u32, event: &'static str, key: &[u8]) {
+        notify::emit(class, event, self.session.db, key);
+    }
+
     /// Whether a blocking command may park its client: not inside EXEC or
     /// a script, and only for RESP clients (as in Redis).
     pub fn may_block(&self) -> bool {
@@ -293,7 +299,10 @@ fn run(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     loop {
         let mut args = Args::new(argv, if spec.is_subcommand() { 2 } else { 1 });
         match handler(ctx, &mut args) {
-            Err(CmdError::Retry) if attempts < 3 => attempts += 1,
+            Err(CmdError::Retry) if attempts < 3 => {
+                notify::discard();
+                attempts += 1;
+            }
             Ok(frame) => {
                 if ctx.write && ctx.session.block.is_none() {
                     // WATCH and blocked clients learn of it at commit. (A
@@ -302,9 +311,19 @@ fn run(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
                         crate::shared::touch(ctx.session.db, key);
                     }
                 }
+                if let Some(store) = ctx.store {
+                    notify::flush(store, ctx.session.origin)?;
+                }
                 return Ok(frame);
             }
-            other => return other,
+            Err(CmdError::Retry) => {
+                notify::discard();
+                return Err(CmdError::Retry);
+            }
+            other => {
+                notify::discard();
+                return other;
+            }
         }
     }
 }

@@ -276,12 +276,12 @@ fn sunsubscribe(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 
 fn publish(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let (ch, msg) = (args.next_bytes()?, args.next_bytes()?);
-    Ok(Frame::Integer(publish_message(ctx, false, ch, msg)?))
+    Ok(Frame::Integer(publish_message(ctx.store(), ctx.session.origin, false, ch, msg)?))
 }
 
 fn spublish(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let (ch, msg) = (args.next_bytes()?, args.next_bytes()?);
-    Ok(Frame::Integer(publish_message(ctx, true, ch, msg)?))
+    Ok(Frame::Integer(publish_message(ctx.store(), ctx.session.origin, true, ch, msg)?))
 }
 
 /// This process's worker index, or -1 in a SQL backend.
@@ -290,27 +290,26 @@ fn worker_index() -> i32 {
 }
 
 /// Whether other processes may hold subscribers.
-fn others_may_listen(ctx: &Ctx) -> bool {
-    ctx.session.origin == Origin::Sql || crate::gucs::workers() > 1
+fn others_may_listen(origin: Origin) -> bool {
+    origin == Origin::Sql || crate::gucs::workers() > 1
 }
 
 /// Publishes `msg` on `ch` (a shard channel when `shard`) and returns how
 /// many clients receive it, on every worker. Used by PUBLISH, SPUBLISH,
 /// `kv.publish()` and keyspace notifications.
-pub fn publish_message(ctx: &Ctx, shard: bool, ch: Bytes, msg: Bytes) -> Result<i64, CmdError> {
+pub fn publish_message(store: Store, origin: Origin, shard: bool, ch: Bytes, msg: Bytes) -> Result<i64, CmdError> {
     let job = CURRENT_JOB.with(|c| c.get());
     let mut receivers = deliver_local(job, shard, &ch, &msg);
-    if others_may_listen(ctx) {
+    if others_may_listen(origin) {
         let kind = if shard { Kind::Shard } else { Kind::Channel };
-        let remote: i64 = ctx
-            .store()
+        let remote: i64 = store
             .remote_subscriptions(worker_index(), kind.code(), &ch)?
             .into_iter()
             .filter(|(k, name, _)| *k != b'p' || pgkv_resp::glob::matches(name, &ch))
             .map(|(_, _, n)| n)
             .sum();
         if remote > 0 {
-            notify(ctx.store(), shard, &ch, &msg)?;
+            notify(store, shard, &ch, &msg)?;
         }
         receivers += remote;
     }
@@ -415,7 +414,7 @@ fn all_channels(ctx: &Ctx, kind: Kind) -> Result<HashMap<Bytes, i64>, CmdError> 
             *all.entry(ch.clone()).or_default() += ids.len() as i64;
         }
     });
-    if others_may_listen(ctx) {
+    if others_may_listen(ctx.session.origin) {
         for (ch, n) in ctx.store().remote_channels(worker_index(), kind.code())? {
             *all.entry(ch).or_default() += n;
         }

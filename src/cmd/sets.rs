@@ -7,6 +7,7 @@
 //! Redis sets have no defined order.
 
 use super::table::{tx, Binding};
+use super::notify::{GENERIC, SET};
 use super::{Args, Ctx, ScanOptions};
 use crate::error::{CmdError, CmdResult};
 use crate::store::{Entry, Fetch, KeyType};
@@ -69,14 +70,22 @@ fn set_frame(members: impl IntoIterator<Item = Vec<u8>>) -> Frame {
 fn sadd(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     let e = ctx.store().lookup_or_create(ctx.session.db, &key, ctx.now_ms, KeyType::Set)?;
-    Ok(Frame::Integer(ctx.store().sadd(&e, args.rest())?))
+    let added = ctx.store().sadd(&e, args.rest())?;
+    if added > 0 {
+        ctx.notify(SET, "sadd", &key);
+    }
+    Ok(Frame::Integer(added))
 }
 
 /// `SREM key member [member ...]`
 fn srem(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
-    Ok(Frame::Integer(ctx.store().srem(&e, args.rest())?))
+    let removed = ctx.store().srem(&e, args.rest())?;
+    if removed > 0 {
+        ctx.notify(SET, "srem", &key);
+    }
+    Ok(Frame::Integer(removed))
 }
 
 /// `SMEMBERS key`
@@ -124,6 +133,9 @@ fn spop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let picked = store.srandom(e.id, count.unwrap_or(1))?;
     let as_bytes: Vec<Bytes> = picked.iter().map(|m| Bytes::copy_from_slice(m)).collect();
     store.srem(&e, &as_bytes)?;
+    if !as_bytes.is_empty() {
+        ctx.notify(SET, "spop", &key);
+    }
     Ok(match count {
         None => Frame::Bulk(as_bytes.into_iter().next().unwrap_or_default()),
         Some(_) => set_frame(picked),
@@ -179,7 +191,9 @@ fn smove(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         None => store.lookup_or_create(db, &dst, now, KeyType::Set)?,
     };
     store.srem(&from, std::slice::from_ref(&member))?;
+    ctx.notify(SET, "srem", &src);
     store.sadd(&to, &[member])?;
+    ctx.notify(SET, "sadd", &dst);
     Ok(Frame::Integer(1))
 }
 
@@ -230,10 +244,18 @@ fn set_op_store(ctx: &mut Ctx, args: &mut Args, op: Op) -> CmdResult {
     let sets = load_sets(ctx, args.rest())?;
     let result: Vec<Bytes> = combine(op, sets).into_iter().map(Bytes::from).collect();
     let store = ctx.store();
-    store.delete_key(ctx.session.db, &dst)?;
+    let existed = store.delete_key(ctx.session.db, &dst)?;
     if !result.is_empty() {
         let e = store.lookup_or_create(ctx.session.db, &dst, ctx.now_ms, KeyType::Set)?;
         store.sadd(&e, &result)?;
+        let event = match op {
+            Op::Inter => "sinterstore",
+            Op::Union => "sunionstore",
+            Op::Diff => "sdiffstore",
+        };
+        ctx.notify(SET, event, &dst);
+    } else if existed {
+        ctx.notify(GENERIC, "del", &dst);
     }
     Ok(Frame::Integer(result.len() as i64))
 }

@@ -173,11 +173,14 @@ fn sort_generic(ctx: &mut Ctx, args: &mut Args, read_only: bool) -> CmdResult {
         None => Ok(Frame::Array(out.into_iter().map(|v| v.map(|v| Frame::Bulk(Bytes::from(v))).unwrap_or(Frame::NullBulk)).collect())),
         Some(dst) => {
             let n = out.len() as i64;
-            store.delete_key(ctx.session.db, &dst)?;
+            let existed = store.delete_key(ctx.session.db, &dst)?;
             if n > 0 {
                 let values: Vec<Bytes> = out.into_iter().map(|v| Bytes::from(v.unwrap_or_default())).collect();
                 let e = store.lookup_or_create(ctx.session.db, &dst, ctx.now_ms, KeyType::List)?;
                 store.list_push(&e, &values, false)?;
+                ctx.notify(super::notify::LIST, "sortstore", &dst);
+            } else if existed {
+                ctx.notify(super::notify::GENERIC, "del", &dst);
             }
             Ok(Frame::Integer(n))
         }

@@ -1,6 +1,7 @@
 //! String commands: GET, SET and its variants, MGET/MSET, ranges, counters.
 
 use super::table::{tx, Binding};
+use super::notify::{GENERIC, STRING};
 use super::{eq_ic, parse_i64, Args, Ctx};
 use crate::error::{CmdError, CmdResult};
 use crate::ffi::{add_long_double, AddError};
@@ -176,6 +177,10 @@ fn set_generic(ctx: &mut Ctx, key: &[u8], value: &[u8], o: &StringOptions) -> Cm
         return Ok(old_reply);
     }
     store.set_string(db, key, value, ttl)?;
+    ctx.notify(STRING, "set", key);
+    if o.expiry.timed() {
+        ctx.notify(GENERIC, "expire", key);
+    }
     Ok(if o.get { old_reply } else { Frame::ok() })
 }
 
@@ -216,6 +221,7 @@ fn getdel(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let e = lookup_string(ctx, &key)?;
     if let Some(e) = &e {
         ctx.store().delete_entry(e)?;
+        ctx.notify(GENERIC, "del", &key);
     }
     Ok(value_frame(e))
 }
@@ -228,13 +234,18 @@ fn getex(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let Some(e) = lookup_string(ctx, &key)? else { return Ok(Frame::NullBulk) };
     let store = ctx.store();
     match o.expiry {
-        Expiry::Persist if e.expire_at.is_some() => store.set_expire(&e, None)?,
+        Expiry::Persist if e.expire_at.is_some() => {
+            store.set_expire(&e, None)?;
+            ctx.notify(GENERIC, "persist", &key);
+        }
         _ if o.expiry.timed() => {
             let at = o.expire_at.expect("timed expiries carry a deadline");
             if at <= ctx.now_ms {
                 store.delete_entry(&e)?;
+                ctx.notify(GENERIC, "del", &key);
             } else {
                 store.set_expire(&e, Some(at))?;
+                ctx.notify(GENERIC, "expire", &key);
             }
         }
         _ => {}
@@ -267,6 +278,9 @@ fn pairs<'a>(args: &mut Args<'a>, cmd: &str) -> Result<Vec<(Bytes, Bytes)>, CmdE
 fn mset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let kvs = pairs(args, "mset")?;
     ctx.store().set_strings(ctx.session.db, &kvs)?;
+    for (k, _) in &kvs {
+        ctx.notify(STRING, "set", k);
+    }
     Ok(Frame::ok())
 }
 
@@ -279,6 +293,9 @@ fn msetnx(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         }
     }
     ctx.store().set_strings(ctx.session.db, &kvs)?;
+    for (k, _) in &kvs {
+        ctx.notify(STRING, "set", k);
+    }
     Ok(Frame::Integer(1))
 }
 
@@ -288,6 +305,7 @@ fn append(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     match lookup_string(ctx, &key)? {
         None => {
             ctx.store().insert_string(ctx.session.db, &key, &value)?;
+            ctx.notify(STRING, "append", &key);
             Ok(Frame::Integer(value.len() as i64))
         }
         Some(e) => {
@@ -297,6 +315,7 @@ fn append(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             }
             v.extend_from_slice(&value);
             ctx.store().set_value(&e, &v)?;
+            ctx.notify(STRING, "append", &key);
             Ok(Frame::Integer(v.len() as i64))
         }
     }
@@ -362,6 +381,7 @@ fn setrange(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         Some(e) => ctx.store().set_value(e, &v)?,
         None => ctx.store().insert_string(ctx.session.db, &key, &v)?,
     }
+    ctx.notify(STRING, "setrange", &key);
     Ok(Frame::Integer(v.len() as i64))
 }
 
@@ -379,6 +399,7 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], by: i64) -> CmdResult {
         Some(e) => ctx.store().set_value(e, text.as_bytes())?,
         None => ctx.store().insert_string(ctx.session.db, key, text.as_bytes())?,
     }
+    ctx.notify(STRING, "incrby", key);
     Ok(Frame::Integer(new))
 }
 
@@ -425,5 +446,6 @@ fn incrbyfloat(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         Some(e) => ctx.store().set_value(e, &new)?,
         None => ctx.store().insert_string(ctx.session.db, &key, &new)?,
     }
+    ctx.notify(STRING, "incrbyfloat", &key);
     Ok(Frame::Bulk(Bytes::from(new)))
 }

@@ -7,6 +7,7 @@
 //! as doubles: `%.17g`, RESP3 `,` or a RESP2 bulk string.
 
 use super::table::{tx, Binding};
+use super::notify::{GENERIC, ZSET};
 use super::{clamp_range, eq_ic, Args, Ctx, ScanOptions};
 use crate::error::{CmdError, CmdResult};
 use crate::ffi::{parse_double, parse_range_double};
@@ -186,6 +187,7 @@ fn zadd_generic(ctx: &mut Ctx, key: &[u8], elements: Vec<(f64, Bytes)>, f: ZaddF
             None => ctx.store().lookup_or_create(ctx.session.db, key, ctx.now_ms, KeyType::ZSet)?,
         };
         ctx.store().zupsert(&e, &writes, added)?;
+        ctx.notify(ZSET, if f.incr { "zincr" } else { "zadd" }, key);
     }
     Ok(if f.incr {
         if processed > 0 { Frame::Double(last_score) } else { Frame::NullBulk }
@@ -207,7 +209,11 @@ fn zincrby(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 fn zrem(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
-    Ok(Frame::Integer(ctx.store().zrem(&e, args.rest())?))
+    let removed = ctx.store().zrem(&e, args.rest())?;
+    if removed > 0 {
+        ctx.notify(ZSET, "zrem", &key);
+    }
+    Ok(Frame::Integer(removed))
 }
 
 /// `ZCARD key`: O(1), from the key row.
@@ -470,7 +476,7 @@ fn zrange_generic(ctx: &mut Ctx, args: &mut Args, spec: RangeSpec) -> CmdResult 
         },
     };
     match dst {
-        Some(dst) => store_result(ctx, &dst, result),
+        Some(dst) => store_result(ctx, &dst, result, "zrangestore"),
         None => Ok(emit(ctx, result, withscores)),
     }
 }
@@ -490,14 +496,17 @@ fn apply_limit(v: Pairs, offset: i64, limit: i64) -> Pairs {
 }
 
 /// Replaces `dst` with `pairs` (deleting it when empty); replies the count.
-fn store_result(ctx: &mut Ctx, dst: &[u8], pairs: Pairs) -> CmdResult {
+fn store_result(ctx: &mut Ctx, dst: &[u8], pairs: Pairs, event: &'static str) -> CmdResult {
     let store = ctx.store();
-    store.delete_key(ctx.session.db, dst)?;
+    let existed = store.delete_key(ctx.session.db, dst)?;
     let n = pairs.len() as i64;
     if n > 0 {
         let e = store.lookup_or_create(ctx.session.db, dst, ctx.now_ms, KeyType::ZSet)?;
         let pairs: Vec<(Bytes, f64)> = pairs.into_iter().map(|(m, s)| (Bytes::from(m), s)).collect();
         store.zreplace(&e, &pairs)?;
+        ctx.notify(ZSET, event, dst);
+    } else if existed {
+        ctx.notify(GENERIC, "del", dst);
     }
     Ok(Frame::Integer(n))
 }
@@ -537,12 +546,14 @@ fn zrevrange(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     zrange_generic(ctx, args, RangeSpec { rangetype: RangeType::Rank, rev: Some(true), store: false })
 }
 
-fn remove_pairs(ctx: &mut Ctx, e: &Entry, pairs: Pairs) -> CmdResult {
+fn remove_pairs(ctx: &mut Ctx, e: &Entry, pairs: Pairs, event: &'static str) -> CmdResult {
     let members: Vec<Bytes> = pairs.into_iter().map(|(m, _)| Bytes::from(m)).collect();
     if members.is_empty() {
         return Ok(Frame::Integer(0));
     }
-    Ok(Frame::Integer(ctx.store().zrem(e, &members)?))
+    let removed = ctx.store().zrem(e, &members)?;
+    ctx.notify(ZSET, event, &e.key);
+    Ok(Frame::Integer(removed))
 }
 
 /// `ZREMRANGEBYRANK key start stop`
@@ -552,7 +563,7 @@ fn zremrangebyrank(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
     let Some((from, to)) = clamp_range(start, end, e.card) else { return Ok(Frame::Integer(0)) };
     let pairs = ctx.store().zrange_rank(e.id, from, to - from + 1, false)?;
-    remove_pairs(ctx, &e, pairs)
+    remove_pairs(ctx, &e, pairs, "zremrangebyrank")
 }
 
 /// `ZREMRANGEBYSCORE key min max`
@@ -561,7 +572,7 @@ fn zremrangebyscore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let range = ScoreRange::parse(&args.next_bytes()?, &args.next_bytes()?)?;
     let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
     let pairs = score_range(ctx, &e, range)?;
-    remove_pairs(ctx, &e, pairs)
+    remove_pairs(ctx, &e, pairs, "zremrangebyscore")
 }
 
 /// `ZREMRANGEBYLEX key min max`
@@ -570,7 +581,7 @@ fn zremrangebylex(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let range = LexRange::parse(&args.next_bytes()?, &args.next_bytes()?)?;
     let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
     let pairs = lex_range(ctx, &e, &range)?;
-    remove_pairs(ctx, &e, pairs)
+    remove_pairs(ctx, &e, pairs, "zremrangebylex")
 }
 
 /// Pops `count` elements from the low or high end.
@@ -579,6 +590,7 @@ fn pop_pairs(ctx: &mut Ctx, e: &Entry, count: i64, max: bool) -> Result<Pairs, C
     let members: Vec<Bytes> = pairs.iter().map(|(m, _)| Bytes::copy_from_slice(m)).collect();
     if !members.is_empty() {
         ctx.store().zrem(e, &members)?;
+        ctx.notify(ZSET, if max { "zpopmax" } else { "zpopmin" }, &e.key);
     }
     Ok(pairs)
 }
@@ -835,7 +847,14 @@ fn zsetop(ctx: &mut Ctx, args: &mut Args, op: SetOp, store: bool, card_only: boo
     let mut result: Pairs = acc.into_iter().collect();
     result.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
     match dst {
-        Some(dst) => store_result(ctx, &dst, result),
+        Some(dst) => {
+            let event = match op {
+                SetOp::Union => "zunionstore",
+                SetOp::Inter => "zinterstore",
+                SetOp::Diff => "zdiffstore",
+            };
+            store_result(ctx, &dst, result, event)
+        }
         None => Ok(emit(ctx, result, withscores)),
     }
 }

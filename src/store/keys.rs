@@ -22,10 +22,10 @@ static UPSERT_STRINGS: Sql = write(
     &[INT2, BYTEA_ARRAY, BYTEA_ARRAY],
 );
 static DELETE_KEYS: Sql = write(
-    "DELETE FROM kv.keys WHERE db = $1 AND key = ANY ($2) RETURNING expire_at IS NULL OR expire_at > $3",
+    "DELETE FROM kv.keys WHERE db = $1 AND key = ANY ($2) RETURNING expire_at IS NULL OR expire_at > $3, key",
     &[INT2, BYTEA_ARRAY, INT8],
 );
-static DELETE_KEY: Sql = write("DELETE FROM kv.keys WHERE db = $1 AND key = $2", &[INT2, BYTEA]);
+static DELETE_KEY: Sql = write("DELETE FROM kv.keys WHERE db = $1 AND key = $2 RETURNING 1", &[INT2, BYTEA]);
 static RENAME: Sql = write("UPDATE kv.keys SET key = $3 WHERE db = $1 AND key = $2", &[INT2, BYTEA, BYTEA]);
 static MOVE: Sql = write("UPDATE kv.keys SET db = $3 WHERE db = $1 AND key = $2", &[INT2, BYTEA, INT2]);
 static SWAP_DB: Sql = write("UPDATE kv.keys SET db = $2 WHERE db = $1", &[INT2, INT2]);
@@ -59,7 +59,7 @@ static RANDOM_KEY: Sql = read(
 static ID_RANGE: Sql = read("SELECT min(id), max(id) FROM kv.keys WHERE db = $1", &[INT2]);
 static EXPIRE_STEP: Sql = write(
     "DELETE FROM kv.keys WHERE (db, key) IN \
-     (SELECT db, key FROM kv.keys WHERE expire_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1",
+     (SELECT db, key FROM kv.keys WHERE expire_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING db, key",
     &[INT8, INT8],
 );
 static SWEEP: Sql = write("SELECT kv.sweep($1)", &[INT4]);
@@ -95,6 +95,7 @@ impl<'a> Store<'a> {
         let inserted = self.exec(&INSERT_STRING, &[db.into(), bytea(key), bytea(value)])? > 0;
         cache::forget(db, key);
         if inserted {
+            crate::cmd::notify::emit(crate::cmd::notify::NEW, "new", db, key);
             Ok(())
         } else {
             Err(CmdError::Retry)
@@ -128,15 +129,17 @@ impl<'a> Store<'a> {
 
     /// Deletes `keys`, returning how many live keys were removed. A key
     /// named twice counts once, as in Redis.
-    pub fn delete(self, db: i16, keys: &[Bytes], now_ms: i64) -> Result<i64, CmdError> {
+    /// Deletes keys; returns the ones that were live (expired ones are
+    /// removed too, uncounted).
+    pub fn delete(self, db: i16, keys: &[Bytes], now_ms: i64) -> Result<Vec<Vec<u8>>, CmdError> {
         for k in keys {
             cache::forget(db, k);
         }
         self.run(&DELETE_KEYS, &[db.into(), bytea_array(keys), now_ms.into()], |rows| {
-            let mut live = 0;
+            let mut live = Vec::new();
             for row in rows {
                 if row.get::<bool>(1)?.unwrap_or(false) {
-                    live += 1;
+                    live.push(row.get::<Vec<u8>>(2)?.unwrap_or_default());
                 }
             }
             Ok(live)
@@ -149,10 +152,10 @@ impl<'a> Store<'a> {
     }
 
     /// Removes whatever row `key` has, live or expired.
-    pub fn delete_key(self, db: i16, key: &[u8]) -> Result<(), CmdError> {
+    /// Deletes a key row if there is one; says whether there was.
+    pub fn delete_key(self, db: i16, key: &[u8]) -> Result<bool, CmdError> {
         cache::forget(db, key);
-        self.exec(&DELETE_KEY, &[db.into(), bytea(key)])?;
-        Ok(())
+        Ok(self.exec(&DELETE_KEY, &[db.into(), bytea(key)])? > 0)
     }
 
     /// Renames a live key (its id, TTL and members follow). `dst` must be
@@ -289,8 +292,19 @@ impl<'a> Store<'a> {
     }
 
     /// One bounded step of active expiry: removes up to `limit` expired keys.
+    /// Removes up to `limit` expired keys, reporting each as `expired`.
     pub fn expire_step(self, now_ms: i64, limit: i64) -> Result<i64, CmdError> {
-        Ok(self.exec(&EXPIRE_STEP, &[now_ms.into(), limit.into()])? as i64)
+        self.run(&EXPIRE_STEP, &[now_ms.into(), limit.into()], |rows| {
+            let mut n = 0;
+            for row in rows {
+                let db = row.get::<i16>(1)?.unwrap_or_default();
+                let key = row.get::<Vec<u8>>(2)?.unwrap_or_default();
+                cache::forget(db, &key);
+                crate::cmd::notify::emit(crate::cmd::notify::EXPIRED, "expired", db, &key);
+                n += 1;
+            }
+            Ok(n)
+        })
     }
 
     /// Frees up to `budget` members of deleted collections.

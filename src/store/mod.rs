@@ -134,7 +134,7 @@ static FLUSH_ROW: Sql = write(
     "UPDATE kv.keys SET expire_at = $4, value = coalesce($5, value), card = $6, head = $7 WHERE db = $1 AND key = $2 AND id = $3",
     &[INT2, BYTEA, INT8, INT8, BYTEA, INT8, INT8],
 );
-static DELETE_IF_EXPIRED: Sql = write("DELETE FROM kv.keys WHERE db = $1 AND key = $2 AND expire_at <= $3", &[INT2, BYTEA, INT8]);
+static DELETE_IF_EXPIRED: Sql = write("DELETE FROM kv.keys WHERE db = $1 AND key = $2 AND expire_at <= $3 RETURNING 1", &[INT2, BYTEA, INT8]);
 static CREATE_KEY: Sql = write(
     "INSERT INTO kv.keys (db, key, type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING id",
     &[INT2, BYTEA, sql::CHAR],
@@ -206,7 +206,9 @@ impl<'a> Store<'a> {
                 // active cycle removes it later.
                 // SAFETY: a plain global of the running backend.
                 if !unsafe { pgrx::pg_sys::XactReadOnly } {
-                    self.exec(&DELETE_IF_EXPIRED, &[db.into(), bytea(key), now_ms.into()])?;
+                    if self.exec(&DELETE_IF_EXPIRED, &[db.into(), bytea(key), now_ms.into()])? > 0 {
+                        crate::cmd::notify::emit(crate::cmd::notify::EXPIRED, "expired", db, key);
+                    }
                     cache::forget(db, key);
                 }
                 Ok(None)
@@ -241,6 +243,7 @@ impl<'a> Store<'a> {
             cache::forget(db, key);
             return Err(CmdError::Retry);
         };
+        crate::cmd::notify::emit(crate::cmd::notify::NEW, "new", db, key);
         let e = Entry { db, key: key.to_vec(), id, ktype: want, expire_at: None, value: None, card: 0, head: 0 };
         cache::put(db, key, Some(e.clone()), true);
         Ok(e)
@@ -252,6 +255,7 @@ impl<'a> Store<'a> {
     pub fn set_card(self, e: &Entry, card: i64, head: i64) -> Result<(), CmdError> {
         if card <= 0 {
             self.delete_entry(e)?;
+            crate::cmd::notify::emptied(e.db, &e.key);
         } else {
             cache::update(e, |c| {
                 c.card = card;

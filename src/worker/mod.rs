@@ -622,9 +622,18 @@ impl Server {
 
     /// One bounded step of active expiry, in its own transaction.
     fn expire_cycle(&mut self) {
-        match xact::run_maintenance(|store| store.expire_step(cmd::now_ms(), EXPIRE_BATCH)) {
+        let expired = xact::run_maintenance(|store| {
+            let n = store.expire_step(cmd::now_ms(), EXPIRE_BATCH)?;
+            cmd::notify::flush(store, crate::session::Origin::Resp)?;
+            Ok(n)
+        });
+        cmd::notify::discard();
+        match expired {
             Ok(n) => stats::with(|r| r.expired_keys += n as u64),
             Err(e) => warning!("pgkv worker {}: active expiry failed: {e}", self.index),
+        }
+        for m in cmd::pubsub::take_outbox() {
+            self.deliver(m.client, &m.frame);
         }
         // Members of deleted collections, freed in bounded steps.
         if let Err(e) = xact::run_maintenance(|store| store.sweep(SWEEP_BUDGET)) {

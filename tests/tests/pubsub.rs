@@ -211,3 +211,116 @@ fn publisher_and_subscriber_on_different_workers() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(publisher.call(&["PUBLISH", "w2:ch", "after"]), b":1\r\n");
 }
+
+/// Reads pushed messages until the marker arrives.
+fn until_marker(c: &mut RawClient) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        let m = c.read_reply();
+        if m.windows(8).any(|w| w == b"kmarker!") {
+            return out;
+        }
+        out.push(show(&m));
+    }
+}
+
+#[test]
+fn keyspace_notifications_match_redis() {
+    for proto in [2u8, 3] {
+        let mut sub = Differential::shared(proto, 12);
+        let mut d = Differential::shared(proto, 12);
+        d.check(&["CONFIG", "SET", "notify-keyspace-events", "xyz"]);
+        d.check(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+        d.check(&["CONFIG", "GET", "notify-keyspace-events"]);
+        sub.check_n(&["PSUBSCRIBE", "__key*@12__:*", "kmarker!"], 2);
+        let script: &[&[&str]] = &[
+            &["SET", "s", "1"],
+            &["SET", "s", "2", "EX", "100"],
+            &["APPEND", "s", "x"],
+            &["SET", "n", "1"],
+            &["INCR", "n"],
+            &["INCRBYFLOAT", "n", "1.5"],
+            &["SETRANGE", "s", "0", "zz"],
+            &["GETDEL", "n"],
+            &["MSET", "m1", "a", "m2", "b"],
+            &["DEL", "m1", "m2", "nosuch"],
+            &["SETBIT", "b", "3", "1"],
+            &["EXPIRE", "s", "100"],
+            &["PERSIST", "s"],
+            &["RENAME", "s", "s2"],
+            &["EXPIRE", "s2", "0"],
+            &["RPUSH", "l", "a", "b", "c"],
+            &["LPUSH", "l", "z"],
+            &["LPOP", "l"],
+            &["LSET", "l", "0", "q"],
+            &["LINSERT", "l", "BEFORE", "q", "p"],
+            &["LREM", "l", "1", "p"],
+            &["LTRIM", "l", "0", "1"],
+            &["LMOVE", "l", "l2", "LEFT", "RIGHT"],
+            &["RPOP", "l", "5"],
+            &["HSET", "h", "f", "1", "g", "2"],
+            &["HINCRBY", "h", "f", "5"],
+            &["HDEL", "h", "f", "g"],
+            &["SADD", "st", "a", "b"],
+            &["SADD", "st", "a"],
+            &["SREM", "st", "a"],
+            &["SINTERSTORE", "st2", "st"],
+            &["SPOP", "st"],
+            &["ZADD", "z", "1", "a", "2", "b"],
+            &["ZINCRBY", "z", "3", "a"],
+            &["ZREM", "z", "a"],
+            &["ZUNIONSTORE", "z2", "1", "z"],
+            &["ZPOPMIN", "z"],
+            &["ZREMRANGEBYSCORE", "z2", "-inf", "+inf"],
+            &["SET", "gone", "x", "PX", "1"],
+        ];
+        for cmd in script {
+            d.check(cmd);
+            d.check(&["PUBLISH", "kmarker!", "x"]);
+            let ours = until_marker(&mut sub.pgkv);
+            let theirs = until_marker(&mut sub.redis);
+            assert_eq!(ours, theirs, "events differ for {cmd:?}");
+        }
+        // Expiry: the key is gone when touched (or by the active cycle).
+        std::thread::sleep(Duration::from_millis(50));
+        d.check(&["GET", "gone"]);
+        d.check(&["PUBLISH", "kmarker!", "x"]);
+        let ours = until_marker(&mut sub.pgkv);
+        let theirs = until_marker(&mut sub.redis);
+        assert_eq!(ours, theirs, "expired events differ");
+        // Class filtering: only list events, only keyevent channels.
+        d.check(&["CONFIG", "SET", "notify-keyspace-events", "lE"]);
+        d.check(&["CONFIG", "GET", "notify-keyspace-events"]);
+        for cmd in [&["SET", "f", "1"][..], &["RPUSH", "fl", "x"], &["DEL", "fl"]] {
+            d.check(cmd);
+        }
+        d.check(&["PUBLISH", "kmarker!", "x"]);
+        assert_eq!(until_marker(&mut sub.pgkv), until_marker(&mut sub.redis));
+        d.check(&["CONFIG", "SET", "notify-keyspace-events", ""]);
+        sub.check_n(&["PUNSUBSCRIBE"], 2);
+    }
+}
+
+#[test]
+fn sql_writes_and_active_expiry_emit_keyspace_events() {
+    let c = shared();
+    let mut sub = c.raw();
+    let r = sub.call(&["PSUBSCRIBE", "__keyspace@0__:sqlev*"]);
+    assert!(r.starts_with(b"*3\r\n$10\r\npsubscribe"), "{}", show(&r));
+    let mut admin = c.raw();
+    assert_eq!(admin.call(&["CONFIG", "SET", "notify-keyspace-events", "Kgx$l"]), b"+OK\r\n");
+    c.psql("SELECT kv.set('sqlev:a', 'v')");
+    let m = sub.read_reply();
+    assert_eq!(show(&m), show(b"*4\r\n$8\r\npmessage\r\n$21\r\n__keyspace@0__:sqlev*\r\n$22\r\n__keyspace@0__:sqlev:a\r\n$3\r\nset\r\n"));
+    c.psql("BEGIN; SELECT kv.rpush('sqlev:l', 'x'); ROLLBACK;");
+    assert_eq!(sub.try_read_reply(QUIET), None, "a rolled-back write emits nothing");
+    // Active expiry, with nobody touching the key.
+    admin.call(&["SET", "sqlev:t", "v", "PX", "50"]);
+    let m = sub.read_reply();
+    assert!(m.ends_with(b"$3\r\nset\r\n"), "{}", show(&m));
+    let m = sub.read_reply();
+    assert!(m.ends_with(b"$6\r\nexpire\r\n"), "{}", show(&m));
+    let m = sub.read_reply();
+    assert!(m.ends_with(b"$7\r\nexpired\r\n"), "{}", show(&m));
+    assert_eq!(admin.call(&["CONFIG", "SET", "notify-keyspace-events", ""]), b"+OK\r\n");
+}
