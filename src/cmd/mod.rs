@@ -8,6 +8,7 @@
 
 pub mod bitmaps;
 pub mod blocking;
+pub mod clients;
 pub mod config;
 pub mod connection;
 pub mod hashes;
@@ -33,7 +34,7 @@ pub use table::{resolve, CommandSpec};
 
 /// Every family's handler bindings.
 fn families() -> impl Iterator<Item = &'static [table::Binding]> {
-    [config::COMMANDS, connection::COMMANDS, strings::COMMANDS, bitmaps::COMMANDS, keys::COMMANDS, hashes::COMMANDS, lists::COMMANDS, sets::COMMANDS, zsets::COMMANDS, sort::COMMANDS, server::COMMANDS, pubsub::COMMANDS, multi::COMMANDS, blocking::COMMANDS].into_iter()
+    [config::COMMANDS, connection::COMMANDS, strings::COMMANDS, bitmaps::COMMANDS, keys::COMMANDS, hashes::COMMANDS, lists::COMMANDS, sets::COMMANDS, zsets::COMMANDS, sort::COMMANDS, server::COMMANDS, pubsub::COMMANDS, multi::COMMANDS, blocking::COMMANDS, clients::COMMANDS].into_iter()
 }
 
 /// What a handler may use: its client's session and, when the command runs

@@ -50,6 +50,9 @@ pub struct Conn {
     pub parked: bool,
     /// Since when a subscriber's unsent output has been over the soft limit.
     soft_limit_since: Option<std::time::Instant>,
+    pub created: std::time::Instant,
+    /// The last command's name, for CLIENT LIST.
+    pub last_cmd: String,
 }
 
 /// Redis's default `client-output-buffer-limit pubsub 32mb 8mb 60`: a
@@ -79,11 +82,52 @@ impl Conn {
             last_activity: std::time::Instant::now(),
             parked: false,
             soft_limit_since: None,
+            created: std::time::Instant::now(),
+            last_cmd: "NULL".into(),
         }
     }
 
     pub fn stream(&mut self) -> &mut TcpStream {
         &mut self.stream
+    }
+
+    /// This connection as CLIENT LIST shows it.
+    pub fn info(&self) -> crate::cmd::clients::ClientInfo {
+        use std::os::fd::AsRawFd;
+        let s = &self.session;
+        let mut flags = String::new();
+        if self.parked {
+            flags.push('b');
+        }
+        if s.subs.any() {
+            flags.push('P');
+        }
+        if s.multi.is_some() {
+            flags.push('x');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        crate::cmd::clients::ClientInfo {
+            id: s.id,
+            addr: self.stream.peer_addr().map(|a| a.to_string()).unwrap_or_default(),
+            laddr: self.stream.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            fd: self.stream.as_raw_fd(),
+            name: s.name.as_ref().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default(),
+            age: self.created.elapsed().as_secs(),
+            idle: self.last_activity.elapsed().as_secs(),
+            flags,
+            db: s.db,
+            sub: s.subs.channels.len(),
+            psub: s.subs.patterns.len(),
+            ssub: s.subs.shard.len(),
+            multi: s.multi.as_ref().map_or(-1, |m| m.queued.len() as i64),
+            qbuf: self.inbuf.len(),
+            obl: self.outbuf.len(),
+            cmd: self.last_cmd.clone(),
+            resp: s.proto.version(),
+            pubsub: s.subs.any(),
+        }
     }
 
     /// Reads what the socket has, up to the budget.

@@ -395,6 +395,14 @@ impl Server {
             }
         }
         if !jobs.is_empty() {
+            for j in &jobs {
+                if let Some(spec) = j.spec {
+                    self.conns[j.conn].last_cmd = spec.name.clone();
+                }
+            }
+            if jobs.iter().any(|j| j.spec.is_some_and(|s| s.name == "client|list" || s.name == "client|info")) {
+                cmd::clients::set_snapshot(self.conns.iter().map(|(_, c)| c.info()).collect());
+            }
             self.run_jobs(jobs);
         }
         for (_, c) in self.conns.iter_mut() {

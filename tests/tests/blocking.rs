@@ -185,6 +185,10 @@ fn blocked_clients_are_served_first_come_first_served() {
     blpop(&mut w1, "unb");
     blpop(&mut w2, "unb");
     wait_blocked(&mut admin, base + 2);
+    // CLIENT LIST shows them blocked, on their command.
+    let list = String::from_utf8_lossy(&admin.call(&["CLIENT", "LIST", "ID", &id1, &id2])).into_owned();
+    assert_eq!(list.matches(" flags=b ").count(), 2, "{list}");
+    assert_eq!(list.matches(" cmd=blpop ").count(), 2, "{list}");
     assert_eq!(admin.call(&["CLIENT", "UNBLOCK", &id1]), b":1\r\n");
     assert_eq!(show(&w1.read_reply()), show(b"*-1\r\n"));
     assert_eq!(admin.call(&["CLIENT", "UNBLOCK", &id2, "ERROR"]), b":1\r\n");
