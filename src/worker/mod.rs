@@ -628,11 +628,15 @@ impl Server {
         }
     }
 
-    /// One bounded step of active expiry, in its own transaction.
+    /// One bounded step of active expiry and of the sweep.
     fn expire_cycle(&mut self) {
+        // One transaction per tick (an idle tick writes nothing, so its
+        // commit is nearly free): expired keys, then members of deleted
+        // collections, both in bounded steps.
         let expired = xact::run_maintenance(|store| {
             let n = store.expire_step(cmd::now_ms(), EXPIRE_BATCH)?;
             cmd::notify::flush(store, crate::session::Origin::Resp)?;
+            store.sweep(SWEEP_BUDGET)?;
             Ok(n)
         });
         cmd::notify::discard();
@@ -642,10 +646,6 @@ impl Server {
         }
         for m in cmd::pubsub::take_outbox() {
             self.deliver(m.client, &m.frame);
-        }
-        // Members of deleted collections, freed in bounded steps.
-        if let Err(e) = xact::run_maintenance(|store| store.sweep(SWEEP_BUDGET)) {
-            warning!("pgkv worker {}: sweeping deleted members failed: {e}", self.index);
         }
         // Large messages every worker has had ten seconds to read.
         self.ticks += 1;
