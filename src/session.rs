@@ -23,10 +23,13 @@ pub struct Session {
     pub origin: Origin,
     /// Set by QUIT: send the reply, then close.
     pub close_after_reply: bool,
+    /// A script (EVAL, FCALL) of this client is running: the commands it
+    /// calls are checked as Redis checks `redis.call`, and must not block.
+    pub in_script: bool,
 }
 
 impl Session {
     pub fn new(id: u64, origin: Origin, authenticated: bool) -> Session {
-        Session { id, db: 0, proto: Protocol::Resp2, name: None, authenticated, origin, close_after_reply: false }
+        Session { id, db: 0, proto: Protocol::Resp2, name: None, authenticated, origin, close_after_reply: false, in_script: false }
     }
 }

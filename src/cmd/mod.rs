@@ -9,9 +9,11 @@
 pub mod bitmaps;
 pub mod config;
 pub mod connection;
+pub mod functions;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod sort;
@@ -29,7 +31,7 @@ pub use table::{resolve, CommandSpec};
 
 /// Every family's handler bindings.
 fn families() -> impl Iterator<Item = &'static [table::Binding]> {
-    [config::COMMANDS, connection::COMMANDS, strings::COMMANDS, bitmaps::COMMANDS, keys::COMMANDS, hashes::COMMANDS, lists::COMMANDS, sets::COMMANDS, zsets::COMMANDS, sort::COMMANDS, server::COMMANDS].into_iter()
+    [config::COMMANDS, connection::COMMANDS, strings::COMMANDS, bitmaps::COMMANDS, keys::COMMANDS, hashes::COMMANDS, lists::COMMANDS, sets::COMMANDS, zsets::COMMANDS, sort::COMMANDS, server::COMMANDS, scripting::COMMANDS, functions::COMMANDS].into_iter()
 }
 
 /// What a handler may use: its client's session and, when the command runs
@@ -261,16 +263,21 @@ pub fn dispatch(ctx: &mut Ctx, argv: &[Bytes]) -> Frame {
 }
 
 fn run(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    if ctx.session.origin == Origin::Resp && crate::gucs::command_disabled(&argv[0]) {
-        return Err(table::unknown_command(argv));
-    }
-    let spec = resolve(argv)?;
-    if !ctx.session.authenticated && !spec.has_flag("no_auth") {
-        return Err(CmdError::Static(NOAUTH));
-    }
-    if ctx.session.origin == Origin::Sql && spec.has_flag("noscript") {
-        return Err(CmdError::Static(NOT_FROM_SQL));
-    }
+    let spec = if ctx.session.in_script {
+        resolve_from_script(argv)?
+    } else {
+        if ctx.session.origin == Origin::Resp && crate::gucs::command_disabled(&argv[0]) {
+            return Err(table::unknown_command(argv));
+        }
+        let spec = resolve(argv)?;
+        if !ctx.session.authenticated && !spec.has_flag("no_auth") {
+            return Err(CmdError::Static(NOAUTH));
+        }
+        if ctx.session.origin == Origin::Sql && spec.has_flag("noscript") && !scripting::runs_from_sql(spec) {
+            return Err(CmdError::Static(NOT_FROM_SQL));
+        }
+        spec
+    };
     ctx.write = spec.has_flag("write");
     let handler = spec.handler.expect("resolve only returns runnable commands");
     let mut attempts = 0;
@@ -281,4 +288,17 @@ fn run(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
             other => return other,
         }
     }
+}
+
+/// A command called by a script (`redis.call`), with Redis's scriptCall
+/// errors and checks: `noscript` commands, and writes from read-only
+/// scripts, are refused.
+fn resolve_from_script(argv: &[Bytes]) -> Result<&'static CommandSpec, CmdError> {
+    let spec = match resolve(argv) {
+        Ok(spec) if !crate::gucs::command_disabled(&argv[0]) => spec,
+        Err(CmdError::Arity(_)) => return Err(CmdError::Static("ERR Wrong number of args calling Redis command from script")),
+        _ => return Err(CmdError::Static("ERR Unknown Redis command called from script")),
+    };
+    crate::lua::check_script_command(spec)?;
+    Ok(spec)
 }

@@ -10,6 +10,7 @@ mod config;
 mod hashes;
 mod keys;
 mod lists;
+mod scripts;
 mod sets;
 mod zsets;
 mod sql;

@@ -4,6 +4,7 @@
 //! parse every complete command; run them all in one transaction
 //! (`xact::run_batch`); commit; only then queue and write the replies.
 
+mod busy;
 mod conn;
 mod wait;
 mod xact;
@@ -351,7 +352,9 @@ impl Server {
             }
         }
         if !jobs.is_empty() {
+            let busy = busy::arm(self, jobs.iter().map(|j| j.conn).collect());
             let retries = xact::run_batch(&mut jobs, &mut ConnSessions(&mut self.conns));
+            drop(busy);
             stats::with(|r| {
                 r.batches += 1;
                 r.batch_retries += retries;
