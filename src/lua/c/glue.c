@@ -269,7 +269,26 @@ static void luaRegisterLogFunction(lua_State *lua, int fns) {
     set_number(lua, "LOG_WARNING", 3);
 }
 
+/* Starts from empty globals and no loaded modules, whatever the state was
+ * created with, so luaLoadLibraries below fills them through the allow list
+ * exactly as in Redis (print, loadfile and dofile never make it). */
+static void clear_table(lua_State *lua, int index) {
+    lua_pushvalue(lua, index);
+    lua_pushnil(lua);
+    while (lua_next(lua, -2)) {
+        lua_pop(lua, 1);
+        lua_pushvalue(lua, -1);
+        lua_pushnil(lua);
+        lua_rawset(lua, -4);
+    }
+    lua_pop(lua, 1);
+}
+
 static void luaRegisterRedisAPI(lua_State *lua, int fns) {
+    clear_table(lua, LUA_GLOBALSINDEX);
+    luaL_findtable(lua, LUA_REGISTRYINDEX, "_LOADED", 1);
+    clear_table(lua, lua_gettop(lua));
+    lua_pop(lua, 1);
     lua_pushvalue(lua, LUA_GLOBALSINDEX);
     luaSetAllowListProtection(lua);
     lua_pop(lua, 1);
