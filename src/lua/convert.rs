@@ -45,18 +45,16 @@ pub fn reply_error_table(lua: &Lua, text: &[u8]) -> mlua::Result<Table> {
 
 /// A command reply as a Lua value, in the protocol the script chose with
 /// `redis.setresp` (RESP2 by default): Redis converts the reply bytes its
-/// fake client received, so RESP2 first flattens maps, sets, doubles.
+/// fake client received, so the reply goes through the wire form (RESP2
+/// flattens maps, sets and doubles; RESP3 nulls are all `_`, i.e. nil).
 pub fn reply_to_lua(lua: &Lua, frame: &Frame, resp: u8) -> mlua::Result<Value> {
-    if resp == 2 {
-        let bytes = pgkv_resp::to_bytes(frame, Protocol::Resp2);
-        let downgraded = match pgkv_resp::decode(&bytes) {
-            Ok(Some((f, _))) => f,
-            _ => Frame::NullBulk,
-        };
-        to_lua(lua, &downgraded)
-    } else {
-        to_lua(lua, frame)
-    }
+    let proto = if resp == 3 { Protocol::Resp3 } else { Protocol::Resp2 };
+    let bytes = pgkv_resp::to_bytes(frame, proto);
+    let wire = match pgkv_resp::decode(&bytes) {
+        Ok(Some((f, _))) => f,
+        _ => Frame::Null,
+    };
+    to_lua(lua, &wire)
 }
 
 fn single(lua: &Lua, key: &str, value: impl mlua::IntoLua) -> mlua::Result<Value> {

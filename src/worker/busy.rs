@@ -28,6 +28,8 @@ struct Armed {
     server: *mut Server,
     batch: Vec<usize>,
     entered: bool,
+    /// SIGTERM arrived during the script (reading the flag clears it).
+    sigterm: bool,
 }
 
 thread_local! {
@@ -40,7 +42,7 @@ pub struct Guard;
 /// Installs the busy handler for the batch about to run, whose clients are
 /// `batch`.
 pub fn arm(server: &mut Server, batch: Vec<usize>) -> Guard {
-    ARMED.with(|a| *a.borrow_mut() = Some(Armed { server, batch, entered: false }));
+    ARMED.with(|a| *a.borrow_mut() = Some(Armed { server, batch, entered: false, sigterm: false }));
     crate::lua::set_busy_handler(Some(serve));
     Guard
 }
@@ -49,6 +51,12 @@ impl Drop for Guard {
     fn drop(&mut self) {
         crate::lua::set_busy_handler(None);
         let Some(armed) = ARMED.with(|a| a.borrow_mut().take()) else { return };
+        if armed.sigterm {
+            // Hand the stop request back to the loop, which checks the same
+            // (self-clearing) flag.
+            // SAFETY: signals this process; pgrx's handler sets the flag.
+            unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+        }
         if armed.entered {
             // SAFETY: the batch is over; nothing else borrows the server.
             let server = unsafe { &mut *armed.server };
@@ -73,6 +81,13 @@ fn serve() {
         return;
     };
     if BackgroundWorker::sigterm_received() {
+        ARMED.with(|a| {
+            if let Some(a) = a.borrow_mut().as_mut() {
+                a.sigterm = true;
+            }
+        });
+    }
+    if ARMED.with(|a| a.borrow().as_ref().is_some_and(|a| a.sigterm)) {
         crate::lua::abort("the server is shutting down");
     }
     // SAFETY: see the module comment; only state outside the batch is used.
