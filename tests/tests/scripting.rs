@@ -513,6 +513,7 @@ fn wait_for_busy(port: u16) -> Vec<u8> {
                 return buf[..n].to_vec();
             }
             last = buf[..n].to_vec();
+            eprintln!("{:?} wait_for_busy {port}: {}", Instant::now(), show(&last));
         }
         assert!(Instant::now() < deadline, "the script on port {port} never became busy; last reply {}", show(&last));
         std::thread::sleep(Duration::from_millis(20));
