@@ -76,6 +76,28 @@ CREATE TABLE kv.config (
     value text NOT NULL
 );
 
+-- EVAL's script cache (SCRIPT LOAD, EVAL): EVALSHA finds a script on every
+-- worker and after a restart. SCRIPT FLUSH empties it.
+CREATE TABLE kv.scripts (
+    -- lowercase hex SHA1 of body
+    sha  text  PRIMARY KEY,
+    body bytea NOT NULL
+);
+
+-- FUNCTION libraries: the FUNCTION LOAD payload, shebang line included.
+CREATE TABLE kv.libraries (
+    name text  PRIMARY KEY,
+    code bytea NOT NULL
+);
+
+-- Changes (to a transaction id) whenever kv.libraries changes; a worker
+-- reloads its libraries when the version differs from the one it loaded.
+CREATE TABLE kv.library_version (
+    id      integer PRIMARY KEY CHECK (id = 1),
+    version bigint  NOT NULL
+);
+INSERT INTO kv.library_version VALUES (1, 0);
+
 -- Members of deleted or overwritten keys. Deleting a key only drops its row
 -- (O(1) whatever its size); kv.sweep() frees the members in bounded steps.
 -- A key's id is never reused, so orphans are invisible meanwhile.

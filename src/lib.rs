@@ -14,6 +14,7 @@ mod cmd;
 mod error;
 mod ffi;
 mod gucs;
+mod lua;
 mod session;
 mod shared;
 mod sql_api;

@@ -3,6 +3,7 @@
 //!
 //! - Typed functions for common commands, in text and bytea forms.
 //! - `kv.call(VARIADIC text[])` for everything else, returning jsonb.
+//! - `kv.eval` and `kv.fcall` for scripts and functions, returning jsonb.
 //! - A Redis error reply becomes a Postgres ERROR (SQLSTATE 22000,
 //!   data_exception) whose message is Redis's text.
 //! - The Redis database is `pgkv.sql_db` (default 0).
@@ -305,11 +306,50 @@ mod kv {
         if argv.is_empty() {
             error!("pgkv: kv.call needs a command name");
         }
-        match super::run(argv) {
-            Frame::NullBulk | Frame::NullArray | Frame::Null => None,
-            f => Some(JsonB(to_json(f))),
-        }
+        jsonb(super::run(argv))
     }
+
+    /// `EVAL script numkeys key... arg...`, e.g.
+    /// `kv.eval('return redis.call(''GET'', KEYS[1])', '{k}')`. The script runs
+    /// in the caller's transaction; its reply as jsonb (nil is SQL NULL).
+    #[pg_extern]
+    fn eval(
+        script: &str,
+        keys: default!(Vec<Option<String>>, "'{}'"),
+        args: default!(Vec<Option<String>>, "'{}'"),
+    ) -> Option<JsonB> {
+        jsonb(super::run(script_argv("EVAL", script, keys, args)))
+    }
+
+    /// `FCALL function numkeys key... arg...`: a function of a library
+    /// loaded with FUNCTION LOAD; its reply as jsonb (nil is SQL NULL).
+    #[pg_extern]
+    fn fcall(
+        function: &str,
+        keys: default!(Vec<Option<String>>, "'{}'"),
+        args: default!(Vec<Option<String>>, "'{}'"),
+    ) -> Option<JsonB> {
+        jsonb(super::run(script_argv("FCALL", function, keys, args)))
+    }
+}
+
+fn jsonb(f: Frame) -> Option<JsonB> {
+    match f {
+        Frame::NullBulk | Frame::NullArray | Frame::Null => None,
+        f => Some(JsonB(to_json(f))),
+    }
+}
+
+/// `EVAL`/`FCALL` argv: the script or function, numkeys, keys, args.
+fn script_argv(command: &str, target: &str, keys: Vec<Option<String>>, args: Vec<Option<String>>) -> Vec<Bytes> {
+    let word = |w: Option<String>| match w {
+        Some(w) => Bytes::from(w),
+        None => error!("pgkv: keys and arguments cannot be NULL"),
+    };
+    let mut argv = vec![Bytes::copy_from_slice(command.as_bytes()), Bytes::copy_from_slice(target.as_bytes()), Bytes::from(keys.len().to_string())];
+    argv.extend(keys.into_iter().map(word));
+    argv.extend(args.into_iter().map(word));
+    argv
 }
 
 fn set_generic(key: &[u8], value: &[u8], px: Option<i64>) -> bool {

@@ -11,12 +11,14 @@ pub mod blocking;
 pub mod clients;
 pub mod config;
 pub mod connection;
+pub mod functions;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
 pub mod multi;
 pub mod notify;
 pub mod pubsub;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod sort;
@@ -34,7 +36,26 @@ pub use table::{resolve, CommandSpec};
 
 /// Every family's handler bindings.
 fn families() -> impl Iterator<Item = &'static [table::Binding]> {
-    [config::COMMANDS, connection::COMMANDS, strings::COMMANDS, bitmaps::COMMANDS, keys::COMMANDS, hashes::COMMANDS, lists::COMMANDS, sets::COMMANDS, zsets::COMMANDS, sort::COMMANDS, server::COMMANDS, pubsub::COMMANDS, multi::COMMANDS, blocking::COMMANDS, clients::COMMANDS].into_iter()
+    [
+        config::COMMANDS,
+        connection::COMMANDS,
+        strings::COMMANDS,
+        bitmaps::COMMANDS,
+        keys::COMMANDS,
+        hashes::COMMANDS,
+        lists::COMMANDS,
+        sets::COMMANDS,
+        zsets::COMMANDS,
+        sort::COMMANDS,
+        server::COMMANDS,
+        pubsub::COMMANDS,
+        multi::COMMANDS,
+        blocking::COMMANDS,
+        clients::COMMANDS,
+        scripting::COMMANDS,
+        functions::COMMANDS,
+    ]
+    .into_iter()
 }
 
 /// What a handler may use: its client's session and, when the command runs
@@ -284,9 +305,13 @@ pub fn dispatch(ctx: &mut Ctx, argv: &[Bytes]) -> Frame {
 }
 
 fn run(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
-    let spec = match admit(ctx, argv) {
-        Ok(spec) => spec,
-        Err(e) => return Err(reject(ctx, argv, e)),
+    let spec = if ctx.session.in_script {
+        resolve_from_script(argv)?
+    } else {
+        match admit(ctx, argv) {
+            Ok(spec) => spec,
+            Err(e) => return Err(reject(ctx, argv, e)),
+        }
     };
     if let Some(queue) = ctx.session.multi.as_mut() {
         if !multi::runs_inside_multi(&spec.name) {
@@ -339,7 +364,7 @@ fn admit(ctx: &Ctx, argv: &[Bytes]) -> Result<&'static CommandSpec, CmdError> {
     if !ctx.session.authenticated && !spec.has_flag("no_auth") {
         return Err(CmdError::Static(NOAUTH));
     }
-    if ctx.session.origin == Origin::Sql && spec.has_flag("noscript") {
+    if ctx.session.origin == Origin::Sql && spec.has_flag("noscript") && !scripting::runs_from_sql(spec) {
         return Err(CmdError::Static(NOT_FROM_SQL));
     }
     if ctx.session.multi.is_some() && spec.has_flag("no_multi") {
@@ -370,4 +395,17 @@ fn reject(ctx: &mut Ctx, argv: &[Bytes], e: CmdError) -> CmdError {
     let mut msg = b"EXECABORT Transaction discarded because of: ".to_vec();
     msg.extend_from_slice(reason);
     CmdError::Msg(Bytes::from(msg))
+}
+
+/// A command called by a script (`redis.call`), with Redis's scriptCall
+/// errors and checks: `noscript` commands, and writes from read-only
+/// scripts, are refused.
+fn resolve_from_script(argv: &[Bytes]) -> Result<&'static CommandSpec, CmdError> {
+    let spec = match resolve(argv) {
+        Ok(spec) if !crate::gucs::command_disabled(&argv[0]) => spec,
+        Err(CmdError::Arity(_)) => return Err(CmdError::Static("ERR Wrong number of args calling Redis command from script")),
+        _ => return Err(CmdError::Static("ERR Unknown Redis command called from script")),
+    };
+    crate::lua::check_script_command(spec)?;
+    Ok(spec)
 }

@@ -11,6 +11,7 @@ mod pubsub;
 mod hashes;
 mod keys;
 mod lists;
+mod scripts;
 mod sets;
 mod zsets;
 mod sql;

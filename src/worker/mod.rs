@@ -5,6 +5,7 @@
 //! (`xact::run_batch`); commit; only then queue and write the replies.
 
 mod blocked;
+mod busy;
 mod conn;
 mod wait;
 mod xact;
@@ -417,7 +418,11 @@ impl Server {
     /// each job, the messages its command published, then its reply. A
     /// job whose command found nothing to pop parks its client instead.
     fn run_jobs(&mut self, mut jobs: Vec<Job>) {
+        // A script that runs past lua-time-limit answers other clients BUSY
+        // from inside the batch (see `busy`).
+        let busy = busy::arm(self, jobs.iter().map(|j| j.conn).collect());
         let retries = xact::run_batch(&mut jobs, &mut ConnSessions(&mut self.conns));
+        drop(busy);
         stats::with(|r| {
             r.batches += 1;
             r.batch_retries += retries;
