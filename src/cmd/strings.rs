@@ -176,7 +176,13 @@ fn set_generic(ctx: &mut Ctx, key: &[u8], value: &[u8], o: &StringOptions) -> Cm
     if (o.cond == Condition::IfMissing && found) || (o.cond == Condition::IfExists && !found) {
         return Ok(old_reply);
     }
-    store.set_string(db, key, value, ttl)?;
+    if o.cond == Condition::IfMissing {
+        // Not there when looked up (no row to lock): insert, or run again
+        // if a concurrent transaction created it meanwhile.
+        store.create_string(db, key, value, ttl)?;
+    } else {
+        store.set_string(db, key, value, ttl)?;
+    }
     ctx.notify(STRING, "set", key);
     if o.expiry.timed() {
         ctx.notify(GENERIC, "expire", key);
@@ -292,7 +298,7 @@ fn msetnx(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             return Ok(Frame::Integer(0));
         }
     }
-    ctx.store().set_strings(ctx.session.db, &kvs)?;
+    ctx.store().create_strings(ctx.session.db, &kvs)?;
     for (k, _) in &kvs {
         ctx.notify(STRING, "set", k);
     }

@@ -15,6 +15,16 @@ static INSERT_STRING: Sql = write(
     "INSERT INTO kv.keys (db, key, type, value) VALUES ($1, $2, 's', $3) ON CONFLICT DO NOTHING RETURNING 1",
     &[INT2, BYTEA, BYTEA],
 );
+static CREATE_STRING: Sql = write(
+    "INSERT INTO kv.keys (db, key, type, expire_at, value) VALUES ($1, $2, 's', $3, $4) ON CONFLICT DO NOTHING RETURNING 1",
+    &[INT2, BYTEA, INT8, BYTEA],
+);
+static CREATE_STRINGS: Sql = write(
+    "INSERT INTO kv.keys (db, key, type, value) SELECT $1, key, 's', value FROM unnest($2, $3) AS u(key, value) \
+     ON CONFLICT DO NOTHING RETURNING key",
+    &[INT2, BYTEA_ARRAY, BYTEA_ARRAY],
+);
+static UNDO_CREATED: Sql = write("DELETE FROM kv.keys WHERE db = $1 AND key = ANY ($2)", &[INT2, BYTEA_ARRAY]);
 static UPSERT_STRINGS: Sql = write(
     "INSERT INTO kv.keys AS k (db, key, type, value) SELECT $1, key, 's', value FROM unnest($2, $3) AS u(key, value) \
      ON CONFLICT (db, key) DO UPDATE SET type = 's', expire_at = NULL, value = EXCLUDED.value, \
@@ -102,21 +112,37 @@ impl<'a> Store<'a> {
         }
     }
 
+    /// SET NX of a key found missing: like `insert_string`, a key another
+    /// transaction created meanwhile makes the command run again (and find
+    /// it) instead of being overwritten.
+    pub fn create_string(self, db: i16, key: &[u8], value: &[u8], expire_at: Option<i64>) -> Result<(), CmdError> {
+        let inserted = self.exec(&CREATE_STRING, &[db.into(), bytea(key), expire_at.into(), bytea(value)])? > 0;
+        cache::forget(db, key);
+        if inserted {
+            Ok(())
+        } else {
+            Err(CmdError::Retry)
+        }
+    }
+
+    /// MSETNX of keys found missing, all or none: if another transaction
+    /// created one of them meanwhile, the ones inserted here are taken back
+    /// and the command runs again.
+    pub fn create_strings(self, db: i16, pairs: &[(Bytes, Bytes)]) -> Result<(), CmdError> {
+        let (keys, values) = last_values(db, pairs);
+        let created = self.column::<Vec<u8>>(&CREATE_STRINGS, &[db.into(), bytea_array(&keys), bytea_array(&values)])?;
+        if created.len() == keys.len() {
+            return Ok(());
+        }
+        let created: Vec<Bytes> = created.into_iter().map(Bytes::from).collect();
+        self.exec(&UNDO_CREATED, &[db.into(), bytea_array(&created)])?;
+        Err(CmdError::Retry)
+    }
+
     /// MSET: every pair in one statement; a key named twice takes its last
     /// value, as sequential SETs would leave it.
     pub fn set_strings(self, db: i16, pairs: &[(Bytes, Bytes)]) -> Result<(), CmdError> {
-        let mut keys: Vec<Bytes> = Vec::with_capacity(pairs.len());
-        let mut values: Vec<Bytes> = Vec::with_capacity(pairs.len());
-        for (k, v) in pairs {
-            cache::forget(db, k);
-            match keys.iter().position(|x| x == k) {
-                Some(i) => values[i] = v.clone(),
-                None => {
-                    keys.push(k.clone());
-                    values.push(v.clone());
-                }
-            }
-        }
+        let (keys, values) = last_values(db, pairs);
         self.exec(&UPSERT_STRINGS, &[db.into(), bytea_array(&keys), bytea_array(&values)])?;
         Ok(())
     }
@@ -323,4 +349,22 @@ impl<'a> Store<'a> {
             Ok(out)
         })
     }
+}
+
+/// The keys of MSET-style pairs, each with the last value given for it
+/// (what sequential SETs would leave); forgets their cached rows.
+fn last_values(db: i16, pairs: &[(Bytes, Bytes)]) -> (Vec<Bytes>, Vec<Bytes>) {
+    let mut keys: Vec<Bytes> = Vec::with_capacity(pairs.len());
+    let mut values: Vec<Bytes> = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        cache::forget(db, k);
+        match keys.iter().position(|x| x == k) {
+            Some(i) => values[i] = v.clone(),
+            None => {
+                keys.push(k.clone());
+                values.push(v.clone());
+            }
+        }
+    }
+    (keys, values)
 }

@@ -1,6 +1,6 @@
 //! Nothing acknowledged is lost when the server crashes: a write load from
 //! 20 clients, SIGKILL to every Postgres process, crash recovery, and every
-//! write that got a reply must be there.
+//! write that got a reply must be there, and a MULTI/EXEC is whole or absent.
 
 use pgkv_tests::PgCluster;
 use redis::Commands;
@@ -14,6 +14,8 @@ struct Acked {
     incrs: i64,
     pushes: i64,
     hsets: Vec<String>,
+    /// MULTI/EXEC blocks acknowledged: each sets three keys together.
+    execs: Vec<i64>,
 }
 
 #[test]
@@ -46,6 +48,16 @@ fn acknowledged_writes_survive_kill_9_of_every_postgres_process() {
                         break;
                     }
                     acked.hsets.push(format!("f{i}"));
+                    let exec: redis::RedisResult<()> = redis::pipe()
+                        .atomic()
+                        .set(format!("d:tx:{t}:{i}:a"), i)
+                        .set(format!("d:tx:{t}:{i}:b"), i)
+                        .incr(format!("d:tx:{t}:sum"), 1)
+                        .query(&mut r);
+                    if exec.is_err() {
+                        break;
+                    }
+                    acked.execs.push(i);
                     i += 1;
                 }
                 acked
@@ -74,6 +86,19 @@ fn acknowledged_writes_survive_kill_9_of_every_postgres_process() {
         let fields: Vec<String> = r.hkeys(format!("d:hash:{t}")).unwrap();
         for f in &a.hsets {
             assert!(fields.contains(f), "acknowledged HSET {f} lost");
+        }
+        // MULTI/EXEC: every acknowledged block whole; the one in flight at
+        // the crash whole or absent, never half.
+        let sum: i64 = r.get::<_, Option<i64>>(format!("d:tx:{t}:sum")).unwrap().unwrap_or(0);
+        let blocks = a.execs.len() as i64;
+        assert!(sum == blocks || sum == blocks + 1, "client {t}: {sum} EXEC increments for {blocks} acknowledged");
+        for i in 0..=(a.execs.last().copied().unwrap_or(-1) + 1) {
+            let a_: Option<i64> = r.get(format!("d:tx:{t}:{i}:a")).unwrap();
+            let b_: Option<i64> = r.get(format!("d:tx:{t}:{i}:b")).unwrap();
+            assert_eq!(a_.is_some(), b_.is_some(), "EXEC {t}/{i} half applied");
+            if a.execs.contains(&i) {
+                assert_eq!(a_, Some(i), "acknowledged EXEC {t}/{i} lost");
+            }
         }
     }
 }

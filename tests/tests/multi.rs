@@ -199,4 +199,26 @@ fn watch_sees_writes_from_another_worker() {
         t.join().unwrap();
     }
     assert_eq!(reply(&mut a, &["GET", "xw:counter"]), "$3\\r\\n200\\r\\n");
+
+    // SET NX and MSETNX on a missing key: exactly one of the clients on
+    // both workers wins each round.
+    for round in 0..30 {
+        let key = format!("xw:lock:{round}");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let racers: Vec<_> = (0..6)
+            .map(|i| {
+                let mut r = c.redis();
+                let (key, barrier) = (key.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let set: Option<String> = redis::cmd("SET").arg(&key).arg(i).arg("NX").arg("PX").arg(60000).query(&mut r).unwrap();
+                    let msetnx: i64 = redis::cmd("MSETNX").arg(format!("{key}:m")).arg(i).arg(format!("{key}:n")).arg(i).query(&mut r).unwrap();
+                    (set.is_some() as i32, msetnx as i32)
+                })
+            })
+            .collect();
+        let results: Vec<(i32, i32)> = racers.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(results.iter().map(|r| r.0).sum::<i32>(), 1, "SET NX winners in round {round}");
+        assert_eq!(results.iter().map(|r| r.1).sum::<i32>(), 1, "MSETNX winners in round {round}");
+    }
 }
