@@ -629,9 +629,7 @@ fn one_per_worker(c: &PgCluster) -> Vec<RawClient> {
 #[test]
 fn scripts_and_functions_are_shared_by_workers_and_survive_restart() {
     let c = PgCluster::start_with(&["pgkv.workers = 2"]);
-    // The lock half is left out here: SET NX with two workers can let two
-    // clients in at once (a key-creation race outside scripting).
-    locks_and_rate_limits_hold_under_concurrency(&c, "conc2", false);
+    locks_and_rate_limits_hold_under_concurrency(&c, "conc2", true);
     let body = "return 'cached:' .. ARGV[1]";
     let lib = "#!lua name=keep\nredis.register_function('keep', function(k, a) return 'kept:' .. a[1] end)";
     let mut ws = one_per_worker(&c);
