@@ -533,7 +533,7 @@ fn idle_and_slow_clients_do_not_slow_down_others() {
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         lim.rlim_cur as usize
     };
-    let target = 1000.min(limit.saturating_sub(300));
+    let target = 5000.min(limit.saturating_sub(300));
     let c = PgCluster::start();
     let mut idle = Vec::new();
     for _ in 0..target {
