@@ -29,3 +29,12 @@ BEGIN
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO pgkv_client', f);
     END LOOP;
 END $$;
+
+-- With pgkv.auth = 'postgres', a RESP client runs its commands as the role
+-- it logged in as, so what that role may do to the kv tables is what the
+-- client may do. Members of pgkv_client may read and write them. For a
+-- read-only Redis user: GRANT pgkv_client TO reader WITH INHERIT FALSE (it
+-- may log in to pgkv but inherits nothing) and GRANT SELECT ON ALL TABLES
+-- IN SCHEMA kv TO reader.
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA kv TO pgkv_client;
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA kv TO pgkv_client;

@@ -9,6 +9,7 @@ pub static LISTEN_ADDRESSES: GucSetting<Option<CString>> = GucSetting::<Option<C
 pub static DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
 pub static WORKERS: GucSetting<i32> = GucSetting::<i32>::new(1);
 pub static PASSWORD: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
+pub static AUTH: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"password"));
 pub static LOCK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 pub static SQL_DB: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static DISABLED_COMMANDS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
@@ -18,6 +19,14 @@ pub static PROTECTED_MODE: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static PROTO_MAX_BULK_LEN: GucSetting<i32> = GucSetting::<i32>::new(512 * 1024 * 1024);
 
 pub fn init() {
+    GucRegistry::define_string_guc(
+        c"pgkv.auth",
+        c"How RESP clients authenticate: 'password' (pgkv.password, Redis's requirepass) or 'postgres'.",
+        c"With 'postgres', AUTH <role> <password> checks the password of a LOGIN role that is a member of pgkv_client, and the client's commands run as that role.",
+        &AUTH,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"pgkv.port",
         c"TCP port the RESP server listens on.",
@@ -152,6 +161,16 @@ fn string(setting: &GucSetting<Option<CString>>) -> String {
 /// The configured password, or `None` when AUTH is not required.
 pub fn password() -> Option<String> {
     Some(string(&PASSWORD)).filter(|p| !p.is_empty())
+}
+
+/// `pgkv.auth = 'postgres'`: clients log in as PostgreSQL roles.
+pub fn auth_postgres() -> bool {
+    string(&AUTH).trim().eq_ignore_ascii_case("postgres")
+}
+
+/// Whether a new client must AUTH before anything else.
+pub fn auth_required() -> bool {
+    password().is_some() || auth_postgres()
 }
 
 pub fn database() -> String {

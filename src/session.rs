@@ -20,6 +20,9 @@ pub struct Session {
     pub proto: Protocol,
     pub name: Option<Bytes>,
     pub authenticated: bool,
+    /// The PostgreSQL role this client logged in as (`pgkv.auth =
+    /// 'postgres'`); its commands run as that role. `None`: the worker's.
+    pub role: Option<pgrx::pg_sys::Oid>,
     pub origin: Origin,
     /// Set by QUIT: send the reply, then close.
     pub close_after_reply: bool,
@@ -86,6 +89,7 @@ impl Session {
             proto: Protocol::Resp2,
             name: None,
             authenticated,
+            role: None,
             origin,
             close_after_reply: false,
             subs: Subscriptions::default(),

@@ -1,6 +1,6 @@
 //! Connection commands: PING, ECHO, QUIT, SELECT, AUTH, HELLO, CLIENT.
 
-use super::table::{local, Binding};
+use super::table::{local, tx, Binding};
 use super::{eq_ic, Args, Ctx};
 use crate::error::*;
 use crate::gucs;
@@ -12,8 +12,8 @@ pub const COMMANDS: &[Binding] = &[
     local("echo", echo),
     local("quit", quit),
     local("select", select),
-    local("auth", auth),
-    local("hello", hello),
+    tx("auth", auth),
+    tx("hello", hello),
     local("client|id", client_id),
     local("client|getname", client_getname),
     local("client|setname", client_setname),
@@ -69,16 +69,47 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-/// Redis's `default` user: with no password configured it accepts any
-/// password (nopass); otherwise only `pgkv.password`.
-fn check_credentials(user: &[u8], password: &[u8]) -> bool {
-    if user != b"default" {
-        return false;
+/// Checks a username and password; on success the session runs as that
+/// user from now on.
+/// - `default` is Redis's default user: with no `pgkv.password` it accepts
+///   any password (nopass), unless `pgkv.auth = 'postgres'`; otherwise only
+///   `pgkv.password`. Commands run as the worker.
+/// - Any other name, with `pgkv.auth = 'postgres'`, is a PostgreSQL role:
+///   it must be able to log in, be a member of pgkv_client (or own the
+///   extension), and the password must match its stored SCRAM (or md5)
+///   verifier. Its commands then run as that role.
+fn authenticate(ctx: &mut Ctx, user: &[u8], password: &[u8]) -> Result<bool, CmdError> {
+    let ok = if user == b"default" {
+        let ok = match gucs::password() {
+            None => !gucs::auth_postgres(),
+            Some(expected) => constant_time_eq(password, expected.as_bytes()),
+        };
+        if ok {
+            ctx.session.role = None;
+        }
+        ok
+    } else if gucs::auth_postgres() {
+        match std::str::from_utf8(user) {
+            Ok(name) => match ctx.store().role_login(name)? {
+                Some(login) if login.allowed => {
+                    let ok = login.secret.as_deref().is_some_and(|secret| crate::store::verify_password(name, secret, password));
+                    if ok {
+                        ctx.session.role = Some(login.oid);
+                    }
+                    ok
+                }
+                _ => false,
+            },
+            Err(_) => false,
+        }
+    } else {
+        false
+    };
+    if !ok {
+        // Never the password.
+        pgrx::log!("pgkv: AUTH failed for user \"{}\"", String::from_utf8_lossy(user));
     }
-    match gucs::password() {
-        None => true,
-        Some(expected) => constant_time_eq(password, expected.as_bytes()),
-    }
+    Ok(ok)
 }
 
 /// `AUTH [username] password`
@@ -94,11 +125,10 @@ fn auth(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     } else {
         (args.next_bytes()?, args.next_bytes()?)
     };
-    if check_credentials(&user, &password) {
+    if authenticate(ctx, &user, &password)? {
         ctx.session.authenticated = true;
         Ok(Frame::ok())
     } else {
-        pgrx::log!("pgkv: AUTH failed for user \"{}\"", String::from_utf8_lossy(&user));
         Err(CmdError::Static(WRONGPASS))
     }
 }
@@ -131,8 +161,7 @@ fn hello(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         }
     }
     if let Some((user, password)) = credentials {
-        if !check_credentials(&user, &password) {
-            pgrx::log!("pgkv: AUTH failed for user \"{}\"", String::from_utf8_lossy(&user));
+        if !authenticate(ctx, &user, &password)? {
             return Err(CmdError::Static(WRONGPASS));
         }
         ctx.session.authenticated = true;

@@ -8,6 +8,8 @@
 
 mod config;
 mod pubsub;
+mod roles;
+pub use roles::verify_password;
 mod hashes;
 mod keys;
 mod lists;

@@ -114,7 +114,7 @@ fn serve() {
             }
         }
     }
-    let auth_required = gucs::password().is_some();
+    let auth_required = gucs::auth_required();
     let keys: Vec<usize> = server.conns.iter().map(|(k, _)| k).filter(|k| !batch.contains(k)).collect();
     for key in keys {
         let c = &mut server.conns[key];

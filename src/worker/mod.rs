@@ -354,7 +354,7 @@ impl Server {
             }
             let id = self.next_client_id;
             self.next_client_id += self.client_id_step;
-            let authenticated = gucs::password().is_none();
+            let authenticated = !gucs::auth_required();
             let entry = self.conns.vacant_entry();
             let mut conn = Conn::new(stream, id, authenticated);
             if self.poll.registry().register(conn.stream(), Token(entry.key()), Interest::READABLE | Interest::WRITABLE).is_err() {
@@ -369,7 +369,7 @@ impl Server {
     /// Parses every complete command from every client and runs them as one
     /// batch: one transaction, one commit, then the replies.
     fn serve_batch(&mut self) {
-        let auth_required = gucs::password().is_some();
+        let auth_required = gucs::auth_required();
         let mut jobs: Vec<Job> = Vec::new();
         for (key, c) in self.conns.iter_mut() {
             c.drained = false;
@@ -667,7 +667,7 @@ const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mod
 /// Why a new client is turned away, if it is: Redis's protected mode (no
 /// password, a non-loopback peer) and maxclients.
 fn refuse(peer: &SocketAddr, clients: usize) -> Option<&'static [u8]> {
-    if gucs::PROTECTED_MODE.get() && gucs::password().is_none() && !peer.ip().is_loopback() {
+    if gucs::PROTECTED_MODE.get() && !gucs::auth_required() && !peer.ip().is_loopback() {
         return Some(PROTECTED_MODE_DENIED);
     }
     if clients >= gucs::MAXCLIENTS.get() as usize {

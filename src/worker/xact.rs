@@ -226,7 +226,7 @@ fn execute_all<S: Sessions>(jobs: &mut [Job], sessions: &mut S, store: Option<St
                 e.into_frame()
             } else {
                 let frame = in_subtransaction(|| {
-                    let frame = cmd::dispatch(&mut Ctx::new(session, Some(store)), &job.argv);
+                    let frame = dispatch_as(session, Some(store), &job.argv);
                     match store.flush() {
                         Ok(()) => frame,
                         Err(e) => e.into_frame(),
@@ -236,14 +236,42 @@ fn execute_all<S: Sessions>(jobs: &mut [Job], sessions: &mut S, store: Option<St
                 frame
             }
         } else if isolate.contains(&i) {
-            in_subtransaction(|| cmd::dispatch(&mut Ctx::new(session, store), &job.argv))
+            in_subtransaction(|| dispatch_as(session, store, &job.argv))
         } else {
-            cmd::dispatch(&mut Ctx::new(session, store), &job.argv)
+            dispatch_as(session, store, &job.argv)
         };
         pgkv_resp::encode(&frame, session.proto, &mut job.out);
     }
     current.set(usize::MAX);
     cmd::pubsub::set_current_job(usize::MAX);
+}
+
+/// Runs one command as its client's PostgreSQL role, when it logged in as
+/// one (`pgkv.auth = 'postgres'`): the role's privileges on the kv tables
+/// decide what the command may do. Deferred key-row writes are flushed
+/// around it, so earlier commands' writes stay the worker's and this
+/// command's are checked as the role. An ERROR inside needs no cleanup
+/// here: aborting the (sub)transaction restores the user.
+fn dispatch_as(session: &mut Session, store: Option<Store>, argv: &[Bytes]) -> pgkv_resp::Frame {
+    let (Some(role), Some(store)) = (session.role, store) else {
+        return cmd::dispatch(&mut Ctx::new(session, store), argv);
+    };
+    if let Err(e) = store.flush() {
+        return e.into_frame();
+    }
+    let mut saved_user = pg_sys::InvalidOid;
+    let mut saved_context = 0;
+    // SAFETY: plain backend globals, restored below or by the abort.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        pg_sys::SetUserIdAndSecContext(role, saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
+    }
+    let mut frame = cmd::dispatch(&mut Ctx::new(session, Some(store)), argv);
+    if let Err(e) = store.flush() {
+        frame = e.into_frame();
+    }
+    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
+    frame
 }
 
 /// Runs `f` in its own subtransaction; a Postgres error rolls back only

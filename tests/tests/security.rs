@@ -1,0 +1,56 @@
+//! `pgkv.auth = 'postgres'`: RESP clients log in as PostgreSQL roles and
+//! their commands run with those roles' privileges.
+
+use pgkv_tests::{show, PgCluster};
+
+#[test]
+fn clients_log_in_as_postgres_roles_and_keep_their_privileges() {
+    let c = PgCluster::start_with(&["pgkv.auth = 'postgres'"]);
+    c.psql(
+        "CREATE ROLE app LOGIN PASSWORD 'app-secret'; GRANT pgkv_client TO app; \
+         CREATE ROLE outsider LOGIN PASSWORD 'pw'; \
+         CREATE ROLE ghost NOLOGIN PASSWORD 'pw'; GRANT pgkv_client TO ghost; \
+         CREATE ROLE expired LOGIN PASSWORD 'pw' VALID UNTIL '2001-01-01'; GRANT pgkv_client TO expired; \
+         CREATE ROLE reader LOGIN PASSWORD 'read-only'; GRANT pgkv_client TO reader WITH INHERIT FALSE; \
+         GRANT USAGE ON SCHEMA kv TO reader; GRANT SELECT ON ALL TABLES IN SCHEMA kv TO reader;",
+    );
+    let verifier = c.psql("SELECT left(rolpassword, 14) FROM pg_authid WHERE rolname = 'app'");
+    assert_eq!(verifier.trim(), "SCRAM-SHA-256$", "PG16 stores SCRAM verifiers");
+
+    let mut r = c.raw();
+    assert_eq!(show(&r.call(&["GET", "k"])), show(b"-NOAUTH Authentication required.\r\n"));
+    let wrongpass = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n";
+    for (user, pass) in [("app", "not-it"), ("outsider", "pw"), ("ghost", "pw"), ("expired", "pw"), ("nobody", "x"), ("default", "x")] {
+        assert_eq!(show(&r.call(&["AUTH", user, pass])), show(wrongpass), "AUTH {user}");
+    }
+    assert_eq!(show(&r.call(&["GET", "k"])), show(b"-NOAUTH Authentication required.\r\n"));
+    assert!(c.log().contains("AUTH failed for user \"app\""), "failed logins are logged");
+    assert!(!c.log().contains("not-it"), "the log never shows a password");
+
+    assert_eq!(r.call(&["AUTH", "app", "app-secret"]), b"+OK\r\n");
+    assert_eq!(r.call(&["SET", "k", "1"]), b"+OK\r\n");
+    assert_eq!(r.call(&["INCR", "k"]), b":2\r\n");
+    assert_eq!(r.call(&["RPUSH", "l", "a"]), b":1\r\n");
+
+    let mut h = c.raw();
+    let hello = h.call(&["HELLO", "3", "AUTH", "app", "app-secret"]);
+    assert!(hello.starts_with(b"%7\r\n"), "{}", show(&hello));
+    assert_eq!(h.call(&["GET", "k"]), b"$1\r\n2\r\n");
+    let mut h2 = c.raw();
+    assert_eq!(show(&h2.call(&["HELLO", "3", "AUTH", "app", "bad"])), show(wrongpass));
+
+    // A role that may only read the kv tables: reads work, every kind of
+    // write fails with Postgres's error, and nothing changes.
+    let mut ro = c.raw();
+    assert_eq!(ro.call(&["AUTH", "reader", "read-only"]), b"+OK\r\n");
+    assert_eq!(ro.call(&["GET", "k"]), b"$1\r\n2\r\n");
+    assert_eq!(ro.call(&["LRANGE", "l", "0", "-1"]), b"*1\r\n$1\r\na\r\n");
+    for cmd in [&["SET", "k", "9"][..], &["INCR", "k"], &["RPUSH", "l", "b"], &["DEL", "k"], &["FLUSHDB"], &["HSET", "h", "f", "v"]] {
+        let reply = ro.call(cmd);
+        assert!(reply.starts_with(b"-ERR PostgreSQL error: permission denied"), "{cmd:?}: {}", show(&reply));
+    }
+    assert_eq!(r.call(&["GET", "k"]), b"$1\r\n2\r\n");
+    assert_eq!(r.call(&["LLEN", "l"]), b":1\r\n");
+    // The read-only client's failures did not disturb the others.
+    assert_eq!(r.call(&["INCR", "k"]), b":3\r\n");
+}
