@@ -6,7 +6,7 @@
 #   apt:   libclang-dev (bindgen), redis-server + redis-tools (redis-cli, the
 #          reference server for differential tests, redis-benchmark)
 #   pip:   pgserver==0.1.4, the relocatable PG16 wheel, into .pgkv/pg
-#   cargo: cargo-pgrx 0.18.0
+#   cargo: cargo-pgrx 0.18.0, cargo-fuzz 0.13.2
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -56,6 +56,11 @@ fi
 if ! cargo pgrx --version 2>/dev/null | grep -q ' 0\.18\.0'; then
     log "cargo install cargo-pgrx 0.18.0 (about 6 minutes on 2 cores)"
     cargo install --locked cargo-pgrx --version 0.18.0
+fi
+# --- cargo-fuzz (make test fuzzes the wire codec for a bounded time) --------
+if ! cargo fuzz --version 2>/dev/null | grep -q ' 0\.13\.2'; then
+    log "cargo install cargo-fuzz 0.13.2 (about 2 minutes)"
+    cargo install --locked cargo-fuzz --version 0.13.2
 fi
 # `init` only records the pg_config path in ~/.pgrx/config.toml.
 if ! grep -qs "pg16 = \"$PG_CONFIG\"" "$HOME/.pgrx/config.toml"; then

@@ -73,7 +73,8 @@ fn decode_at(buf: &[u8], at: usize, depth: usize) -> Step<Frame> {
                 "nan" | "-nan" => f64::NAN,
                 _ => s.parse().map_err(|_| DecodeError(format!("bad double: {s:?}")))?,
             };
-            Frame::Double(d)
+            // One NaN: a sign on it carries no meaning (found by fuzzing).
+            Frame::Double(if d.is_nan() { f64::NAN } else { d })
         }
         b'(' => {
             let digits = body.strip_prefix(b"-").unwrap_or(body);

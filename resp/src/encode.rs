@@ -64,6 +64,18 @@ fn itoa_buf(n: i64) -> ItoaBuf {
     ItoaBuf { bytes, start: i }
 }
 
+fn has_newline(s: &[u8]) -> bool {
+    s.iter().any(|c| *c == b'\r' || *c == b'\n')
+}
+
+fn one_line(s: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if has_newline(s) {
+        std::borrow::Cow::Owned(s.iter().map(|c| if *c == b'\r' || *c == b'\n' { b' ' } else { *c }).collect())
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 fn put_bulk(out: &mut BytesMut, body: &[u8]) {
     put_len(out, b'$', body.len() as i64);
     out.reserve(body.len() + 2);
@@ -75,8 +87,16 @@ fn put_bulk(out: &mut BytesMut, body: &[u8]) {
 pub fn encode(frame: &Frame, proto: Protocol, out: &mut BytesMut) {
     let resp3 = proto == Protocol::Resp3;
     match frame {
-        Frame::Simple(s) => put_line(out, b'+', s),
-        Frame::Error(s) => put_line(out, b'-', s),
+        // A line cannot hold CR or LF (replies never do; a frame decoded
+        // from a blob error might): RESP3 has blob errors for that, RESP2
+        // gets the line with spaces, as Redis sanitizes error texts.
+        Frame::Simple(s) => put_line(out, b'+', &one_line(s)),
+        Frame::Error(s) if resp3 && has_newline(s) => {
+            put_len(out, b'!', s.len() as i64);
+            out.put_slice(s);
+            out.put_slice(b"\r\n");
+        }
+        Frame::Error(s) => put_line(out, b'-', &one_line(s)),
         Frame::Integer(n) => put_len(out, b':', *n),
         Frame::Bulk(b) => put_bulk(out, b),
         Frame::NullBulk if !resp3 => out.put_slice(b"$-1\r\n"),
