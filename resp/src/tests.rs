@@ -278,3 +278,19 @@ fn random_input_never_panics_the_parser() {
         let _ = decode(&input);
     }
 }
+
+// Found by fuzzing (fuzz/fuzz_targets/decode.rs).
+#[test]
+fn a_signed_nan_decodes_to_the_one_nan() {
+    let (f, _) = crate::decode(b",-naN\r\n").unwrap().unwrap();
+    assert_eq!(crate::to_bytes(&f, crate::Protocol::Resp3).as_ref(), b",nan\r\n");
+}
+
+#[test]
+fn an_error_with_a_newline_never_breaks_the_framing() {
+    let f = crate::Frame::Error(bytes::Bytes::from_static(b"ERR a\r\nb"));
+    assert_eq!(crate::to_bytes(&f, crate::Protocol::Resp3).as_ref(), b"!8\r\nERR a\r\nb\r\n");
+    assert_eq!(crate::to_bytes(&f, crate::Protocol::Resp2).as_ref(), b"-ERR a  b\r\n");
+    let s = crate::Frame::Simple(bytes::Bytes::from_static(b"a\nb"));
+    assert_eq!(crate::to_bytes(&s, crate::Protocol::Resp2).as_ref(), b"+a b\r\n");
+}
