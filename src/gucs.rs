@@ -16,9 +16,53 @@ pub static DISABLED_COMMANDS: GucSetting<Option<CString>> = GucSetting::<Option<
 pub static MAXCLIENTS: GucSetting<i32> = GucSetting::<i32>::new(10000);
 pub static TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static PROTECTED_MODE: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static OUTPUT_LIMIT_KB: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static PUBSUB_OUTPUT_LIMIT_KB: GucSetting<i32> = GucSetting::<i32>::new(32 * 1024);
+pub static PUBSUB_OUTPUT_SOFT_LIMIT_KB: GucSetting<i32> = GucSetting::<i32>::new(8 * 1024);
+pub static PUBSUB_OUTPUT_SOFT_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static PROTO_MAX_BULK_LEN: GucSetting<i32> = GucSetting::<i32>::new(512 * 1024 * 1024);
 
 pub fn init() {
+    GucRegistry::define_int_guc(
+        c"pgkv.output_limit",
+        c"Unsent replies after which a normal client is disconnected (Redis's client-output-buffer-limit normal); 0 means none.",
+        c"Without a limit the worker stops reading a client whose unsent replies pass 64MB, so memory stays bounded either way.",
+        &OUTPUT_LIMIT_KB,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_KB,
+    );
+    GucRegistry::define_int_guc(
+        c"pgkv.pubsub_output_limit",
+        c"Unsent messages after which a subscriber is disconnected (the hard limit of Redis's client-output-buffer-limit pubsub).",
+        c"0 means none.",
+        &PUBSUB_OUTPUT_LIMIT_KB,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_KB,
+    );
+    GucRegistry::define_int_guc(
+        c"pgkv.pubsub_output_soft_limit",
+        c"Unsent messages a subscriber may keep for at most pgkv.pubsub_output_soft_seconds (the soft limit of client-output-buffer-limit pubsub).",
+        c"0 means none.",
+        &PUBSUB_OUTPUT_SOFT_LIMIT_KB,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_KB,
+    );
+    GucRegistry::define_int_guc(
+        c"pgkv.pubsub_output_soft_seconds",
+        c"How long a subscriber may stay over pgkv.pubsub_output_soft_limit.",
+        c"",
+        &PUBSUB_OUTPUT_SOFT_SECONDS,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
     GucRegistry::define_string_guc(
         c"pgkv.auth",
         c"How RESP clients authenticate: 'password' (pgkv.password, Redis's requirepass) or 'postgres'.",

@@ -55,12 +55,17 @@ pub struct Conn {
     pub last_cmd: String,
 }
 
-/// Redis's default `client-output-buffer-limit pubsub 32mb 8mb 60`: a
-/// subscriber that does not read is disconnected once its unsent messages
-/// pass 32 MB, or stay over 8 MB for 60 seconds.
-const PUBSUB_HARD_LIMIT: usize = 32 << 20;
-const PUBSUB_SOFT_LIMIT: usize = 8 << 20;
-const PUBSUB_SOFT_SECONDS: u64 = 60;
+/// Redis's `client-output-buffer-limit` for one class of client, in bytes:
+/// (hard, soft, soft seconds); 0 disables a limit.
+fn output_limits(pubsub: bool) -> (usize, usize, u64) {
+    use crate::gucs::*;
+    let kb = |v: i32| v.max(0) as usize * 1024;
+    if pubsub {
+        (kb(PUBSUB_OUTPUT_LIMIT_KB.get()), kb(PUBSUB_OUTPUT_SOFT_LIMIT_KB.get()), PUBSUB_OUTPUT_SOFT_SECONDS.get().max(0) as u64)
+    } else {
+        (kb(OUTPUT_LIMIT_KB.get()), 0, 0)
+    }
+}
 
 impl Conn {
     pub fn new(stream: TcpStream, id: u64, authenticated: bool) -> Conn {
@@ -178,14 +183,17 @@ impl Conn {
         !self.closing && !self.parked && self.protocol_error.is_none() && self.outbuf.len() < OUTPUT_HIGH_WATER
     }
 
-    /// Applies the pubsub output buffer limits after a message was queued.
-    /// Returns false when the client was dropped.
-    pub fn check_pubsub_limit(&mut self) -> bool {
+    /// Applies the output buffer limits (pgkv.output_limit for normal
+    /// clients, pgkv.pubsub_output_* for subscribers, as Redis's
+    /// client-output-buffer-limit) after output was queued. Returns false
+    /// when the client was dropped.
+    pub fn check_output_limit(&mut self) -> bool {
         if self.broken {
             return false;
         }
+        let (hard, soft, soft_seconds) = output_limits(self.session.subs.any());
         let len = self.outbuf.len();
-        let over_soft = len > PUBSUB_SOFT_LIMIT;
+        let over_soft = soft > 0 && len > soft;
         let since = match (over_soft, self.soft_limit_since) {
             (false, _) => {
                 self.soft_limit_since = None;
@@ -197,9 +205,9 @@ impl Conn {
             }
             (true, Some(t)) => Some(t),
         };
-        let soft_expired = since.is_some_and(|t| t.elapsed().as_secs() >= PUBSUB_SOFT_SECONDS);
-        if len > PUBSUB_HARD_LIMIT || soft_expired {
-            pgrx::log!("pgkv: closing subscriber {} for overcoming of output buffer limits ({} bytes unsent)", self.session.id, len);
+        let soft_expired = since.is_some_and(|t| t.elapsed().as_secs() >= soft_seconds);
+        if (hard > 0 && len > hard) || soft_expired {
+            pgrx::log!("pgkv: closing client {} for overcoming of output buffer limits ({} bytes unsent)", self.session.id, len);
             crate::stats::with(|r| r.client_output_limit_disconnections += 1);
             self.broken = true;
             self.outbuf = BytesMut::new();

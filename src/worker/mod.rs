@@ -453,6 +453,7 @@ impl Server {
                     if c.session.close_after_reply {
                         c.closing = true;
                     }
+                    c.check_output_limit();
                 }
             }
         }
@@ -482,7 +483,7 @@ impl Server {
             return;
         }
         c.push_reply(frame, c.session.proto);
-        c.check_pubsub_limit();
+        c.check_output_limit();
     }
 
     /// Writes this worker's changed subscription counts to kv.subscriptions,
