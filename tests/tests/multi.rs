@@ -106,6 +106,18 @@ fn watch_matches_redis() {
         a.check(&["MULTI"]);
         a.check(&["GET", "w"]);
         a.check(&["EXEC"]);
+        // Changed by a script (another client's EVAL).
+        a.check(&["WATCH", "w"]);
+        b.check(&["EVAL", "return redis.call('INCR', KEYS[1])", "1", "w"]);
+        a.check(&["MULTI"]);
+        a.check(&["GET", "w"]);
+        a.check(&["EXEC"]);
+        // A script that only reads changes nothing.
+        a.check(&["WATCH", "w"]);
+        b.check(&["EVAL", "return redis.call('GET', KEYS[1])", "1", "w"]);
+        a.check(&["MULTI"]);
+        a.check(&["GET", "w"]);
+        a.check(&["EXEC"]);
         // FLUSHDB touches every watched key of the database.
         a.check(&["SET", "f", "1"]);
         a.check(&["WATCH", "f"]);
