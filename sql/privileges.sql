@@ -30,11 +30,20 @@ BEGIN
     END LOOP;
 END $$;
 
--- With pgkv.auth = 'postgres', a RESP client runs its commands as the role
--- it logged in as, so what that role may do to the kv tables is what the
--- client may do. Members of pgkv_client may read and write them. For a
--- read-only Redis user: GRANT pgkv_client TO reader WITH INHERIT FALSE (it
--- may log in to pgkv but inherits nothing) and GRANT SELECT ON ALL TABLES
--- IN SCHEMA kv TO reader.
-GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA kv TO pgkv_client;
-GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA kv TO pgkv_client;
+-- With pgkv.auth = 'postgres', a RESP client logs in as a role that is a
+-- member of pgkv_client, and runs its commands as that role: what the role
+-- may do to the kv tables is what the client may do. pgkv_client itself has
+-- no rights on the tables (SQL users go through the kv.* functions); the
+-- role pgkv_redis has read-write rights for Redis clients:
+--     GRANT pgkv_client, pgkv_redis TO redis_app;          -- read-write
+--     GRANT pgkv_client TO redis_reader;
+--     GRANT SELECT ON ALL TABLES IN SCHEMA kv TO redis_reader;  -- read-only
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pgkv_redis') THEN
+        CREATE ROLE pgkv_redis NOLOGIN;
+    END IF;
+END $$;
+GRANT USAGE ON SCHEMA kv TO pgkv_redis;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA kv TO pgkv_redis;
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA kv TO pgkv_redis;

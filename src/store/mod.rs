@@ -209,7 +209,9 @@ impl<'a> Store<'a> {
                 // active cycle removes it later.
                 // SAFETY: a plain global of the running backend.
                 if !unsafe { pgrx::pg_sys::XactReadOnly } {
-                    if self.exec(&DELETE_IF_EXPIRED, &[db.into(), bytea(key), now_ms.into()])? > 0 {
+                    // Expiry is the server's doing, whoever looked: a
+                    // read-only role's GET removes an expired key too.
+                    if as_worker(|| self.exec(&DELETE_IF_EXPIRED, &[db.into(), bytea(key), now_ms.into()]))? > 0 {
                         crate::cmd::notify::emit(crate::cmd::notify::EXPIRED, "expired", db, key);
                     }
                     cache::forget(db, key);
@@ -326,10 +328,37 @@ impl<'a> Store<'a> {
 /// Starts a unit of work (a batch attempt, a SQL call): nothing cached yet.
 pub fn begin() {
     cache::clear();
+    set_worker_user(None);
 }
 
 /// Keys as `bytea[]` parameters.
 fn bytea_array(keys: &[Bytes]) -> DatumWithOid<'static> {
     let v: Vec<Vec<u8>> = keys.iter().map(|k| k.to_vec()).collect();
     DatumWithOid::from(v)
+}
+
+thread_local! {
+    /// The worker's own user while a command runs as a client's role.
+    static WORKER_USER: std::cell::Cell<Option<(pgrx::pg_sys::Oid, i32)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Marks (or clears) that commands now run as a role; `worker` is the
+/// user and security context to return to for server-side work.
+pub fn set_worker_user(worker: Option<(pgrx::pg_sys::Oid, i32)>) {
+    WORKER_USER.with(|w| w.set(worker));
+}
+
+/// Runs `f` as the worker's own user when a command runs as a role (an
+/// ERROR inside leaves cleanup to the aborting transaction).
+fn as_worker<T>(f: impl FnOnce() -> T) -> T {
+    let Some((user, context)) = WORKER_USER.with(|w| w.get()) else { return f() };
+    let (mut cur_user, mut cur_context) = (pgrx::pg_sys::InvalidOid, 0);
+    // SAFETY: plain backend globals, restored right after.
+    unsafe {
+        pgrx::pg_sys::GetUserIdAndSecContext(&mut cur_user, &mut cur_context);
+        pgrx::pg_sys::SetUserIdAndSecContext(user, context);
+    }
+    let out = f();
+    unsafe { pgrx::pg_sys::SetUserIdAndSecContext(cur_user, cur_context) };
+    out
 }

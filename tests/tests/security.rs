@@ -7,12 +7,13 @@ use pgkv_tests::{show, PgCluster};
 fn clients_log_in_as_postgres_roles_and_keep_their_privileges() {
     let c = PgCluster::start_with(&["pgkv.auth = 'postgres'"]);
     c.psql(
-        "CREATE ROLE app LOGIN PASSWORD 'app-secret'; GRANT pgkv_client TO app; \
+        "CREATE ROLE app LOGIN PASSWORD 'app-secret'; GRANT pgkv_client, pgkv_redis TO app; \
          CREATE ROLE outsider LOGIN PASSWORD 'pw'; \
          CREATE ROLE ghost NOLOGIN PASSWORD 'pw'; GRANT pgkv_client TO ghost; \
          CREATE ROLE expired LOGIN PASSWORD 'pw' VALID UNTIL '2001-01-01'; GRANT pgkv_client TO expired; \
-         CREATE ROLE reader LOGIN PASSWORD 'read-only'; GRANT pgkv_client TO reader WITH INHERIT FALSE; \
-         GRANT USAGE ON SCHEMA kv TO reader; GRANT SELECT ON ALL TABLES IN SCHEMA kv TO reader;",
+         CREATE ROLE reader LOGIN PASSWORD 'read-only'; GRANT pgkv_client TO reader; \
+         GRANT SELECT ON ALL TABLES IN SCHEMA kv TO reader; \
+         CREATE ROLE plain LOGIN PASSWORD 'plain'; GRANT pgkv_client TO plain;",
     );
     let verifier = c.psql("SELECT left(rolpassword, 14) FROM pg_authid WHERE rolname = 'app'");
     assert_eq!(verifier.trim(), "SCRAM-SHA-256$", "PG16 stores SCRAM verifiers");
@@ -45,12 +46,23 @@ fn clients_log_in_as_postgres_roles_and_keep_their_privileges() {
     assert_eq!(ro.call(&["AUTH", "reader", "read-only"]), b"+OK\r\n");
     assert_eq!(ro.call(&["GET", "k"]), b"$1\r\n2\r\n");
     assert_eq!(ro.call(&["LRANGE", "l", "0", "-1"]), b"*1\r\n$1\r\na\r\n");
+    // Expiry is the server's doing: a read-only client's GET of an expired
+    // key answers nil (and removes it) instead of failing.
+    assert_eq!(r.call(&["SET", "short", "v", "PX", "1"]), b"+OK\r\n");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(show(&ro.call(&["GET", "short"])), show(b"$-1\r\n"));
     for cmd in [&["SET", "k", "9"][..], &["INCR", "k"], &["RPUSH", "l", "b"], &["DEL", "k"], &["FLUSHDB"], &["HSET", "h", "f", "v"]] {
         let reply = ro.call(cmd);
         assert!(reply.starts_with(b"-ERR PostgreSQL error: permission denied"), "{cmd:?}: {}", show(&reply));
     }
     assert_eq!(r.call(&["GET", "k"]), b"$1\r\n2\r\n");
     assert_eq!(r.call(&["LLEN", "l"]), b":1\r\n");
+    // A pgkv_client member with no rights on the tables may log in, and
+    // can do nothing: the tables are closed unless granted.
+    let mut p = c.raw();
+    assert_eq!(p.call(&["AUTH", "plain", "plain"]), b"+OK\r\n");
+    let reply = p.call(&["GET", "k"]);
+    assert!(reply.starts_with(b"-ERR PostgreSQL error: permission denied"), "{}", show(&reply));
     // The read-only client's failures did not disturb the others.
     assert_eq!(r.call(&["INCR", "k"]), b":3\r\n");
 }
