@@ -316,6 +316,14 @@ impl RawClient {
         Self::try_connect(port).unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"))
     }
 
+    /// A client connecting to `ip` rather than the loopback address.
+    pub fn connect_to(ip: std::net::IpAddr, port: u16) -> RawClient {
+        let stream = TcpStream::connect((ip, port)).unwrap_or_else(|e| panic!("connect to {ip}:{port}: {e}"));
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream.set_nodelay(true).unwrap();
+        RawClient { stream, buf: BytesMut::new() }
+    }
+
     fn try_connect(port: u16) -> std::io::Result<RawClient> {
         let stream = TcpStream::connect(("127.0.0.1", port))?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;

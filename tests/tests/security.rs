@@ -66,3 +66,54 @@ fn clients_log_in_as_postgres_roles_and_keep_their_privileges() {
     // The read-only client's failures did not disturb the others.
     assert_eq!(r.call(&["INCR", "k"]), b":3\r\n");
 }
+
+/// This machine's address on its default route (not loopback).
+fn outside_address() -> std::net::IpAddr {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    probe.connect("192.0.2.1:9").expect("a default route to probe with");
+    let ip = probe.local_addr().unwrap().ip();
+    assert!(!ip.is_loopback() && !ip.is_unspecified(), "this test needs a non-loopback interface, found {ip}");
+    ip
+}
+
+#[test]
+fn protected_mode_refuses_other_hosts_until_a_password_is_set() {
+    let c = PgCluster::start_with(&["pgkv.listen_addresses = '*'"]);
+    let ip = outside_address();
+    let read_all = |s: &mut std::net::TcpStream| {
+        use std::io::Read;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        out
+    };
+    let mut outside = std::net::TcpStream::connect((ip, c.redis_port)).unwrap();
+    std::io::Write::write_all(&mut outside, b"PING\r\n").unwrap();
+    let reply = read_all(&mut outside);
+    assert!(reply.starts_with(b"-DENIED Redis is running in protected mode"), "{}", show(&reply));
+    // Loopback clients are served.
+    assert_eq!(c.raw().call(&["PING"]), b"+PONG\r\n");
+    // With a password configured, other hosts may connect (and must AUTH).
+    c.psql("ALTER SYSTEM SET pgkv.password = 'pw'");
+    c.psql("SELECT pg_reload_conf()");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut outside = pgkv_tests::RawClient::connect_to(ip, c.redis_port);
+    assert_eq!(show(&outside.call(&["PING"])), show(b"-NOAUTH Authentication required.\r\n"));
+    assert_eq!(outside.call(&["AUTH", "pw"]), b"+OK\r\n");
+    assert_eq!(outside.call(&["PING"]), b"+PONG\r\n");
+}
+
+#[test]
+fn a_client_past_pgkv_output_limit_is_disconnected() {
+    let c = PgCluster::start_with(&["pgkv.output_limit = '1MB'"]);
+    let mut r = c.raw();
+    let big = "x".repeat(2 << 20);
+    assert_eq!(r.call(&["SET", "big", &big]), b"+OK\r\n");
+    assert_eq!(r.call(&["STRLEN", "big"]), b":2097152\r\n");
+    r.send(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n");
+    assert!(r.is_closed(), "a 2 MB reply passes the 1 MB limit");
+    let mut other = c.raw();
+    assert_eq!(other.call(&["GETRANGE", "big", "0", "2"]), b"$3\r\nxxx\r\n");
+    let info = String::from_utf8(other.call(&["INFO", "stats"])).unwrap();
+    assert!(info.contains("pgkv_output_limit_disconnections:1\r\n"), "{info}");
+}
