@@ -16,6 +16,7 @@ pub static DISABLED_COMMANDS: GucSetting<Option<CString>> = GucSetting::<Option<
 pub static MAXCLIENTS: GucSetting<i32> = GucSetting::<i32>::new(10000);
 pub static TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static PROTECTED_MODE: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static QUERY_BUFFER_LIMIT_KB: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
 pub static OUTPUT_LIMIT_KB: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static PUBSUB_OUTPUT_LIMIT_KB: GucSetting<i32> = GucSetting::<i32>::new(32 * 1024);
 pub static PUBSUB_OUTPUT_SOFT_LIMIT_KB: GucSetting<i32> = GucSetting::<i32>::new(8 * 1024);
@@ -23,6 +24,16 @@ pub static PUBSUB_OUTPUT_SOFT_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(
 pub static PROTO_MAX_BULK_LEN: GucSetting<i32> = GucSetting::<i32>::new(512 * 1024 * 1024);
 
 pub fn init() {
+    GucRegistry::define_int_guc(
+        c"pgkv.client_query_buffer_limit",
+        c"Unparsed input past which a client is disconnected (Redis's client-query-buffer-limit).",
+        c"",
+        &QUERY_BUFFER_LIMIT_KB,
+        1024,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_KB,
+    );
     GucRegistry::define_int_guc(
         c"pgkv.output_limit",
         c"Unsent replies after which a normal client is disconnected (Redis's client-output-buffer-limit normal); 0 means none.",

@@ -15,9 +15,6 @@ const READ_BUDGET: usize = 1 << 20;
 /// Most commands taken from one client per batch.
 pub const COMMANDS_PER_BATCH: usize = 1024;
 
-/// Redis's client-query-buffer-limit: a client whose unparsed input grows
-/// past this is disconnected.
-const QUERY_BUFFER_LIMIT: usize = 1 << 30;
 
 /// A client whose unsent replies exceed this is not read from until it
 /// catches up, so its pipeline cannot grow the worker's memory without bound.
@@ -157,7 +154,7 @@ impl Conn {
                     taken += n;
                     self.net_in += n as u64;
                     self.last_activity = std::time::Instant::now();
-                    if self.inbuf.len() > QUERY_BUFFER_LIMIT {
+                    if self.inbuf.len() > crate::gucs::QUERY_BUFFER_LIMIT_KB.get().max(1024) as usize * 1024 {
                         pgrx::log!("pgkv: closing client {} that reached the query buffer limit", self.session.id);
                         self.broken = true;
                         self.inbuf = BytesMut::new();

@@ -335,6 +335,11 @@ impl RawClient {
         self.stream.write_all(bytes).expect("write");
     }
 
+    /// Writes what the server takes; false once it has closed the connection.
+    pub fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
     /// Reads one complete reply and returns its exact bytes. Panics on
     /// timeout; returns an empty vector if the server closed the connection.
     pub fn read_reply(&mut self) -> Vec<u8> {

@@ -104,11 +104,11 @@ fn protected_mode_refuses_other_hosts_until_a_password_is_set() {
 }
 
 #[test]
-fn a_client_past_pgkv_output_limit_is_disconnected() {
-    let c = PgCluster::start_with(&["pgkv.output_limit = '1MB'"]);
+fn clients_past_the_output_and_query_buffer_limits_are_disconnected() {
+    let c = PgCluster::start_with(&["pgkv.output_limit = '1MB'", "pgkv.client_query_buffer_limit = '1MB'"]);
     let mut r = c.raw();
-    let big = "x".repeat(2 << 20);
-    assert_eq!(r.call(&["SET", "big", &big]), b"+OK\r\n");
+    // Written from SQL: a 2 MB SET would itself pass the query buffer limit.
+    c.psql("SELECT kv.set('big', repeat('x', 2097152))");
     assert_eq!(r.call(&["STRLEN", "big"]), b":2097152\r\n");
     r.send(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n");
     assert!(r.is_closed(), "a 2 MB reply passes the 1 MB limit");
@@ -116,4 +116,15 @@ fn a_client_past_pgkv_output_limit_is_disconnected() {
     assert_eq!(other.call(&["GETRANGE", "big", "0", "2"]), b"$3\r\nxxx\r\n");
     let info = String::from_utf8(other.call(&["INFO", "stats"])).unwrap();
     assert!(info.contains("pgkv_output_limit_disconnections:1\r\n"), "{info}");
+    // An unfinished 3 MB argument: the client is dropped once 1 MB waits.
+    let mut q = c.raw();
+    q.send(b"*3\r\n$3\r\nSET\r\n$1\r\nq\r\n$3000000\r\n");
+    let chunk = vec![b'y'; 64 * 1024];
+    for _ in 0..24 {
+        if !q.try_send(&chunk) {
+            break;
+        }
+    }
+    assert!(q.is_closed(), "past client_query_buffer_limit");
+    assert_eq!(other.call(&["EXISTS", "q"]), b":0\r\n");
 }
