@@ -535,6 +535,13 @@ fn idle_and_slow_clients_do_not_slow_down_others() {
     };
     let target = 5000.min(limit.saturating_sub(300));
     let c = PgCluster::start();
+    let pid = c.psql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'pgkv'").trim().to_string();
+    let rss_kb = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let rss_before = rss_kb();
     let mut idle = Vec::new();
     for _ in 0..target {
         match std::net::TcpStream::connect(("127.0.0.1", c.redis_port)) {
@@ -565,5 +572,9 @@ fn idle_and_slow_clients_do_not_slow_down_others() {
     assert!(per_command < Duration::from_millis(50), "a command took {per_command:?} on average");
     let info = String::from_utf8(r.call(&["INFO", "clients"])).unwrap();
     assert!(info.contains(&format!("connected_clients:{}\r\n", target + slow.len() + 1)), "{info}");
+    // Memory grows with the clients, boundedly: well under 64 KB each.
+    let grown = rss_kb().saturating_sub(rss_before);
+    eprintln!("worker RSS grew by {grown} kB for {} clients", target + slow.len());
+    assert!(grown < 64 * (target as u64 + 21), "worker RSS grew by {grown} kB for {target} idle clients");
     drop(idle);
 }
