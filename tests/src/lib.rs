@@ -217,6 +217,21 @@ impl PgCluster {
     pub fn raw(&self) -> RawClient {
         RawClient::connect(self.redis_port)
     }
+
+    /// A raw client served by worker `worker` of a cluster with
+    /// `pgkv.workers = 2`: connects until the kernel hands one to it (client
+    /// ids are worker + 1 + n * workers).
+    pub fn client_on_worker(&self, worker: i64) -> RawClient {
+        for _ in 0..200 {
+            let mut r = self.raw();
+            let id = r.call(&["CLIENT", "ID"]);
+            let id: i64 = std::str::from_utf8(&id[1..id.len() - 2]).unwrap().parse().unwrap();
+            if (id - 1) % 2 == worker {
+                return r;
+            }
+        }
+        panic!("no connection landed on worker {worker}");
+    }
 }
 
 impl Drop for PgCluster {

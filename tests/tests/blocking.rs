@@ -285,19 +285,8 @@ fn many_consumers_pop_every_item_exactly_once() {
 #[test]
 fn pushes_on_one_worker_wake_clients_on_the_other() {
     let c = PgCluster::start_with(&["pgkv.workers = 2"]);
-    let on = |worker: i64| {
-        for _ in 0..200 {
-            let mut r = c.raw();
-            let id = r.call(&["CLIENT", "ID"]);
-            let id: i64 = std::str::from_utf8(&id[1..id.len() - 2]).unwrap().parse().unwrap();
-            if (id - 1) % 2 == worker {
-                return r;
-            }
-        }
-        panic!("no client on worker {worker}");
-    };
-    let mut waiter = on(0);
-    let mut pusher = on(1);
+    let mut waiter = c.client_on_worker(0);
+    let mut pusher = c.client_on_worker(1);
     blpop(&mut waiter, "xw");
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(pusher.call(&["RPUSH", "xw", "hello"]), b":1\r\n");

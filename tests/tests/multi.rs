@@ -170,19 +170,8 @@ fn watch_sees_sql_writes_and_exec_is_one_transaction() {
 #[test]
 fn watch_sees_writes_from_another_worker() {
     let c = PgCluster::start_with(&["pgkv.workers = 2"]);
-    let on = |worker: i64| {
-        for _ in 0..200 {
-            let mut r = c.raw();
-            let id = r.call(&["CLIENT", "ID"]);
-            let id: i64 = std::str::from_utf8(&id[1..id.len() - 2]).unwrap().parse().unwrap();
-            if (id - 1) % 2 == worker {
-                return r;
-            }
-        }
-        panic!("no client on worker {worker}");
-    };
-    let mut a = on(0);
-    let mut b = on(1);
+    let mut a = c.client_on_worker(0);
+    let mut b = c.client_on_worker(1);
     a.call(&["SET", "xw", "1"]);
     assert_eq!(reply(&mut a, &["WATCH", "xw"]), "+OK\\r\\n");
     assert_eq!(reply(&mut b, &["INCR", "xw"]), ":2\\r\\n");

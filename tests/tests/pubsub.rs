@@ -165,26 +165,12 @@ fn a_subscriber_that_does_not_read_is_disconnected() {
     assert_eq!(pong, "PONG");
 }
 
-/// Connects until it has a client on the wanted worker (client ids are
-/// worker + 1 + n * workers).
-fn client_on_worker(c: &PgCluster, worker: i64) -> RawClient {
-    for _ in 0..200 {
-        let mut r = c.raw();
-        let id = r.call(&["CLIENT", "ID"]);
-        let id: i64 = std::str::from_utf8(&id[1..id.len() - 2]).unwrap().parse().unwrap();
-        if (id - 1) % 2 == worker {
-            return r;
-        }
-    }
-    panic!("no connection landed on worker {worker}");
-}
-
 #[test]
 fn publisher_and_subscriber_on_different_workers() {
     let c = PgCluster::start_with(&["pgkv.workers = 2"]);
-    let mut sub = client_on_worker(&c, 0);
-    let mut psub = client_on_worker(&c, 0);
-    let mut publisher = client_on_worker(&c, 1);
+    let mut sub = c.client_on_worker(0);
+    let mut psub = c.client_on_worker(0);
+    let mut publisher = c.client_on_worker(1);
     subscribe(&mut sub, "w2:ch");
     let r = psub.call(&["PSUBSCRIBE", "w2:*"]);
     assert!(r.starts_with(b"*3\r\n$10\r\npsubscribe"), "{}", show(&r));

@@ -610,20 +610,7 @@ fn a_postgres_error_inside_a_script_rolls_it_back_and_the_worker_survives() {
 /// Connections to each of a two-worker cluster's workers (client ids are
 /// i+1, i+1+n... on worker i).
 fn one_per_worker(c: &PgCluster) -> Vec<RawClient> {
-    let mut found: Vec<Option<RawClient>> = vec![None, None];
-    for _ in 0..200 {
-        let mut r = c.raw();
-        let id = String::from_utf8(r.call(&["CLIENT", "ID"])).unwrap();
-        let id: i64 = id.trim_start_matches(':').trim().parse().unwrap();
-        let w = ((id - 1) % 2) as usize;
-        if found[w].is_none() {
-            found[w] = Some(r);
-        }
-        if found.iter().all(Option::is_some) {
-            break;
-        }
-    }
-    found.into_iter().map(|r| r.expect("both workers accepted a client")).collect()
+    vec![c.client_on_worker(0), c.client_on_worker(1)]
 }
 
 #[test]
