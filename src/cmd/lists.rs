@@ -337,30 +337,6 @@ fn rpoplpush(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     move_element(ctx, &src, &dst, false, true)
 }
 
-/// The arguments of LMPOP and BLMPOP after the timeout:
-/// `numkeys key [key ...] LEFT|RIGHT [COUNT count]`.
-fn mpop_args(args: &mut Args) -> Result<(Vec<Bytes>, bool, Option<i64>), CmdError> {
-    let numkeys = pgkv_resp::num::parse_i64(&args.next_bytes()?)
-        .filter(|n| *n > 0)
-        .ok_or_else(|| CmdError::msg("ERR numkeys should be greater than 0"))?;
-    if numkeys as u64 + 1 > args.remaining() as u64 {
-        return Err(CmdError::syntax());
-    }
-    let keys: Vec<Bytes> = (0..numkeys).map(|_| args.next_bytes()).collect::<Result<_, _>>()?;
-    let left = side(&args.next_bytes()?)?;
-    let mut count = None;
-    while let Some(opt) = args.peek().cloned() {
-        args.next_bytes()?;
-        if count.is_none() && eq_ic(&opt, "count") && !args.is_empty() {
-            let n = pgkv_resp::num::parse_i64(&args.next_bytes()?).filter(|n| *n > 0);
-            count = Some(n.ok_or_else(|| CmdError::msg("ERR count should be greater than 0"))?);
-        } else {
-            return Err(CmdError::syntax());
-        }
-    }
-    Ok((keys, left, count))
-}
-
 /// Pops from the first non-empty list of `keys`: `[key, [elements]]`.
 fn mpop(ctx: &mut Ctx, keys: &[Bytes], left: bool, count: i64) -> Result<Option<Frame>, CmdError> {
     for key in keys {
@@ -377,14 +353,14 @@ fn mpop(ctx: &mut Ctx, keys: &[Bytes], left: bool, count: i64) -> Result<Option<
 
 /// `LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]`
 fn lmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    let (keys, left, count) = mpop_args(args)?;
+    let (keys, left, count) = super::mpop_args(args, side)?;
     Ok(mpop(ctx, &keys, left, count.unwrap_or(1))?.unwrap_or(Frame::NullArray))
 }
 
 /// `BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]`
 fn blmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let deadline = blocking::parse_timeout(&args.next_bytes()?, ctx.now_ms)?;
-    let (keys, left, count) = mpop_args(args)?;
+    let (keys, left, count) = super::mpop_args(args, side)?;
     match mpop(ctx, &keys, left, count.unwrap_or(1))? {
         Some(reply) => Ok(reply),
         None => blocking::block(ctx, keys, deadline, Frame::NullArray),

@@ -274,6 +274,32 @@ pub fn random_sample(_ctx: &Ctx, len: usize, count: i64) -> Vec<usize> {
     })
 }
 
+/// What LMPOP, BLMPOP, ZMPOP and BZMPOP share after the timeout:
+/// `numkeys key [key ...] <end> [COUNT count]`, with `end` reading the word
+/// that picks the end (LEFT|RIGHT, MIN|MAX). Returns the keys, the end and
+/// the count if given.
+pub fn mpop_args(args: &mut Args, end: fn(&[u8]) -> Result<bool, CmdError>) -> Result<(Vec<Bytes>, bool, Option<i64>), CmdError> {
+    let numkeys = pgkv_resp::num::parse_i64(&args.next_bytes()?)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| CmdError::msg("ERR numkeys should be greater than 0"))?;
+    if numkeys as u64 + 1 > args.remaining() as u64 {
+        return Err(CmdError::syntax());
+    }
+    let keys: Vec<Bytes> = (0..numkeys).map(|_| args.next_bytes()).collect::<Result<_, _>>()?;
+    let which = end(&args.next_bytes()?)?;
+    let mut count = None;
+    while let Some(opt) = args.peek().cloned() {
+        args.next_bytes()?;
+        if count.is_none() && eq_ic(&opt, "count") && !args.is_empty() {
+            let n = pgkv_resp::num::parse_i64(&args.next_bytes()?).filter(|n| *n > 0);
+            count = Some(n.ok_or_else(|| CmdError::msg("ERR count should be greater than 0"))?);
+        } else {
+            return Err(CmdError::syntax());
+        }
+    }
+    Ok((keys, which, count))
+}
+
 /// Redis's start/stop normalisation for ranks and list indexes (LRANGE,
 /// LTRIM, ZRANGE, ZREMRANGEBYRANK): negative counts from the end; `None`
 /// is an empty range.

@@ -623,35 +623,15 @@ fn zpopmax(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     zpop(ctx, args, true)
 }
 
-/// The arguments of ZMPOP and BZMPOP after the timeout:
-/// `numkeys key [key ...] MIN|MAX [COUNT count]`.
-fn mpop_args(args: &mut Args) -> Result<(Vec<Bytes>, bool, Option<i64>), CmdError> {
-    let numkeys = pgkv_resp::num::parse_i64(&args.next_bytes()?)
-        .filter(|n| *n > 0)
-        .ok_or_else(|| CmdError::msg("ERR numkeys should be greater than 0"))?;
-    if numkeys as u64 + 1 > args.remaining() as u64 {
-        return Err(CmdError::syntax());
-    }
-    let keys: Vec<Bytes> = (0..numkeys).map(|_| args.next_bytes()).collect::<Result<_, _>>()?;
-    let where_ = args.next_bytes()?;
-    let max = if eq_ic(&where_, "max") {
-        true
-    } else if eq_ic(&where_, "min") {
-        false
+/// ZMPOP's MIN|MAX: true for MAX.
+fn min_max(arg: &[u8]) -> Result<bool, CmdError> {
+    if eq_ic(arg, "max") {
+        Ok(true)
+    } else if eq_ic(arg, "min") {
+        Ok(false)
     } else {
-        return Err(CmdError::syntax());
-    };
-    let mut count = None;
-    while let Some(opt) = args.peek().cloned() {
-        args.next_bytes()?;
-        if count.is_none() && eq_ic(&opt, "count") && !args.is_empty() {
-            let n = pgkv_resp::num::parse_i64(&args.next_bytes()?).filter(|n| *n > 0);
-            count = Some(n.ok_or_else(|| CmdError::msg("ERR count should be greater than 0"))?);
-        } else {
-            return Err(CmdError::syntax());
-        }
+        Err(CmdError::syntax())
     }
-    Ok((keys, max, count))
 }
 
 /// Pops from the first non-empty sorted set of `keys`: `[key, [[member, score] ...]]`.
@@ -667,14 +647,14 @@ fn mpop(ctx: &mut Ctx, keys: &[Bytes], max: bool, count: i64) -> Result<Option<F
 
 /// `ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]`
 fn zmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
-    let (keys, max, count) = mpop_args(args)?;
+    let (keys, max, count) = super::mpop_args(args, min_max)?;
     Ok(mpop(ctx, &keys, max, count.unwrap_or(1))?.unwrap_or(Frame::NullArray))
 }
 
 /// `BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]`
 fn bzmpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let deadline = super::blocking::parse_timeout(&args.next_bytes()?, ctx.now_ms)?;
-    let (keys, max, count) = mpop_args(args)?;
+    let (keys, max, count) = super::mpop_args(args, min_max)?;
     match mpop(ctx, &keys, max, count.unwrap_or(1))? {
         Some(reply) => Ok(reply),
         None => super::blocking::block(ctx, keys, deadline, Frame::NullArray),
