@@ -52,14 +52,15 @@ fn lookup(ctx: &Ctx, key: &[u8]) -> Result<Option<Entry>, CmdError> {
 fn del(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let keys = args.rest();
     let deleted = ctx.store().delete(ctx.session.db, keys, ctx.now_ms)?;
-    let mut reported: Vec<&[u8]> = Vec::new();
+    let n = deleted.len() as i64;
+    // One `del` per deleted key, in the order the command named them.
+    let mut unreported: std::collections::HashSet<Vec<u8>> = deleted.into_iter().collect();
     for k in keys {
-        if deleted.iter().any(|d| d[..] == k[..]) && !reported.contains(&&k[..]) {
+        if unreported.remove(&k[..]) {
             ctx.notify(GENERIC, "del", k);
-            reported.push(k);
         }
     }
-    Ok(Frame::Integer(deleted.len() as i64))
+    Ok(Frame::Integer(n))
 }
 
 /// `EXISTS key [key ...]`, `TOUCH key [key ...]`: a key named twice counts twice.
