@@ -411,7 +411,8 @@ fn reject(ctx: &mut Ctx, argv: &[Bytes], e: CmdError) -> CmdError {
     if let Some(queue) = ctx.session.multi.as_mut() {
         queue.dirty = true;
     }
-    if !eq_ic(&argv[0], "exec") {
+    // SQL has no MULTI to discard: its refusal stays plain.
+    if !eq_ic(&argv[0], "exec") || ctx.session.origin == Origin::Sql {
         return e;
     }
     ctx.session.multi = None;

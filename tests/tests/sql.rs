@@ -129,3 +129,30 @@ fn hot_single_key_queries_use_indexes() {
     }
     c.psql("DELETE FROM kv.hashes WHERE id = 424242; DELETE FROM kv.lists WHERE id = 434343; DELETE FROM kv.zsets WHERE id = 444444; DELETE FROM kv.keys WHERE db = 5");
 }
+
+/// The commands of pub/sub, blocking and transactions from SQL: the ones
+/// Redis flags `noscript` (connection state, blocking) are refused.
+#[test]
+fn pubsub_blocking_and_transaction_commands_from_sql() {
+    let c = shared();
+    let mut sql = c.sql();
+    sql.batch_execute("SET pgkv.sql_db = 12").unwrap();
+    sql.batch_execute("SELECT kv.call('DEL', 'sqlb:l', 'sqlb:z')").unwrap();
+    let call = |sql: &mut postgres::Client, q: &str| -> Result<Option<String>, String> {
+        sql.query_one(&format!("SELECT ({q})::text"), &[]).map(|r| r.get::<_, Option<String>>(0)).map_err(|e| {
+            e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())
+        })
+    };
+    // Blocking commands carry Redis 7.0's `noscript` flag: refused from SQL
+    // as from scripts. Their non-blocking twins work.
+    let refused = Err("ERR This Redis command is not allowed from SQL".to_string());
+    assert_eq!(call(&mut sql, "kv.call('BLPOP', 'sqlb:l', '0')"), refused);
+    assert_eq!(call(&mut sql, "kv.call('BZPOPMIN', 'sqlb:z', '0')"), refused);
+    assert_eq!(call(&mut sql, "kv.rpush('sqlb:l', 'a')"), Ok(Some("1".into())));
+    assert_eq!(call(&mut sql, "kv.call('LMPOP', '1', 'sqlb:l', 'LEFT')"), Ok(Some(r#"["sqlb:l", ["a"]]"#.into())));
+    assert_eq!(call(&mut sql, "kv.call('PUBLISH', 'sqlb:nobody', 'x')"), Ok(Some("0".into())));
+    assert_eq!(call(&mut sql, "kv.call('PUBSUB', 'NUMSUB', 'sqlb:nobody')"), Ok(Some(r#"["sqlb:nobody", 0]"#.into())));
+    for cmd in ["'SUBSCRIBE', 'sqlb:ch'", "'MULTI'", "'EXEC'", "'WATCH', 'sqlb:l'"] {
+        assert_eq!(call(&mut sql, &format!("kv.call({cmd})")), refused, "{cmd}");
+    }
+}
