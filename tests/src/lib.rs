@@ -58,10 +58,13 @@ pub fn free_port() -> u16 {
 pub fn wait_for_ping(port: u16, what: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
+        // A server still starting (or being restarted after a crash) may
+        // accept and then reset the connection: that is "not yet".
         if let Ok(mut c) = RawClient::try_connect(port) {
-            let reply = c.call(&[b"PING"]);
-            if reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH") {
-                return;
+            if let Some(reply) = c.try_call(&[b"PING"]) {
+                if reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH") {
+                    return;
+                }
             }
         }
         assert!(Instant::now() < deadline, "{what} did not answer PING on port {port}");
@@ -395,6 +398,24 @@ impl RawClient {
         self.stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut chunk = [0u8; 1024];
         matches!(self.stream.read(&mut chunk), Ok(0) | Err(_))
+    }
+
+    /// Like `call`, but `None` when the connection fails before a whole
+    /// reply arrives.
+    pub fn try_call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Option<Vec<u8>> {
+        let mut out = BytesMut::new();
+        encode_request(args, &mut out);
+        self.stream.write_all(&out).ok()?;
+        loop {
+            if let Ok(Some((_, used))) = decode(&self.buf) {
+                return Some(self.buf.split_to(used).to_vec());
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
     }
 
     /// Sends one command as a multibulk request and returns the raw reply.
