@@ -17,6 +17,21 @@ use super::Entry;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+/// A blind string write (SET, MSET) not sent yet. The batch's pending
+/// writes go out in one multi-row upsert, before the next statement of any
+/// kind runs (so every statement sees them) or at the flush ending the unit
+/// of work; meanwhile the cache answers reads of these keys.
+pub struct PendingSet {
+    pub db: i16,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub expire_at: Option<i64>,
+}
+
+/// The id a pending key's cached row shows: ids start at 1, and only
+/// collection commands, which never see a pending (string) key, use them.
+pub const PENDING_ID: i64 = 0;
+
 struct Cached {
     entry: Option<Entry>,
     locked: bool,
@@ -25,6 +40,49 @@ struct Cached {
 
 thread_local! {
     static ROWS: RefCell<HashMap<(i16, Vec<u8>), Cached>> = RefCell::new(HashMap::new());
+    static PENDING: RefCell<Vec<PendingSet>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Queues a blind string write and lets the cache answer for the key: its
+/// row is replaced outright, pending changes included (the upsert rewrites
+/// every column). Unlocked: a writing command that needs the row reads it
+/// again, which first sends the pending writes.
+pub fn push_set(set: PendingSet) {
+    let entry = Entry {
+        db: set.db,
+        key: set.key.clone(),
+        id: PENDING_ID,
+        ktype: super::KeyType::String,
+        expire_at: set.expire_at,
+        value: Some(set.value.clone()),
+        card: 0,
+        head: 0,
+    };
+    ROWS.with(|rows| {
+        rows.borrow_mut().insert((set.db, set.key.clone()), Cached { entry: Some(entry), locked: false, dirty: false });
+    });
+    PENDING.with(|p| p.borrow_mut().push(set));
+}
+
+pub fn has_pending() -> bool {
+    PENDING.with(|p| !p.borrow().is_empty())
+}
+
+/// The queued writes, in (db, key) order with the last write of each key
+/// only (one upsert may not touch a row twice; the order is the one every
+/// worker locks in).
+pub fn take_pending() -> Vec<PendingSet> {
+    let mut sets = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    // Stable: among equal keys the later write stays later.
+    sets.sort_by(|a, b| (a.db, &a.key).cmp(&(b.db, &b.key)));
+    let mut out: Vec<PendingSet> = Vec::with_capacity(sets.len());
+    for s in sets {
+        match out.last_mut() {
+            Some(last) if last.db == s.db && last.key == s.key => *last = s,
+            _ => out.push(s),
+        }
+    }
+    out
 }
 
 /// The cached row for a lookup, if it can serve it: `Some(None)` is a key
@@ -104,6 +162,9 @@ pub fn take_dirty() -> Vec<Entry> {
     })
 }
 
+/// Forgets every cached row and every unsent write (a rolled-back attempt's,
+/// or, after a flush, nothing).
 pub fn clear() {
     ROWS.with(|rows| rows.borrow_mut().clear());
+    PENDING.with(|p| p.borrow_mut().clear());
 }

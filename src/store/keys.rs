@@ -1,6 +1,7 @@
 //! Keyspace storage: whole keys, strings, TTLs, databases.
 
-use super::sql::{read, write, Sql, BYTEA, BYTEA_ARRAY, INT2, INT4, INT8};
+use super::sql::{read, write, Sql, BYTEA, BYTEA_ARRAY, INT2, INT2_ARRAY, INT4, INT8, INT8_ARRAY};
+use pgrx::datum::DatumWithOid;
 use super::{bytea, bytea_array, cache, Entry, KeyType, Store};
 use crate::error::CmdError;
 use bytes::Bytes;
@@ -24,6 +25,17 @@ static CREATE_STRINGS: Sql = write(
      ON CONFLICT DO NOTHING RETURNING key",
     &[INT2, BYTEA_ARRAY, BYTEA_ARRAY],
 );
+// The batch's queued SETs and MSETs (`cache::PendingSet`), one row each.
+static UPSERT_PENDING: Sql = write(
+    "INSERT INTO kv.keys AS k (db, key, type, expire_at, value) \
+     SELECT db, key, 's', expire_at, value FROM unnest($1, $2, $3, $4) AS u(db, key, expire_at, value) \
+     ON CONFLICT (db, key) DO UPDATE SET type = 's', expire_at = EXCLUDED.expire_at, value = EXCLUDED.value, \
+     card = 0, head = 0, id = CASE WHEN k.type = 's' THEN k.id ELSE nextval('kv.key_ids') END",
+    &[INT2_ARRAY, BYTEA_ARRAY, INT8_ARRAY, BYTEA_ARRAY],
+);
+/// Payloads up to this size are queued (and cached) by SET and MSET; larger
+/// ones are written at once rather than copied around.
+const QUEUE_MAX_VALUE: usize = 16 * 1024;
 static UNDO_CREATED: Sql = write("DELETE FROM kv.keys WHERE db = $1 AND key = ANY ($2)", &[INT2, BYTEA_ARRAY]);
 static UPSERT_STRINGS: Sql = write(
     "INSERT INTO kv.keys AS k (db, key, type, value) SELECT $1, key, 's', value FROM unnest($2, $3) AS u(key, value) \
@@ -89,10 +101,38 @@ pub struct ScanItem {
 impl<'a> Store<'a> {
     /// Creates or overwrites `key` as a string. Overwriting a key of another
     /// type gives it a new id: its members are swept in the background.
+    ///
+    /// The write is queued (see `cache::PendingSet`): a batch of SETs costs
+    /// one statement. See `may_queue` for when it is not.
     pub fn set_string(self, db: i16, key: &[u8], value: &[u8], expire_at: Option<i64>) -> Result<(), CmdError> {
+        if value.len() <= QUEUE_MAX_VALUE && may_queue() {
+            cache::push_set(cache::PendingSet { db, key: key.to_vec(), value: value.to_vec(), expire_at });
+            return Ok(());
+        }
         self.exec(&UPSERT_STRING, &[db.into(), bytea(key), expire_at.into(), bytea(value)])?;
         cache::forget(db, key);
         Ok(())
+    }
+
+    /// Sends the queued SET and MSET writes, in one statement.
+    pub(super) fn write_pending(self) -> Result<(), CmdError> {
+        let sets = cache::take_pending();
+        if sets.is_empty() {
+            return Ok(());
+        }
+        let mut dbs = Vec::with_capacity(sets.len());
+        let mut keys = Vec::with_capacity(sets.len());
+        let mut expires = Vec::with_capacity(sets.len());
+        let mut values = Vec::with_capacity(sets.len());
+        for s in sets {
+            dbs.push(s.db);
+            keys.push(s.key);
+            expires.push(s.expire_at);
+            values.push(s.value);
+        }
+        let args = [DatumWithOid::from(dbs), DatumWithOid::from(keys), DatumWithOid::from(expires), DatumWithOid::from(values)];
+        // Straight to SPI: `run` would come back here first.
+        super::sql::run(self.spi, &UPSERT_PENDING, &args, |_| Ok(()))
     }
 
     /// Creates a string a read-modify-write command (INCR, APPEND, SETBIT...)
@@ -142,6 +182,12 @@ impl<'a> Store<'a> {
     /// MSET: every pair in one statement; a key named twice takes its last
     /// value, as sequential SETs would leave it.
     pub fn set_strings(self, db: i16, pairs: &[(Bytes, Bytes)]) -> Result<(), CmdError> {
+        if may_queue() && pairs.iter().all(|(_, v)| v.len() <= QUEUE_MAX_VALUE) {
+            for (k, v) in pairs {
+                cache::push_set(cache::PendingSet { db, key: k.to_vec(), value: v.to_vec(), expire_at: None });
+            }
+            return Ok(());
+        }
         let (keys, values) = last_values(db, pairs);
         self.exec(&UPSERT_STRINGS, &[db.into(), bytea_array(&keys), bytea_array(&values)])?;
         Ok(())
@@ -353,6 +399,14 @@ impl<'a> Store<'a> {
 
 /// The keys of MSET-style pairs, each with the last value given for it
 /// (what sequential SETs would leave); forgets their cached rows.
+/// Whether a blind write may be queued. Not for a command running as a
+/// client's role (its writes are checked as that role when they happen),
+/// nor inside a script, whose `redis.pcall` must get a Postgres error
+/// (a lock timeout, say) from the call that caused it.
+fn may_queue() -> bool {
+    !super::running_as_role() && crate::lua::running_eval().is_none()
+}
+
 fn last_values(db: i16, pairs: &[(Bytes, Bytes)]) -> (Vec<Bytes>, Vec<Bytes>) {
     let mut keys: Vec<Bytes> = Vec::with_capacity(pairs.len());
     let mut values: Vec<Bytes> = Vec::with_capacity(pairs.len());

@@ -137,6 +137,19 @@ static FLUSH_ROW: Sql = write(
     "UPDATE kv.keys SET expire_at = $4, value = coalesce($5, value), card = $6, head = $7 WHERE db = $1 AND key = $2 AND id = $3",
     &[INT2, BYTEA, INT8, INT8, BYTEA, INT8, INT8],
 );
+// FLUSH_ROW for many rows. An upsert rather than UPDATE ... FROM unnest:
+// its conflict check always probes the primary key, whatever plan a join
+// would get. The id check keeps a row of another incarnation untouched;
+// a row that is gone altogether would be inserted, reported by `inserted`.
+static FLUSH_ROWS: Sql = write(
+    "INSERT INTO kv.keys AS k (db, key, id, type, expire_at, value, card, head) \
+     SELECT db, key, id, 's', expire_at, value, card, head FROM unnest($1, $2, $3, $4, $5, $6, $7) \
+     AS u(db, key, id, expire_at, value, card, head) \
+     ON CONFLICT (db, key) DO UPDATE SET expire_at = EXCLUDED.expire_at, value = coalesce(EXCLUDED.value, k.value), \
+     card = EXCLUDED.card, head = EXCLUDED.head WHERE k.id = EXCLUDED.id \
+     RETURNING k.xmax = 0 AS inserted, k.db, k.key, k.id",
+    &[sql::INT2_ARRAY, sql::BYTEA_ARRAY, sql::INT8_ARRAY, sql::INT8_ARRAY, sql::BYTEA_ARRAY, sql::INT8_ARRAY, sql::INT8_ARRAY],
+);
 static DELETE_IF_EXPIRED: Sql = write("DELETE FROM kv.keys WHERE db = $1 AND key = $2 AND expire_at <= $3 RETURNING 1", &[INT2, BYTEA, INT8]);
 static CREATE_KEY: Sql = write(
     "INSERT INTO kv.keys (db, key, type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING id",
@@ -158,7 +171,12 @@ impl<'a> Store<'a> {
         Store { write, ..self }
     }
 
+    /// Runs a statement; the batch's queued string writes go first, so it
+    /// sees them (see `cache::PendingSet`).
     fn run<R>(self, sql: &'static Sql, args: &[DatumWithOid<'_>], f: impl FnOnce(SpiTupleTable<'a>) -> Result<R, CmdError>) -> Result<R, CmdError> {
+        if cache::has_pending() {
+            self.write_pending()?;
+        }
         sql::run(self.spi, sql, args, f)
     }
 
@@ -307,11 +325,57 @@ impl<'a> Store<'a> {
     /// before any statement that reads kv.keys other than by key, at the end
     /// of each batch and of each SQL call.
     pub fn flush(self) -> Result<(), CmdError> {
-        for e in cache::take_dirty() {
+        self.write_pending()?;
+        let mut dirty = cache::take_dirty();
+        if let [e] = dirty.as_slice() {
             // A NULL payload keeps the stored one (a string whose payload
             // this batch never read).
             let value = e.value.as_deref().map(bytea).unwrap_or(DatumWithOid::null::<Vec<u8>>());
             self.exec(&FLUSH_ROW, &[e.db.into(), bytea(&e.key), e.id.into(), e.expire_at.into(), value, e.card.into(), e.head.into()])?;
+            return Ok(());
+        }
+        if dirty.is_empty() {
+            return Ok(());
+        }
+        // Many rows (INCR or EXPIRE over many keys): one statement, rows in
+        // key order like every other multi-row write.
+        dirty.sort_by(|a, b| (a.db, &a.key).cmp(&(b.db, &b.key)));
+        let n = dirty.len();
+        let (mut dbs, mut keys, mut ids) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut expires, mut values, mut cards, mut heads) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        for e in dirty {
+            dbs.push(e.db);
+            keys.push(e.key);
+            ids.push(e.id);
+            expires.push(e.expire_at);
+            values.push(e.value);
+            cards.push(e.card);
+            heads.push(e.head);
+        }
+        let args = [
+            DatumWithOid::from(dbs),
+            DatumWithOid::from(keys),
+            DatumWithOid::from(ids),
+            DatumWithOid::from(expires),
+            DatumWithOid::from(values),
+            DatumWithOid::from(cards),
+            DatumWithOid::from(heads),
+        ];
+        let missing = self.run(&FLUSH_ROWS, &args, |rows| {
+            let mut missing = Vec::new();
+            for row in rows {
+                if row.get::<bool>(1)?.unwrap_or(false) {
+                    missing.push((row.get::<i16>(2)?.unwrap_or_default(), row.get::<Vec<u8>>(3)?.unwrap_or_default(), row.get::<i64>(4)?.unwrap_or_default()));
+                }
+            }
+            Ok(missing)
+        })?;
+        // Cannot happen: a dirty row is locked by this transaction, and
+        // whatever removes a key row forgets it first. Should it ever, the
+        // row the upsert made up is taken back rather than resurrected.
+        for (db, key, id) in missing {
+            pgrx::warning!("pgkv: key row written back after it was removed; undone");
+            self.exec(&DELETE_BY_ID, &[db.into(), bytea(&key), id.into()])?;
         }
         Ok(())
     }
@@ -346,6 +410,11 @@ thread_local! {
 /// user and security context to return to for server-side work.
 pub fn set_worker_user(worker: Option<(pgrx::pg_sys::Oid, i32)>) {
     WORKER_USER.with(|w| w.set(worker));
+}
+
+/// Whether the running command runs as a client's role.
+fn running_as_role() -> bool {
+    WORKER_USER.with(|w| w.get()).is_some()
 }
 
 /// Runs `f` as the worker's own user when a command runs as a role (an

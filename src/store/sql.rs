@@ -24,6 +24,7 @@ pub const INT8: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::INT8OID);
 pub const FLOAT8: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::FLOAT8OID);
 pub const BYTEA: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::BYTEAOID);
 pub const BYTEA_ARRAY: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::BYTEAARRAYOID);
+pub const INT2_ARRAY: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::INT2ARRAYOID);
 pub const INT8_ARRAY: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::INT8ARRAYOID);
 pub const FLOAT8_ARRAY: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::FLOAT8ARRAYOID);
 pub const CHAR: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::CHAROID);

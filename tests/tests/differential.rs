@@ -246,3 +246,85 @@ fn pipelined_mixed_commands_match_redis() {
         d.check_raw(&req, 200);
     });
 }
+
+/// SET and MSET are queued and sent as one upsert per batch; key rows
+/// changed by other writes are written back at its end. Everything a
+/// later command of the same batch does with those keys must behave as if
+/// each write had happened at once: reads, read-modify-writes, type
+/// changes, deletes, TTLs, renames, counts, and (last) the state left
+/// behind for the next batch.
+#[test]
+fn queued_writes_in_one_batch_match_redis() {
+    both_protocols("queued", |d, k| {
+        let (a, b, c, h, n) = (k("a"), k("b"), k("c"), k("h"), k("n"));
+        let mut cmds: Vec<Vec<String>> = Vec::new();
+        let mut add = |words: &[&str]| cmds.push(words.iter().map(|w| w.to_string()).collect());
+        add(&["DEL", &a, &b, &c, &h, &n]);
+        add(&["SET", &a, "1"]);
+        add(&["GET", &a]);
+        add(&["INCR", &a]);
+        add(&["GET", &a]);
+        add(&["SET", &a, "x"]);
+        add(&["APPEND", &a, "yz"]);
+        add(&["STRLEN", &a]);
+        add(&["MSET", &b, "1", &c, "2", &b, "3"]);
+        add(&["MGET", &a, &b, &c]);
+        add(&["EXISTS", &a, &b, &c, &n]);
+        add(&["HSET", &h, "f", "v"]);
+        add(&["SET", &h, "now a string"]);
+        add(&["TYPE", &h]);
+        add(&["HGET", &h, "f"]);
+        add(&["GET", &h]);
+        add(&["HSET", &h, "f", "v"]);
+        add(&["SET", &b, "v", "EX", "100"]);
+        add(&["TTL", &b]);
+        add(&["SET", &b, "w", "KEEPTTL"]);
+        add(&["TTL", &b]);
+        add(&["SET", &b, "w2"]);
+        add(&["TTL", &b]);
+        add(&["SET", &c, "gone"]);
+        add(&["DEL", &c]);
+        add(&["GET", &c]);
+        add(&["SET", &c, "back"]);
+        add(&["GETDEL", &c]);
+        add(&["EXISTS", &c]);
+        add(&["SET", &n, "renamed"]);
+        add(&["RENAME", &n, &c]);
+        add(&["GET", &c]);
+        add(&["GET", &n]);
+        add(&["SET", &n, "old", "GET"]);
+        add(&["SET", &n, "new", "GET"]);
+        add(&["SET", &n, "nx", "NX"]);
+        add(&["SET", &n, "xx", "XX"]);
+        add(&["GET", &n]);
+        add(&["SETEX", &a, "50", "e"]);
+        add(&["TTL", &a]);
+        add(&["PERSIST", &a]);
+        add(&["TTL", &a]);
+        // Many keys in one batch: the multi-row write-back of INCR and EXPIRE.
+        for i in 0..20 {
+            let key = k(&format!("m{i}"));
+            add(&["SET", &key, &i.to_string()]);
+            add(&["INCRBY", &key, "10"]);
+            add(&["EXPIRE", &key, "1000"]);
+        }
+        let mut req = Vec::new();
+        for cmd in &cmds {
+            let mut buf = bytes::BytesMut::new();
+            pgkv_resp::encode_request(cmd, &mut buf);
+            req.extend_from_slice(&buf);
+        }
+        d.check_raw(&req, cmds.len());
+        // What the batch left behind, read in later batches.
+        for key in [&a, &b, &c, &h, &n] {
+            d.check(&["GET", key]);
+            d.check(&["TYPE", key]);
+            d.check(&["TTL", key]);
+        }
+        for i in 0..20 {
+            let key = k(&format!("m{i}"));
+            d.check(&["GET", &key]);
+            d.check(&["TTL", &key]);
+        }
+    });
+}
