@@ -366,7 +366,12 @@ impl RawClient {
                 return self.buf.split_to(used).to_vec();
             }
             let mut chunk = [0u8; 65536];
-            let n = self.stream.read(&mut chunk).expect("read reply");
+            let n = match self.stream.read(&mut chunk) {
+                // A signal to the test process (with a read timeout set,
+                // Linux reports EINTR instead of restarting the read).
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => other.expect("read reply"),
+            };
             if n == 0 {
                 assert!(self.buf.is_empty(), "connection closed inside a reply");
                 return Vec::new();
