@@ -129,8 +129,13 @@ static LOCK_META: Sql =
     write("SELECT id, type, expire_at, NULL::bytea, card, head FROM kv.keys WHERE db = $1 AND key = $2 FOR UPDATE", &[INT2, BYTEA]);
 static LOCK_VALUE: Sql =
     write("SELECT id, type, expire_at, value, card, head FROM kv.keys WHERE db = $1 AND key = $2 FOR UPDATE", &[INT2, BYTEA]);
+// One primary-key probe per key, like LOCK_PREFETCH below (and for the
+// same reason: "key = ANY ($2)" leaves the planner a whole-database plan).
+// LIMIT 1 (the key is unique) keeps the subquery from being flattened
+// into a join, which could be planned the same way.
 static PREFETCH: Sql = read(
-    "SELECT id, type, expire_at, value, card, head, key FROM kv.keys WHERE db = $1 AND key = ANY ($2)",
+    "SELECT k.id, k.type, k.expire_at, k.value, k.card, k.head, k.key FROM unnest($2) AS u(key) \
+     CROSS JOIN LATERAL (SELECT * FROM kv.keys WHERE db = $1 AND key = u.key LIMIT 1) AS k",
     &[INT2, sql::BYTEA_ARRAY],
 );
 // Locks the key rows a batch's writing commands will use, one primary-key
