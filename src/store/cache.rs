@@ -28,6 +28,15 @@ pub struct PendingSet {
     pub expire_at: Option<i64>,
 }
 
+/// A list element pushed by LPUSH/RPUSH (or a move's push) not sent yet:
+/// the push's reply comes from the locked, cached key row, so the row can
+/// wait and go out with the batch's other pushes in one statement.
+pub struct PendingPush {
+    pub id: i64,
+    pub pos: i64,
+    pub value: Vec<u8>,
+}
+
 /// The id a pending key's cached row shows: ids start at 1, and only
 /// collection commands, which never see a pending (string) key, use them.
 pub const PENDING_ID: i64 = 0;
@@ -41,6 +50,16 @@ struct Cached {
 thread_local! {
     static ROWS: RefCell<HashMap<(i16, Vec<u8>), Cached>> = RefCell::new(HashMap::new());
     static PENDING: RefCell<Vec<PendingSet>> = const { RefCell::new(Vec::new()) };
+    static PUSHES: RefCell<Vec<PendingPush>> = const { RefCell::new(Vec::new()) };
+}
+
+pub fn push_list_element(push: PendingPush) {
+    PUSHES.with(|p| p.borrow_mut().push(push));
+}
+
+/// The queued list elements, in the order they were pushed.
+pub fn take_pushes() -> Vec<PendingPush> {
+    PUSHES.with(|p| std::mem::take(&mut *p.borrow_mut()))
 }
 
 /// Queues a blind string write and lets the cache answer for the key: its
@@ -65,7 +84,7 @@ pub fn push_set(set: PendingSet) {
 }
 
 pub fn has_pending() -> bool {
-    PENDING.with(|p| !p.borrow().is_empty())
+    PENDING.with(|p| !p.borrow().is_empty()) || PUSHES.with(|p| !p.borrow().is_empty())
 }
 
 /// The queued writes, in (db, key) order with the last write of each key
@@ -167,4 +186,5 @@ pub fn take_dirty() -> Vec<Entry> {
 pub fn clear() {
     ROWS.with(|rows| rows.borrow_mut().clear());
     PENDING.with(|p| p.borrow_mut().clear());
+    PUSHES.with(|p| p.borrow_mut().clear());
 }

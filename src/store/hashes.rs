@@ -14,6 +14,12 @@ static HSET: Sql = write(
      ON CONFLICT (id, field) DO UPDATE SET value = EXCLUDED.value RETURNING (xmax = 0)",
     &[INT8, BYTEA_ARRAY, BYTEA_ARRAY, INT8_ARRAY],
 );
+// HSET of one field: the same without building and unnesting arrays.
+static HSET_ONE: Sql = write(
+    "INSERT INTO kv.hashes AS h (id, field, value, seq) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (id, field) DO UPDATE SET value = EXCLUDED.value RETURNING (xmax = 0)",
+    &[INT8, BYTEA, BYTEA, INT8],
+);
 static HSETNX: Sql = write(
     "INSERT INTO kv.hashes (id, field, value, seq) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1",
     &[INT8, BYTEA, BYTEA, INT8],
@@ -50,8 +56,7 @@ impl<'a> Store<'a> {
                 }
             }
         }
-        let seqs: Vec<i64> = (0..fields.len() as i64).map(|i| e.head + i).collect();
-        let added = self.run(&HSET, &[e.id.into(), bytea_array(&fields), bytea_array(&values), DatumWithOid::from(seqs)], |rows| {
+        let count_new = |rows: pgrx::spi::SpiTupleTable<'_>| {
             let mut n = 0;
             for row in rows {
                 if row.get::<bool>(1)?.unwrap_or(false) {
@@ -59,7 +64,13 @@ impl<'a> Store<'a> {
                 }
             }
             Ok(n)
-        })?;
+        };
+        let added = if let ([field], [value]) = (fields.as_slice(), values.as_slice()) {
+            self.run(&HSET_ONE, &[e.id.into(), bytea(field), bytea(value), e.head.into()], count_new)?
+        } else {
+            let seqs: Vec<i64> = (0..fields.len() as i64).map(|i| e.head + i).collect();
+            self.run(&HSET, &[e.id.into(), bytea_array(&fields), bytea_array(&values), DatumWithOid::from(seqs)], count_new)?
+        };
         self.set_card(e, e.card + added, e.head + fields.len() as i64)?;
         Ok(added)
     }

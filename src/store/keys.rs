@@ -35,7 +35,7 @@ static UPSERT_PENDING: Sql = write(
 );
 /// Payloads up to this size are queued (and cached) by SET and MSET; larger
 /// ones are written at once rather than copied around.
-const QUEUE_MAX_VALUE: usize = 16 * 1024;
+pub(super) const QUEUE_MAX_VALUE: usize = 16 * 1024;
 static UNDO_CREATED: Sql = write("DELETE FROM kv.keys WHERE db = $1 AND key = ANY ($2)", &[INT2, BYTEA_ARRAY]);
 static UPSERT_STRINGS: Sql = write(
     "INSERT INTO kv.keys AS k (db, key, type, value) SELECT $1, key, 's', value FROM unnest($2, $3) AS u(key, value) \
@@ -114,8 +114,11 @@ impl<'a> Store<'a> {
         Ok(())
     }
 
-    /// Sends the queued SET and MSET writes, in one statement.
+    /// Sends the queued writes: list pushes, then SETs and MSETs (a SET
+    /// queued after a push to the same key replaces that list), one
+    /// statement each.
     pub(super) fn write_pending(self) -> Result<(), CmdError> {
+        self.write_pushes()?;
         let sets = cache::take_pending();
         if sets.is_empty() {
             return Ok(());
@@ -399,11 +402,12 @@ impl<'a> Store<'a> {
 
 /// The keys of MSET-style pairs, each with the last value given for it
 /// (what sequential SETs would leave); forgets their cached rows.
-/// Whether a blind write may be queued. Not for a command running as a
-/// client's role (its writes are checked as that role when they happen),
-/// nor inside a script, whose `redis.pcall` must get a Postgres error
-/// (a lock timeout, say) from the call that caused it.
-fn may_queue() -> bool {
+/// Whether a write whose reply does not depend on it may be queued. Not
+/// for a command running as a client's role (its writes are checked as
+/// that role when they happen), nor inside a script, whose `redis.pcall`
+/// must get a Postgres error (a lock timeout, say) from the call that
+/// caused it.
+pub(super) fn may_queue() -> bool {
     !super::running_as_role() && crate::lua::running_eval().is_none()
 }
 

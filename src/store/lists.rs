@@ -13,6 +13,11 @@ static INSERT: Sql = write(
     "INSERT INTO kv.lists (id, pos, value) SELECT $1, p, v FROM unnest($2, $3) AS u(p, v)",
     &[INT8, INT8_ARRAY, BYTEA_ARRAY],
 );
+// The batch's queued pushes (`cache::PendingPush`), over any lists.
+static INSERT_QUEUED: Sql = write(
+    "INSERT INTO kv.lists (id, pos, value) SELECT * FROM unnest($1, $2, $3)",
+    &[INT8_ARRAY, INT8_ARRAY, BYTEA_ARRAY],
+);
 static TAKE: Sql = write(
     "DELETE FROM kv.lists WHERE id = $1 AND pos BETWEEN $2 AND $3 RETURNING pos, value",
     &[INT8, INT8, INT8],
@@ -22,6 +27,23 @@ static DROP_ALL: Sql = write("DELETE FROM kv.lists WHERE id = $1", &[INT8]);
 static SET: Sql = write("UPDATE kv.lists SET value = $3 WHERE id = $1 AND pos = $2", &[INT8, INT8, BYTEA]);
 
 impl<'a> Store<'a> {
+    /// Sends the queued list pushes in one statement.
+    pub(super) fn write_pushes(self) -> Result<(), CmdError> {
+        let pushes = super::cache::take_pushes();
+        if pushes.is_empty() {
+            return Ok(());
+        }
+        let (mut ids, mut positions, mut values) = (Vec::with_capacity(pushes.len()), Vec::with_capacity(pushes.len()), Vec::with_capacity(pushes.len()));
+        for p in pushes {
+            ids.push(p.id);
+            positions.push(p.pos);
+            values.push(p.value);
+        }
+        let args = [DatumWithOid::from(ids), DatumWithOid::from(positions), DatumWithOid::from(values)];
+        // Straight to SPI: `run` would come back here first.
+        super::sql::run(self.spi, &INSERT_QUEUED, &args, |_| Ok(()))
+    }
+
     /// Elements at list indexes `from..=to` (already clamped to the list).
     pub fn list_range(self, e: &Entry, from: i64, to: i64) -> Result<Vec<Vec<u8>>, CmdError> {
         self.column::<Vec<u8>>(&RANGE, &[e.id.into(), (e.head + from).into(), (e.head + to).into()])
@@ -32,7 +54,15 @@ impl<'a> Store<'a> {
     pub fn list_push(self, e: &Entry, values: &[Bytes], left: bool) -> Result<i64, CmdError> {
         let n = values.len() as i64;
         let positions: Vec<i64> = if left { (1..=n).map(|i| e.head - i).collect() } else { (0..n).map(|i| e.head + e.card + i).collect() };
-        self.exec(&INSERT, &[e.id.into(), DatumWithOid::from(positions), bytea_array(values)])?;
+        if super::keys::may_queue() && values.iter().all(|v| v.len() <= super::keys::QUEUE_MAX_VALUE) {
+            // The reply is the new length, known from the locked key row:
+            // the elements go out with the batch's other pushes.
+            for (pos, v) in positions.into_iter().zip(values) {
+                super::cache::push_list_element(super::cache::PendingPush { id: e.id, pos, value: v.to_vec() });
+            }
+        } else {
+            self.exec(&INSERT, &[e.id.into(), DatumWithOid::from(positions), bytea_array(values)])?;
+        }
         let head = if left { e.head - n } else { e.head };
         self.set_card(e, e.card + n, head)?;
         Ok(e.card + n)

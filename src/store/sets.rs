@@ -10,6 +10,8 @@ static SADD: Sql = write(
     "INSERT INTO kv.sets (id, member, seq) SELECT $1, m, q FROM unnest($2, $3) AS u(m, q) ON CONFLICT DO NOTHING RETURNING 1",
     &[INT8, BYTEA_ARRAY, INT8_ARRAY],
 );
+// SADD of one member, without arrays.
+static SADD_ONE: Sql = write("INSERT INTO kv.sets (id, member, seq) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1", &[INT8, BYTEA, INT8]);
 static SCAN: Sql = read("SELECT seq, member FROM kv.sets WHERE id = $1 AND seq >= $2 ORDER BY seq LIMIT $3", &[INT8, INT8, INT8]);
 static SREM: Sql = write("DELETE FROM kv.sets WHERE id = $1 AND member = ANY ($2) RETURNING 1", &[INT8, BYTEA_ARRAY]);
 static SISMEMBER: Sql = read("SELECT EXISTS (SELECT 1 FROM kv.sets WHERE id = $1 AND member = $2)", &[INT8, BYTEA]);
@@ -19,8 +21,12 @@ static SRANDOM: Sql = read("SELECT member FROM kv.sets WHERE id = $1 ORDER BY ra
 impl<'a> Store<'a> {
     /// Adds members, returning how many were new.
     pub fn sadd(self, e: &Entry, members: &[Bytes]) -> Result<i64, CmdError> {
-        let seqs: Vec<i64> = (0..members.len() as i64).map(|i| e.head + i).collect();
-        let added = self.exec(&SADD, &[e.id.into(), bytea_array(members), DatumWithOid::from(seqs)])? as i64;
+        let added = if let [member] = members {
+            self.exec(&SADD_ONE, &[e.id.into(), bytea(member), e.head.into()])? as i64
+        } else {
+            let seqs: Vec<i64> = (0..members.len() as i64).map(|i| e.head + i).collect();
+            self.exec(&SADD, &[e.id.into(), bytea_array(members), DatumWithOid::from(seqs)])? as i64
+        };
         self.set_card(e, e.card + added, e.head + members.len() as i64)?;
         Ok(added)
     }

@@ -13,6 +13,11 @@ static UPSERT: Sql = write(
      ON CONFLICT (id, member) DO UPDATE SET score = EXCLUDED.score",
     &[INT8, BYTEA_ARRAY, super::sql::FLOAT8_ARRAY, super::sql::INT8_ARRAY],
 );
+// One (member, score), without arrays.
+static UPSERT_ONE: Sql = write(
+    "INSERT INTO kv.zsets (id, member, score, seq) VALUES ($1, $2, $3, $4) ON CONFLICT (id, member) DO UPDATE SET score = EXCLUDED.score",
+    &[INT8, BYTEA, FLOAT8, INT8],
+);
 static SCAN: Sql = read(
     "SELECT seq, member, score FROM kv.zsets WHERE id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
     &[INT8, INT8, INT8],
@@ -55,7 +60,9 @@ impl<'a> Store<'a> {
 
     /// Writes (member, score) pairs, `added` of which are new members.
     pub fn zupsert(self, e: &Entry, pairs: &[(Bytes, f64)], added: i64) -> Result<(), CmdError> {
-        if !pairs.is_empty() {
+        if let [(member, score)] = pairs {
+            self.exec(&UPSERT_ONE, &[e.id.into(), bytea(member), (*score).into(), e.head.into()])?;
+        } else if !pairs.is_empty() {
             let members: Vec<Bytes> = pairs.iter().map(|(m, _)| m.clone()).collect();
             let scores: Vec<f64> = pairs.iter().map(|(_, s)| *s).collect();
             let seqs: Vec<i64> = (0..pairs.len() as i64).map(|i| e.head + i).collect();

@@ -308,6 +308,35 @@ fn queued_writes_in_one_batch_match_redis() {
             add(&["INCRBY", &key, "10"]);
             add(&["EXPIRE", &key, "1000"]);
         }
+        // List pushes are queued too; every other list command must see them.
+        let (l1, l2, l3) = (k("l1"), k("l2"), k("l3"));
+        add(&["DEL", &l1, &l2, &l3, &k("list0"), &k("list1"), &k("list2")]);
+        add(&["RPUSH", &l1, "a", "b", "c"]);
+        add(&["LPUSH", &l1, "z"]);
+        add(&["LLEN", &l1]);
+        add(&["LRANGE", &l1, "0", "-1"]);
+        add(&["RPUSH", &l1, "d"]);
+        add(&["LINDEX", &l1, "-1"]);
+        add(&["LSET", &l1, "0", "y"]);
+        add(&["RPOP", &l1]);
+        add(&["LPUSH", &l1, "x"]);
+        add(&["LPOP", &l1, "2"]);
+        add(&["LMOVE", &l1, &l2, "RIGHT", "LEFT"]);
+        add(&["RPUSH", &l2, "tail"]);
+        add(&["LRANGE", &l2, "0", "-1"]);
+        add(&["LINSERT", &l2, "BEFORE", "tail", "mid"]);
+        add(&["RPUSHX", &l3, "no"]);
+        add(&["RPUSH", &l3, "gone"]);
+        add(&["SET", &l3, "a string now"]);
+        add(&["GET", &l3]);
+        add(&["LLEN", &l3]);
+        add(&["RPUSH", &l2, "x"]);
+        add(&["DEL", &l2]);
+        add(&["RPUSH", &l2, "again"]);
+        add(&["TYPE", &l2]);
+        for i in 0..10 {
+            add(&["RPUSH", &k(&format!("list{}", i % 3)), &i.to_string()]);
+        }
         let mut req = Vec::new();
         for cmd in &cmds {
             let mut buf = bytes::BytesMut::new();
@@ -320,6 +349,10 @@ fn queued_writes_in_one_batch_match_redis() {
             d.check(&["GET", key]);
             d.check(&["TYPE", key]);
             d.check(&["TTL", key]);
+        }
+        for key in [&l1, &l2, &l3, &k("list0"), &k("list1"), &k("list2")] {
+            d.check(&["TYPE", key]);
+            d.check(&["LRANGE", key, "0", "-1"]);
         }
         for i in 0..20 {
             let key = k(&format!("m{i}"));
