@@ -186,8 +186,8 @@ impl<'a> Store<'a> {
         Store { write, ..self }
     }
 
-    /// Runs a statement; the batch's queued string writes go first, so it
-    /// sees them (see `cache::PendingSet`).
+    /// Runs a statement; the batch's queued writes (`cache::PendingSet`,
+    /// `cache::PendingPush`) go first, so it sees them.
     fn run<R>(self, sql: &'static Sql, args: &[DatumWithOid<'_>], f: impl FnOnce(SpiTupleTable<'a>) -> Result<R, CmdError>) -> Result<R, CmdError> {
         if cache::has_pending() {
             self.write_pending()?;
@@ -361,9 +361,9 @@ impl<'a> Store<'a> {
         Ok(())
     }
 
-    /// Writes back every key row changed since the last flush. Called
-    /// before any statement that reads kv.keys other than by key, at the end
-    /// of each batch and of each SQL call.
+    /// Sends the queued writes and writes back every key row changed since
+    /// the last flush. Called before any statement that reads kv.keys other
+    /// than by key, at the end of each batch and of each SQL call.
     pub fn flush(self) -> Result<(), CmdError> {
         self.write_pending()?;
         let mut dirty = cache::take_dirty();
