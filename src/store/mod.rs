@@ -314,26 +314,7 @@ impl<'a> Store<'a> {
     /// (unlocked: a writing command re-reads its key with a lock), so a
     /// batch's reads find their keys without a statement each.
     pub fn prefetch(self, db: i16, keys: &[Bytes]) -> Result<(), CmdError> {
-        if keys.is_empty() {
-            return Ok(());
-        }
-        let found = self.run(&PREFETCH, &[db.into(), bytea_array(keys)], |rows| {
-            let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
-                out.push(Entry::from_row(db, row.get::<Vec<u8>>(7)?.unwrap_or_default(), &row)?);
-            }
-            Ok(out)
-        })?;
-        for k in keys {
-            if cache::get(db, k, false, false).is_none() {
-                cache::put(db, k, None, false);
-            }
-        }
-        for e in found {
-            let key = e.key.clone();
-            cache::put(db, &key, Some(e), false);
-        }
-        Ok(())
+        self.cache_rows(&PREFETCH, db, keys, false)
     }
 
     /// Reads and locks the rows of many keys in one statement and caches
@@ -341,10 +322,17 @@ impl<'a> Store<'a> {
     /// commands find their keys without a statement each. Rows are locked
     /// in the order of `keys`.
     pub fn lock_prefetch(self, db: i16, keys: &[Bytes]) -> Result<(), CmdError> {
+        self.cache_rows(&LOCK_PREFETCH, db, keys, true)
+    }
+
+    /// Runs a prefetch statement (rows as `Entry::from_row` reads them, the
+    /// key last) and caches what it found, and every other key as absent.
+    /// An unlocked read leaves a key already cached as it is.
+    fn cache_rows(self, sql: &'static Sql, db: i16, keys: &[Bytes], locked: bool) -> Result<(), CmdError> {
         if keys.is_empty() {
             return Ok(());
         }
-        let found = self.run(&LOCK_PREFETCH, &[db.into(), bytea_array(keys)], |rows| {
+        let found = self.run(sql, &[db.into(), bytea_array(keys)], |rows| {
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
                 out.push(Entry::from_row(db, row.get::<Vec<u8>>(7)?.unwrap_or_default(), &row)?);
@@ -352,11 +340,13 @@ impl<'a> Store<'a> {
             Ok(out)
         })?;
         for k in keys {
-            cache::put(db, k, None, true);
+            if locked || cache::get(db, k, false, false).is_none() {
+                cache::put(db, k, None, locked);
+            }
         }
         for e in found {
             let key = e.key.clone();
-            cache::put(db, &key, Some(e), true);
+            cache::put(db, &key, Some(e), locked);
         }
         Ok(())
     }
