@@ -472,6 +472,23 @@ impl Differential {
         d
     }
 
+    /// Runs `body` on `Differential::shared(proto, db)` in RESP2, then in RESP3.
+    pub fn each_protocol(db: u8, body: impl Fn(&mut Differential)) {
+        for proto in [2, 3] {
+            body(&mut Differential::shared(proto, db));
+        }
+    }
+
+    /// `each_protocol` with two clients on database `db`: one that blocks or
+    /// watches, and one that acts on it.
+    pub fn each_protocol_pair(db: u8, body: impl Fn(&mut Differential, &mut Differential)) {
+        for proto in [2, 3] {
+            let mut a = Differential::shared(proto, db);
+            let mut b = Differential::shared(proto, db);
+            body(&mut a, &mut b);
+        }
+    }
+
     /// Like `check`, for replies whose element order Redis leaves undefined
     /// (KEYS, SMEMBERS of a hash-table set): compares the elements sorted.
     pub fn check_unordered<A: AsRef<[u8]>>(&mut self, args: &[A]) {

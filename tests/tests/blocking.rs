@@ -7,17 +7,9 @@ use std::time::{Duration, Instant};
 
 const QUIET: Duration = Duration::from_millis(300);
 
-fn both(db: u8, body: impl Fn(&mut Differential, &mut Differential)) {
-    for proto in [2, 3] {
-        let mut a = Differential::shared(proto, db);
-        let mut b = Differential::shared(proto, db);
-        body(&mut a, &mut b);
-    }
-}
-
 #[test]
 fn immediate_replies_timeouts_and_errors_match_redis() {
-    both(7, |d, _| {
+    Differential::each_protocol_pair(7, |d, _| {
         d.check(&["RPUSH", "l1", "a", "b", "c"]);
         d.check(&["BLPOP", "none", "l1", "0"]);
         d.check(&["BRPOP", "none", "l1", "0"]);
@@ -63,7 +55,7 @@ fn immediate_replies_timeouts_and_errors_match_redis() {
 
 #[test]
 fn a_push_from_another_client_wakes_the_blocked_one() {
-    both(8, |a, b| {
+    Differential::each_protocol_pair(8, |a, b| {
         a.pgkv.send(b"*3\r\n$5\r\nBLPOP\r\n$2\r\nwk\r\n$1\r\n0\r\n");
         a.redis.send(b"*3\r\n$5\r\nBLPOP\r\n$2\r\nwk\r\n$1\r\n0\r\n");
         std::thread::sleep(Duration::from_millis(100));

@@ -3,16 +3,9 @@
 
 use pgkv_tests::{Differential, PgCluster, RedisServer};
 
-fn both(db: u8, body: impl Fn(&mut Differential)) {
-    for proto in [2, 3] {
-        let mut d = Differential::shared(proto, db);
-        body(&mut d);
-    }
-}
-
 #[test]
 fn type_rename_copy_move_match_redis() {
-    both(1, |d| {
+    Differential::each_protocol(1, |d| {
         d.check(&["SET", "s", "v"]);
         d.check(&["HSET", "h", "f", "v"]);
         d.check(&["SADD", "t", "m"]);
@@ -67,7 +60,7 @@ fn type_rename_copy_move_match_redis() {
 
 #[test]
 fn keys_scan_and_patterns_match_redis() {
-    both(6, |d| {
+    Differential::each_protocol(6, |d| {
         for k in ["user:1", "user:2", "user:10", "admin", "a*b", "a?c", "", "hello", "hallo", "hxllo", "h\\llo"] {
             d.check(&["SET", k, "v"]);
         }
@@ -135,7 +128,7 @@ fn a_full_scan_returns_every_key_once() {
 
 #[test]
 fn expire_family_matches_redis() {
-    both(3, |d| {
+    Differential::each_protocol(3, |d| {
         d.check(&["SET", "k", "v"]);
         d.check(&["TTL", "k"]);
         d.check(&["PTTL", "k"]);
@@ -192,7 +185,7 @@ fn expire_family_matches_redis() {
 
 #[test]
 fn object_encoding_and_time_match_redis() {
-    both(8, |d| {
+    Differential::each_protocol(8, |d| {
         d.check(&["SET", "int", "12345"]);
         d.check(&["SET", "neg", "-1"]);
         d.check(&["SET", "notint", "012"]);

@@ -5,17 +5,9 @@
 use pgkv_tests::{shared, show, Differential, PgCluster, RawClient};
 use std::time::Duration;
 
-fn both(db: u8, body: impl Fn(&mut Differential, &mut Differential)) {
-    for proto in [2, 3] {
-        let mut a = Differential::shared(proto, db);
-        let mut b = Differential::shared(proto, db);
-        body(&mut a, &mut b);
-    }
-}
-
 #[test]
 fn queuing_exec_and_errors_match_redis() {
-    both(9, |d, _| {
+    Differential::each_protocol_pair(9, |d, _| {
         d.check(&["MULTI"]);
         d.check(&["SET", "a", "1"]);
         d.check(&["INCR", "a"]);
@@ -67,7 +59,7 @@ fn queuing_exec_and_errors_match_redis() {
 
 #[test]
 fn watch_matches_redis() {
-    both(11, |a, b| {
+    Differential::each_protocol_pair(11, |a, b| {
         // Unchanged: EXEC runs.
         a.check(&["SET", "w", "1"]);
         a.check(&["WATCH", "w", "other"]);

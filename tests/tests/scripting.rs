@@ -8,13 +8,6 @@ use std::time::{Duration, Instant};
 
 const DB: u8 = 11;
 
-fn both(body: impl Fn(&mut Differential)) {
-    for proto in [2, 3] {
-        let mut d = Differential::shared(proto, DB);
-        body(&mut d);
-    }
-}
-
 fn eval(d: &mut Differential, script: &str, keys: &[&str], args: &[&str]) {
     let numkeys = keys.len().to_string();
     let mut argv = vec!["EVAL", script, numkeys.as_str()];
@@ -25,7 +18,7 @@ fn eval(d: &mut Differential, script: &str, keys: &[&str], args: &[&str]) {
 
 #[test]
 fn eval_converts_lua_values_to_replies_as_redis() {
-    both(|d| {
+    Differential::each_protocol(DB, |d| {
         for script in [
             "return 1",
             "return 3.99",
@@ -90,7 +83,7 @@ fn eval_converts_lua_values_to_replies_as_redis() {
 
 #[test]
 fn redis_call_converts_replies_to_lua_as_redis() {
-    both(|d| {
+    Differential::each_protocol(DB, |d| {
         d.check(&["DEL", "s", "h", "z", "l", "set", "n", "f", "num"]);
         d.check(&["HSET", "h", "f1", "v1", "f2", "v2", "f3", "v3"]);
         d.check(&["ZADD", "z", "1.5", "a", "2", "b"]);
@@ -142,7 +135,7 @@ fn redis_call_converts_replies_to_lua_as_redis() {
 
 #[test]
 fn script_errors_match_redis() {
-    both(|d| {
+    Differential::each_protocol(DB, |d| {
         d.check(&["SET", "str", "x"]);
         d.check(&["EVAL"]);
         d.check(&["EVAL", "return 1"]);
@@ -225,7 +218,7 @@ fn script_errors_match_redis() {
 
 #[test]
 fn evalsha_and_the_script_cache_match_redis() {
-    both(|d| {
+    Differential::each_protocol(DB, |d| {
         d.check(&["SCRIPT", "FLUSH"]);
         let body = "return {'cache test', ARGV[1]}";
         let sha = pgkv_tests_sha(body);
@@ -278,7 +271,7 @@ const LIB2: &str = "#!lua name=mylib2\n\
 
 #[test]
 fn functions_match_redis() {
-    both(|d| {
+    Differential::each_protocol(DB, |d| {
         d.check(&["FUNCTION", "FLUSH"]);
         d.check(&["FUNCTION", "LIST"]);
         d.check(&["FUNCTION", "STATS"]);
@@ -394,7 +387,7 @@ fn bulk(reply: &[u8]) -> Vec<u8> {
 
 #[test]
 fn bundled_libraries_match_redis() {
-    both(|d| {
+    Differential::each_protocol(DB, |d| {
         for script in [
             "return cjson.encode({1, 2, 3})",
             "return cjson.encode({a = 1})",

@@ -4,16 +4,9 @@
 use pgkv_tests::Differential;
 use rand::{Rng, SeedableRng};
 
-fn both(db: u8, body: impl Fn(&mut Differential)) {
-    for proto in [2, 3] {
-        let mut d = Differential::shared(proto, db);
-        body(&mut d);
-    }
-}
-
 #[test]
 fn string_commands_match_redis() {
-    both(2, |d| {
+    Differential::each_protocol(2, |d| {
         d.check(&["SETNX", "a", "1"]);
         d.check(&["SETNX", "a", "2"]);
         d.check(&["SETEX", "b", "100", "v"]);
@@ -90,7 +83,7 @@ fn string_commands_match_redis() {
 
 #[test]
 fn counters_match_redis() {
-    both(9, |d| {
+    Differential::each_protocol(9, |d| {
         d.check(&["INCR", "n"]);
         d.check(&["INCRBY", "n", "41"]);
         d.check(&["DECR", "n"]);
@@ -133,7 +126,7 @@ fn counters_match_redis() {
 
 #[test]
 fn hash_commands_match_redis() {
-    both(4, |d| {
+    Differential::each_protocol(4, |d| {
         d.check(&["HSET", "h", "f1", "v1", "f2", "v2"]);
         d.check(&["HSET", "h", "f1", "new", "f3", "v3", "f3", "v4"]);
         d.check(&["HSET", "h", "f1"]);
@@ -211,7 +204,7 @@ fn hash_commands_match_redis() {
 
 #[test]
 fn hrandfield_counts_follow_redis() {
-    both(10, |d| {
+    Differential::each_protocol(10, |d| {
         d.check(&["HSET", "h", "a", "1", "b", "2", "c", "3"]);
         for count in ["2", "3", "5", "-5", "-1"] {
             let ours = d.pgkv.call(&["HRANDFIELD", "h", count]);
@@ -224,7 +217,7 @@ fn hrandfield_counts_follow_redis() {
 
 #[test]
 fn set_commands_match_redis() {
-    both(5, |d| {
+    Differential::each_protocol(5, |d| {
         d.check(&["SADD", "s", "3", "1", "2", "2"]);
         d.check(&["SADD", "s", "1", "10"]);
         d.check(&["SMEMBERS", "s"]);
@@ -400,7 +393,7 @@ fn random_command_stream_matches_redis() {
 
 #[test]
 fn list_commands_match_redis() {
-    both(13, |d| {
+    Differential::each_protocol(13, |d| {
         d.check(&["RPUSH", "l", "a", "b", "c"]);
         d.check(&["LPUSH", "l", "z", "y"]);
         d.check(&["LRANGE", "l", "0", "-1"]);
@@ -515,7 +508,7 @@ fn list_commands_match_redis() {
 
 #[test]
 fn sorted_set_commands_match_redis() {
-    both(14, |d| {
+    Differential::each_protocol(14, |d| {
         d.check(&["ZADD", "z", "1", "a", "2", "b", "3", "c"]);
         d.check(&["ZADD", "z", "1.5", "a", "2", "b", "-inf", "min", "+inf", "max"]);
         d.check(&["ZADD", "z", "CH", "1", "a", "9", "new"]);
@@ -673,7 +666,7 @@ fn sorted_set_commands_match_redis() {
 
 #[test]
 fn bitmap_commands_match_redis() {
-    both(1, |d| {
+    Differential::each_protocol(1, |d| {
         d.check(&["FLUSHDB"]);
         d.check(&["SETBIT", "b", "7", "1"]);
         d.check(&["SETBIT", "b", "7", "1"]);
@@ -773,7 +766,7 @@ fn bitmap_commands_match_redis() {
 
 #[test]
 fn sort_and_lcs_match_redis() {
-    both(3, |d| {
+    Differential::each_protocol(3, |d| {
         d.check(&["FLUSHDB"]);
         d.check(&["RPUSH", "l", "3", "1", "10", "2", "-1.5"]);
         d.check(&["SORT", "l"]);
