@@ -51,6 +51,81 @@ thread_local! {
     static ROWS: RefCell<HashMap<(i16, Vec<u8>), Cached>> = RefCell::new(HashMap::new());
     static PENDING: RefCell<Vec<PendingSet>> = const { RefCell::new(Vec::new()) };
     static PUSHES: RefCell<Vec<PendingPush>> = const { RefCell::new(Vec::new()) };
+    /// List elements read ahead for the batch's pops, by (list id, pos).
+    /// Valid until the next statement runs (`drop_read_ahead`).
+    static AHEAD: RefCell<HashMap<(i64, i64), Vec<u8>>> = RefCell::new(HashMap::new());
+    /// (list id, pos) of elements popped from the read-ahead and not yet
+    /// deleted: they go out with the queued writes, before the pushes.
+    static POPPED: RefCell<Vec<(i64, i64)>> = const { RefCell::new(Vec::new()) };
+    /// Elements the batch's LPOP/RPOP commands are yet to pop, by (db,
+    /// key, from the left): how far a pop reads ahead.
+    static POP_HINTS: RefCell<HashMap<(i16, Vec<u8>, bool), i64>> = RefCell::new(HashMap::new());
+}
+
+/// Notes that a command of the batch will pop `n` elements of this list.
+pub fn hint_pops(db: i16, key: &[u8], left: bool, n: i64) {
+    POP_HINTS.with(|h| *h.borrow_mut().entry((db, key.to_vec(), left)).or_insert(0) += n);
+}
+
+/// How many elements the batch's pops of this list are yet to take, and
+/// counts `n` of them as taken now.
+pub fn pops_wanted(db: i16, key: &[u8], left: bool, n: i64) -> i64 {
+    POP_HINTS.with(|h| {
+        let mut h = h.borrow_mut();
+        let Some(left_to_pop) = h.get_mut(&(db, key.to_vec(), left)) else { return n };
+        let wanted = (*left_to_pop).max(n);
+        *left_to_pop = (*left_to_pop - n).max(0);
+        wanted
+    })
+}
+
+/// Keeps elements read ahead: `values[i]` is at position `from + i`.
+pub fn read_ahead(id: i64, from: i64, values: Vec<Vec<u8>>) {
+    AHEAD.with(|a| {
+        let mut a = a.borrow_mut();
+        for (pos, v) in (from..).zip(values) {
+            a.insert((id, pos), v);
+        }
+    });
+}
+
+/// Pops the elements at `positions` from the read-ahead, if it has them
+/// all, and queues their deletion.
+pub fn pop_read_ahead(id: i64, positions: &[i64]) -> Option<Vec<Vec<u8>>> {
+    AHEAD.with(|a| {
+        let mut a = a.borrow_mut();
+        if !positions.iter().all(|p| a.contains_key(&(id, *p))) {
+            return None;
+        }
+        let values = positions.iter().filter_map(|p| a.remove(&(id, *p))).collect();
+        POPPED.with(|d| d.borrow_mut().extend(positions.iter().map(|p| (id, *p))));
+        Some(values)
+    })
+}
+
+/// Forgets the read-ahead: a statement is about to run, and it may change
+/// list elements.
+pub fn drop_read_ahead() {
+    AHEAD.with(|a| {
+        let mut a = a.borrow_mut();
+        if !a.is_empty() {
+            a.clear();
+        }
+    });
+}
+
+/// The popped elements to delete, as runs of positions: (id, first, last).
+pub fn take_popped() -> Vec<(i64, i64, i64)> {
+    let mut popped = POPPED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+    popped.sort_unstable();
+    let mut runs: Vec<(i64, i64, i64)> = Vec::new();
+    for (id, pos) in popped {
+        match runs.last_mut() {
+            Some(run) if run.0 == id && run.2 + 1 == pos => run.2 = pos,
+            _ => runs.push((id, pos, pos)),
+        }
+    }
+    runs
 }
 
 pub fn push_list_element(push: PendingPush) {
@@ -84,7 +159,7 @@ pub fn push_set(set: PendingSet) {
 }
 
 pub fn has_pending() -> bool {
-    PENDING.with(|p| !p.borrow().is_empty()) || PUSHES.with(|p| !p.borrow().is_empty())
+    PENDING.with(|p| !p.borrow().is_empty()) || PUSHES.with(|p| !p.borrow().is_empty()) || POPPED.with(|p| !p.borrow().is_empty())
 }
 
 /// The queued writes, in (db, key) order with the last write of each key
@@ -187,4 +262,7 @@ pub fn clear() {
     ROWS.with(|rows| rows.borrow_mut().clear());
     PENDING.with(|p| p.borrow_mut().clear());
     PUSHES.with(|p| p.borrow_mut().clear());
+    AHEAD.with(|a| a.borrow_mut().clear());
+    POPPED.with(|p| p.borrow_mut().clear());
+    POP_HINTS.with(|h| h.borrow_mut().clear());
 }

@@ -114,10 +114,12 @@ impl<'a> Store<'a> {
         Ok(())
     }
 
-    /// Sends the queued writes: list pushes, then SETs and MSETs (a SET
-    /// queued after a push to the same key replaces that list), one
-    /// statement each.
+    /// Sends the queued writes: the deletion of popped list elements, list
+    /// pushes, then SETs and MSETs (a SET queued after a push to the same
+    /// key replaces that list), one statement each.
     pub(super) fn write_pending(self) -> Result<(), CmdError> {
+        // Pops first: a push may reuse a position popped in this batch.
+        self.delete_popped()?;
         self.write_pushes()?;
         let sets = cache::take_pending();
         if sets.is_empty() {

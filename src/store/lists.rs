@@ -22,6 +22,10 @@ static TAKE: Sql = write(
     "DELETE FROM kv.lists WHERE id = $1 AND pos BETWEEN $2 AND $3 RETURNING pos, value",
     &[INT8, INT8, INT8],
 );
+// Popped elements whose deletion was queued (`cache::take_popped`).
+static DROP_RANGE: Sql = write("DELETE FROM kv.lists WHERE id = $1 AND pos BETWEEN $2 AND $3", &[INT8, INT8, INT8]);
+/// A pop reads ahead at most this many elements for the batch's later pops.
+const READ_AHEAD_MAX: i64 = 1024;
 static DROP_OUTSIDE: Sql = write("DELETE FROM kv.lists WHERE id = $1 AND (pos < $2 OR pos > $3)", &[INT8, INT8, INT8]);
 static DROP_ALL: Sql = write("DELETE FROM kv.lists WHERE id = $1", &[INT8]);
 static SET: Sql = write("UPDATE kv.lists SET value = $3 WHERE id = $1 AND pos = $2", &[INT8, INT8, BYTEA]);
@@ -42,6 +46,16 @@ impl<'a> Store<'a> {
         let args = [DatumWithOid::from(ids), DatumWithOid::from(positions), DatumWithOid::from(values)];
         // Straight to SPI: `run` would come back here first.
         super::sql::run(self.spi, &INSERT_QUEUED, &args, |_| Ok(()))
+    }
+
+    /// Deletes the elements popped from the read-ahead, one statement per
+    /// run of positions (usually one per list).
+    pub(super) fn delete_popped(self) -> Result<(), CmdError> {
+        for (id, from, to) in super::cache::take_popped() {
+            // Straight to SPI: `run` would come back here first.
+            super::sql::run(self.spi, &DROP_RANGE, &[id.into(), from.into(), to.into()], |_| Ok(()))?;
+        }
+        Ok(())
     }
 
     /// Elements at list indexes `from..=to` (already clamped to the list).
@@ -69,10 +83,32 @@ impl<'a> Store<'a> {
     }
 
     /// Removes up to `count` elements from one end, returned in pop order.
+    ///
+    /// When more pops of this list follow in the batch (LPOP/RPOP from many
+    /// clients), the first one reads their elements ahead in one statement;
+    /// each pop then takes its own from there and queues their deletion,
+    /// which goes out with the batch's other queued writes, one statement
+    /// for the lot.
     pub fn list_pop(self, e: &Entry, count: i64, left: bool) -> Result<Vec<Vec<u8>>, CmdError> {
         let count = count.min(e.card);
         if count <= 0 {
             return Ok(Vec::new());
+        }
+        let positions: Vec<i64> = if left { (0..count).map(|i| e.head + i).collect() } else { (1..=count).map(|i| e.head + e.card - i).collect() };
+        let wanted = super::cache::pops_wanted(e.db, &e.key, left, count).min(e.card).min(READ_AHEAD_MAX.max(count));
+        let mut popped = super::cache::pop_read_ahead(e.id, &positions);
+        if popped.is_none() && wanted > count && super::keys::may_queue() {
+            let (from, to) = if left { (0, wanted - 1) } else { (e.card - wanted, e.card - 1) };
+            let values = self.list_range(e, from, to)?;
+            if values.len() as i64 == wanted {
+                super::cache::read_ahead(e.id, e.head + from, values);
+                popped = super::cache::pop_read_ahead(e.id, &positions);
+            }
+        }
+        if let Some(values) = popped {
+            let head = if left { e.head + count } else { e.head };
+            self.set_card(e, e.card - count, head)?;
+            return Ok(values);
         }
         let (from, to) = if left { (e.head, e.head + count - 1) } else { (e.head + e.card - count, e.head + e.card - 1) };
         let mut taken = self.run(&TAKE, &[e.id.into(), from.into(), to.into()], |rows| {

@@ -187,11 +187,14 @@ impl<'a> Store<'a> {
     }
 
     /// Runs a statement; the batch's queued writes (`cache::PendingSet`,
-    /// `cache::PendingPush`) go first, so it sees them.
+    /// `cache::PendingPush`, popped list elements) go first, so it sees
+    /// them, and the list elements read ahead for pops are forgotten, as it
+    /// may change them.
     fn run<R>(self, sql: &'static Sql, args: &[DatumWithOid<'_>], f: impl FnOnce(SpiTupleTable<'a>) -> Result<R, CmdError>) -> Result<R, CmdError> {
         if cache::has_pending() {
             self.write_pending()?;
         }
+        cache::drop_read_ahead();
         sql::run(self.spi, sql, args, f)
     }
 
@@ -418,6 +421,8 @@ impl<'a> Store<'a> {
         Ok(())
     }
 }
+
+pub use cache::hint_pops;
 
 /// Starts a unit of work (a batch attempt, a SQL call): nothing cached yet.
 pub fn begin() {

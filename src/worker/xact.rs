@@ -201,6 +201,7 @@ fn prefetch<S: Sessions>(store: Store, jobs: &[Job], sessions: &mut S) -> Result
             continue;
         }
         let db = session.db;
+        hint_pops(spec, &j.argv, db);
         let write = spec.has_flag("write");
         // With one worker a blind write (SET, MSET) needs no lookup at all:
         // its upsert locks the row.
@@ -230,6 +231,26 @@ fn prefetch<S: Sessions>(store: Store, jobs: &[Job], sessions: &mut S) -> Result
         store.prefetch(db, &keys)?;
     }
     Ok(())
+}
+
+/// Tells the store how many elements the batch's LPOP/RPOP commands will
+/// take from each list, so the first pop reads them all ahead.
+fn hint_pops(spec: &CommandSpec, argv: &[Bytes], db: i16) {
+    let left = match spec.name.as_str() {
+        "lpop" => true,
+        "rpop" => false,
+        _ => return,
+    };
+    let count = match argv.get(2) {
+        None => 1,
+        Some(c) => match std::str::from_utf8(c).ok().and_then(|c| c.parse::<i64>().ok()) {
+            Some(n) if n > 0 => n,
+            _ => return,
+        },
+    };
+    if let Some(key) = argv.get(1) {
+        crate::store::hint_pops(db, key, left, count);
+    }
 }
 
 /// A write that never reads its keys first: SET without options, SETEX,

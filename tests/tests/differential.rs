@@ -247,6 +247,78 @@ fn pipelined_mixed_commands_match_redis() {
     });
 }
 
+/// LPOP/RPOP of a list that more pops of the batch target read their
+/// elements ahead in one statement and queue the deletions. Every other
+/// command of the batch must see each pop as done: pushes reusing a popped
+/// position, reads, LSET, moves, emptied lists, other statements between
+/// pops, and the state left for the next batch.
+#[test]
+fn batched_pops_match_redis() {
+    both_protocols("pops", |d, k| {
+        let (l1, l2, l3, h, s) = (k("l1"), k("l2"), k("l3"), k("h"), k("s"));
+        d.check(&["DEL", &l1, &l2, &l3, &h, &s]);
+        let elements: Vec<String> = (0..40).map(|i| format!("e{i}")).collect();
+        for l in [&l1, &l2, &l3] {
+            let mut cmd = vec!["RPUSH", l.as_str()];
+            cmd.extend(elements.iter().map(|e| e.as_str()));
+            d.check(&cmd);
+        }
+        d.check(&["SET", &s, "string"]);
+        let mut cmds: Vec<Vec<String>> = Vec::new();
+        let mut add = |words: &[&str]| cmds.push(words.iter().map(|w| w.to_string()).collect());
+        for _ in 0..5 {
+            add(&["RPOP", &l1]);
+        }
+        add(&["LPOP", &l1]);
+        add(&["LPOP", &l1, "3"]);
+        add(&["LLEN", &l1]);
+        add(&["RPUSH", &l1, "pushed"]);
+        add(&["RPOP", &l1]);
+        add(&["RPOP", &l1]);
+        add(&["LINDEX", &l1, "-1"]);
+        add(&["LRANGE", &l1, "-3", "-1"]);
+        add(&["RPOP", &l1]);
+        add(&["LSET", &l1, "-1", "changed"]);
+        add(&["RPOP", &l1]);
+        add(&["RPOP", &l1, "2"]);
+        add(&["LMOVE", &l1, &l2, "RIGHT", "LEFT"]);
+        add(&["RPOP", &l1, "0"]);
+        add(&["RPOP", &l1, "-1"]);
+        add(&["RPOP", &s]);
+        add(&["LPOP", &l1, "2"]);
+        // Two lists in turn, with a statement (HSET) and a cached read between.
+        for i in 0..6 {
+            add(&["RPOP", &l2]);
+            add(&["LPOP", &l3]);
+            if i == 2 {
+                add(&["HSET", &h, "f", "v"]);
+                add(&["GET", &s]);
+            }
+        }
+        // More pops than l3 has: it is emptied and removed, then made again.
+        for _ in 0..40 {
+            add(&["LPOP", &l3]);
+        }
+        add(&["EXISTS", &l3]);
+        add(&["RPUSH", &l3, "new"]);
+        add(&["RPOP", &l3]);
+        add(&["RPOP", &l3]);
+        add(&["LRANGE", &l1, "0", "-1"]);
+        add(&["RPOP", &l1, "100"]);
+        let mut req = Vec::new();
+        for cmd in &cmds {
+            let mut buf = bytes::BytesMut::new();
+            pgkv_resp::encode_request(cmd, &mut buf);
+            req.extend_from_slice(&buf);
+        }
+        d.check_raw(&req, cmds.len());
+        for key in [&l1, &l2, &l3] {
+            d.check(&["EXISTS", key]);
+            d.check(&["LRANGE", key, "0", "-1"]);
+        }
+    });
+}
+
 /// SET and MSET are queued and sent as one upsert per batch; key rows
 /// changed by other writes are written back at its end. Everything a
 /// later command of the same batch does with those keys must behave as if
