@@ -182,12 +182,13 @@ fn commit() -> Result<(), Failure> {
 }
 
 /// Before the batch runs: reads the keys of its read-only commands in one
-/// statement per database, and locks the keys its writing commands touch.
-/// With one worker that is one statement per database too, so a batch of
-/// INCRs costs one locking read instead of one per command. With several,
-/// each key is locked in turn in (db, key) order: every worker locks in that
-/// same order, so two workers' batches may queue behind each other but
-/// never deadlock.
+/// statement per database, and locks the keys its writing commands touch
+/// in one statement per database too, so a batch of INCRs costs one
+/// locking read instead of one per command. The keys are locked in (db,
+/// key) order: every worker locks in that same order, so with several
+/// workers two batches may queue behind each other but never deadlock.
+/// (With several workers the blind writes are locked here too, rather than
+/// by their upsert at the end of the batch, which would be out of order.)
 fn prefetch<S: Sessions>(store: Store, jobs: &[Job], sessions: &mut S) -> Result<(), CmdError> {
     use std::collections::{BTreeMap, BTreeSet};
     let mut reads: BTreeMap<i16, BTreeSet<Bytes>> = BTreeMap::new();
@@ -211,19 +212,11 @@ fn prefetch<S: Sessions>(store: Store, jobs: &[Job], sessions: &mut S) -> Result
         let set = if write { writes.entry(db).or_default() } else { reads.entry(db).or_default() };
         set.extend(spec.keys(&j.argv).into_iter().cloned());
     }
-    if single {
-        for (db, keys) in &writes {
-            let keys: Vec<Bytes> = keys.iter().cloned().collect();
-            store.lock_prefetch(*db, &keys)?;
-        }
-    } else {
-        let now = crate::cmd::now_ms();
-        let locking = store.for_command(true);
-        for (db, keys) in &writes {
-            for key in keys {
-                locking.lookup(*db, key, now, crate::store::Fetch::Value)?;
-            }
-        }
+    // Databases in ascending order, keys in byte order (bytea's order), and
+    // the statement locks them in the order given: the (db, key) order.
+    for (db, keys) in &writes {
+        let keys: Vec<Bytes> = keys.iter().cloned().collect();
+        store.lock_prefetch(*db, &keys)?;
     }
     for (db, keys) in reads {
         let locked = writes.get(&db);
