@@ -26,6 +26,12 @@ CREATE TABLE kv.keys (
 -- prefix the planner may pick it for "db = $1 AND key = ANY($2)" while
 -- kv.keys is still empty, and kept plans would keep that choice.
 CREATE INDEX keys_id ON kv.keys (id);
+-- Lookups by key (GET, the batch prefetch, the write locks): one hash
+-- bucket page and 4-byte hash comparisons instead of a B-tree descent that
+-- compares bytea keys on every level (GET at -P 16: 10 -> 6.5-8.5 us of
+-- worker CPU per command). The primary key still enforces uniqueness and
+-- serves ON CONFLICT; the planner picks whichever is cheaper per statement.
+CREATE INDEX keys_key_hash ON kv.keys USING hash (key);
 -- The active expiry cycle's index: only keys with a TTL.
 CREATE INDEX keys_expire_at ON kv.keys (expire_at) WHERE expire_at IS NOT NULL;
 
