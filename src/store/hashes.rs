@@ -33,7 +33,7 @@ static HGETALL: Sql = read("SELECT field, value FROM kv.hashes WHERE id = $1 ORD
 
 impl<'a> Store<'a> {
     pub fn hget(self, id: i64, field: &[u8]) -> Result<Option<Vec<u8>>, CmdError> {
-        Ok(self.column::<Vec<u8>>(&HGET, &[id.into(), bytea(field)])?.into_iter().next())
+        Ok(self.bytes_column(&HGET, &[id.into(), bytea(field)])?.into_iter().next())
     }
 
     /// The values of `fields`, in order; `None` where a field is missing.

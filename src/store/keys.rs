@@ -175,7 +175,7 @@ impl<'a> Store<'a> {
     /// and the command runs again.
     pub fn create_strings(self, db: i16, pairs: &[(Bytes, Bytes)]) -> Result<(), CmdError> {
         let (keys, values) = last_values(db, pairs);
-        let created = self.column::<Vec<u8>>(&CREATE_STRINGS, &[db.into(), bytea_array(&keys), bytea_array(&values)])?;
+        let created = self.bytes_column(&CREATE_STRINGS, &[db.into(), bytea_array(&keys), bytea_array(&values)])?;
         if created.len() == keys.len() {
             return Ok(());
         }
@@ -361,7 +361,7 @@ impl<'a> Store<'a> {
         let (Some(lo), Some(hi)) = (lo, hi) else { return Ok(None) };
         let start = lo + ((hi - lo) as f64 * pick) as i64;
         for from in [start, lo] {
-            if let Some(k) = self.column::<Vec<u8>>(&RANDOM_KEY, &[db.into(), from.into(), now_ms.into()])?.into_iter().next() {
+            if let Some(k) = self.bytes_column(&RANDOM_KEY, &[db.into(), from.into(), now_ms.into()])?.into_iter().next() {
                 return Ok(Some(k));
             }
         }

@@ -60,7 +60,7 @@ impl<'a> Store<'a> {
 
     /// Elements at list indexes `from..=to` (already clamped to the list).
     pub fn list_range(self, e: &Entry, from: i64, to: i64) -> Result<Vec<Vec<u8>>, CmdError> {
-        self.column::<Vec<u8>>(&RANGE, &[e.id.into(), (e.head + from).into(), (e.head + to).into()])
+        self.bytes_column(&RANGE, &[e.id.into(), (e.head + from).into(), (e.head + to).into()])
     }
 
     /// Pushes `values` one after another at the left or right end; returns

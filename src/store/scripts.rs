@@ -32,7 +32,7 @@ static LIBRARY_FLUSH: Sql = write("DELETE FROM kv.libraries", &[]);
 impl<'a> Store<'a> {
     /// A cached script's body (shas are stored lowercase).
     pub fn script_body(self, sha: &str) -> Result<Option<Vec<u8>>, CmdError> {
-        Ok(self.column::<Vec<u8>>(&SCRIPT_BODY, &[sha.into()])?.into_iter().next())
+        Ok(self.bytes_column(&SCRIPT_BODY, &[sha.into()])?.into_iter().next())
     }
 
     pub fn script_known(self, sha: &str) -> Result<bool, CmdError> {

@@ -48,7 +48,7 @@ impl<'a> Store<'a> {
     }
 
     pub fn smembers(self, id: i64) -> Result<Vec<Vec<u8>>, CmdError> {
-        self.column::<Vec<u8>>(&SMEMBERS, &[id.into()])
+        self.bytes_column(&SMEMBERS, &[id.into()])
     }
 
     /// Up to `limit` members with seq >= `from`, in seq order: (seq, member).
@@ -64,6 +64,6 @@ impl<'a> Store<'a> {
 
     /// Up to `n` distinct random members.
     pub fn srandom(self, id: i64, n: i64) -> Result<Vec<Vec<u8>>, CmdError> {
-        self.column::<Vec<u8>>(&SRANDOM, &[id.into(), n.into()])
+        self.bytes_column(&SRANDOM, &[id.into(), n.into()])
     }
 }

@@ -167,6 +167,17 @@ fn apply_session_settings() {
             pg_sys::GucContext::PGC_USERSET,
             pg_sys::GucSource::PGC_S_SESSION,
         );
+        // Every statement is planned once and its generic plan kept: left
+        // to choose, the plan cache re-plans a statement on every run when
+        // a custom plan looks cheaper than the generic one, as it does for
+        // a range such as LRANGE's "pos BETWEEN $2 AND $3" (a quarter of
+        // the worker's time under LRANGE_100 went to planning).
+        pg_sys::SetConfigOption(
+            c"plan_cache_mode".as_ptr(),
+            c"force_generic_plan".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+        );
         // Two workers inserting the same new keys in different orders wait
         // on each other; find such a deadlock well before lock_timeout, so
         // the batch re-runs the command instead of failing it.
