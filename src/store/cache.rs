@@ -64,7 +64,11 @@ thread_local! {
 
 /// Notes that a command of the batch will pop `n` elements of this list.
 pub fn hint_pops(db: i16, key: &[u8], left: bool, n: i64) {
-    POP_HINTS.with(|h| *h.borrow_mut().entry((db, key.to_vec(), left)).or_insert(0) += n);
+    POP_HINTS.with(|h| {
+        let mut h = h.borrow_mut();
+        let total = h.entry((db, key.to_vec(), left)).or_insert(0);
+        *total = total.saturating_add(n);
+    });
 }
 
 /// How many elements the batch's pops of this list are yet to take, and
