@@ -236,7 +236,8 @@ fn hint_pops(spec: &CommandSpec, argv: &[Bytes], db: i16) {
     };
     let count = match argv.get(2) {
         None => 1,
-        Some(c) => match std::str::from_utf8(c).ok().and_then(|c| c.parse::<i64>().ok()) {
+        // Parsed as the command parses it; a count it refuses pops nothing.
+        Some(c) => match pgkv_resp::num::parse_i64(c) {
             Some(n) if n > 0 => n,
             _ => return,
         },

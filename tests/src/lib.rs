@@ -519,6 +519,16 @@ impl Differential {
         ours
     }
 
+    /// Sends `cmds` to both as one pipelined write (one batch for pgkv) and
+    /// compares every reply.
+    pub fn check_pipeline<A: AsRef<[u8]>>(&mut self, cmds: &[Vec<A>]) {
+        let mut out = BytesMut::new();
+        for cmd in cmds {
+            encode_request(cmd, &mut out);
+        }
+        self.check_raw(&out, cmds.len());
+    }
+
     /// Sends the same raw bytes to both and compares the next `replies` replies.
     pub fn check_raw(&mut self, bytes: &[u8], replies: usize) {
         self.pgkv.send(bytes);
