@@ -133,6 +133,9 @@ struct ZaddFlags {
 /// every element succeeds.
 fn zadd_generic(ctx: &mut Ctx, key: &[u8], elements: Vec<(f64, Bytes)>, f: ZaddFlags) -> CmdResult {
     let existing = lookup(ctx, key)?;
+    if !(f.nx || f.xx || f.gt || f.lt || f.incr) && distinct_members(&elements) {
+        return zadd_plain(ctx, key, existing, elements, f.ch);
+    }
     if existing.is_none() && f.xx {
         return Ok(if f.incr { Frame::NullBulk } else { Frame::Integer(0) });
     }
@@ -187,13 +190,45 @@ fn zadd_generic(ctx: &mut Ctx, key: &[u8], elements: Vec<(f64, Bytes)>, f: ZaddF
             None => ctx.store().lookup_or_create(ctx.session.db, key, ctx.now_ms, KeyType::ZSet)?,
         };
         ctx.store().zupsert(&e, &writes, added)?;
-        ctx.notify(ZSET, if f.incr { "zincr" } else { "zadd" }, key);
+        // As Redis: only a change is an event.
+        if added + updated > 0 {
+            ctx.notify(ZSET, if f.incr { "zincr" } else { "zadd" }, key);
+        }
     }
     Ok(if f.incr {
         if processed > 0 { Frame::Double(last_score) } else { Frame::NullBulk }
     } else {
         Frame::Integer(if f.ch { added + updated } else { added })
     })
+}
+
+/// ZADD without NX/XX/GT/LT/INCR, each member named once: nothing depends
+/// on the current scores, so one statement writes every member and reports
+/// which were new and which changed, without reading them first.
+fn zadd_plain(ctx: &mut Ctx, key: &[u8], existing: Option<Entry>, elements: Vec<(f64, Bytes)>, ch: bool) -> CmdResult {
+    let e = match existing {
+        Some(e) => e,
+        None => ctx.store().lookup_or_create(ctx.session.db, key, ctx.now_ms, KeyType::ZSet)?,
+    };
+    let pairs: Vec<(Bytes, f64)> = elements.into_iter().map(|(s, m)| (m, s)).collect();
+    let (added, updated) = ctx.store().zadd_plain(&e, &pairs)?;
+    if added + updated > 0 {
+        ctx.notify(ZSET, "zadd", key);
+    }
+    Ok(Frame::Integer(if ch { added + updated } else { added }))
+}
+
+/// Whether no member is named twice (a second mention sees the first's
+/// score in Redis, which one statement cannot reproduce).
+fn distinct_members(elements: &[(f64, Bytes)]) -> bool {
+    match elements {
+        [_] => true,
+        _ if elements.len() <= 8 => elements.iter().enumerate().all(|(i, (_, m))| elements[..i].iter().all(|(_, o)| o != m)),
+        _ => {
+            let mut seen = std::collections::HashSet::with_capacity(elements.len());
+            elements.iter().all(|(_, m)| seen.insert(m))
+        }
+    }
 }
 
 /// `ZINCRBY key increment member`

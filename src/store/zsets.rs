@@ -18,6 +18,19 @@ static UPSERT_ONE: Sql = write(
     "INSERT INTO kv.zsets (id, member, score, seq) VALUES ($1, $2, $3, $4) ON CONFLICT (id, member) DO UPDATE SET score = EXCLUDED.score",
     &[INT8, BYTEA, FLOAT8, INT8],
 );
+// ZADD without conditions: one statement tells new members (xmax = 0) from
+// changed ones; a member whose score stays is locked but not rewritten (its
+// score is in two indexes, so every rewrite is a non-HOT update).
+static ZADD_PLAIN: Sql = write(
+    "INSERT INTO kv.zsets AS z (id, member, score, seq) SELECT $1, m, s, q FROM unnest($2, $3, $4) AS u(m, s, q) \
+     ON CONFLICT (id, member) DO UPDATE SET score = EXCLUDED.score WHERE z.score <> EXCLUDED.score RETURNING (xmax = 0)",
+    &[INT8, BYTEA_ARRAY, super::sql::FLOAT8_ARRAY, super::sql::INT8_ARRAY],
+);
+static ZADD_PLAIN_ONE: Sql = write(
+    "INSERT INTO kv.zsets AS z (id, member, score, seq) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (id, member) DO UPDATE SET score = EXCLUDED.score WHERE z.score <> EXCLUDED.score RETURNING (xmax = 0)",
+    &[INT8, BYTEA, FLOAT8, INT8],
+);
 static SCAN: Sql = read(
     "SELECT seq, member, score FROM kv.zsets WHERE id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
     &[INT8, INT8, INT8],
@@ -69,6 +82,35 @@ impl<'a> Store<'a> {
             self.exec(&UPSERT, &[e.id.into(), bytea_array(&members), DatumWithOid::from(scores), DatumWithOid::from(seqs)])?;
         }
         self.set_card(e, e.card + added, e.head + pairs.len() as i64)
+    }
+
+    /// Sets the scores of distinct members without reading them first (ZADD
+    /// with no condition): returns (members added, existing members whose
+    /// score changed).
+    pub fn zadd_plain(self, e: &Entry, pairs: &[(Bytes, f64)]) -> Result<(i64, i64), CmdError> {
+        let tally = |rows: pgrx::spi::SpiTupleTable<'_>| {
+            let (mut added, mut changed) = (0i64, 0i64);
+            for row in rows {
+                if row.get::<bool>(1)?.unwrap_or(false) {
+                    added += 1;
+                } else {
+                    changed += 1;
+                }
+            }
+            Ok((added, changed))
+        };
+        let (added, changed) = if let [(member, score)] = pairs {
+            self.run(&ZADD_PLAIN_ONE, &[e.id.into(), bytea(member), (*score).into(), e.head.into()], tally)?
+        } else {
+            let members: Vec<Bytes> = pairs.iter().map(|(m, _)| m.clone()).collect();
+            let scores: Vec<f64> = pairs.iter().map(|(_, s)| *s).collect();
+            let seqs: Vec<i64> = (0..pairs.len() as i64).map(|i| e.head + i).collect();
+            self.run(&ZADD_PLAIN, &[e.id.into(), bytea_array(&members), DatumWithOid::from(scores), DatumWithOid::from(seqs)], tally)?
+        };
+        if added > 0 {
+            self.set_card(e, e.card + added, e.head + pairs.len() as i64)?;
+        }
+        Ok((added, changed))
     }
 
     /// Removes members, returning how many existed; drops an emptied zset.

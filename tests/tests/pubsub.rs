@@ -253,6 +253,10 @@ fn keyspace_notifications_match_redis() {
             &["SINTERSTORE", "st2", "st"],
             &["SPOP", "st"],
             &["ZADD", "z", "1", "a", "2", "b"],
+            // Nothing changes: no event.
+            &["ZADD", "z", "1", "a", "2", "b"],
+            &["ZADD", "z", "INCR", "0", "a"],
+            &["ZADD", "z", "CH", "5", "a", "2", "b"],
             &["ZINCRBY", "z", "3", "a"],
             &["ZREM", "z", "a"],
             &["ZUNIONSTORE", "z2", "1", "z"],

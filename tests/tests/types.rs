@@ -529,6 +529,21 @@ fn sorted_set_commands_match_redis() {
         d.check(&["ZADD", "z", "nan", "a"]);
         d.check(&["ZADD", "z", "1", "a", "bad", "b"]);
         d.check(&["ZADD", "none", "XX", "1", "a"]);
+        // Without conditions: same scores (nothing changes), CH, a member
+        // named twice, -0 against 0, many members, some already there.
+        d.check(&["ZADD", "z", "1.5", "a", "2", "b"]);
+        d.check(&["ZADD", "z", "CH", "1.5", "a", "7", "b", "8", "b2"]);
+        d.check(&["ZADD", "z", "CH", "1", "dup", "2", "dup"]);
+        d.check(&["ZADD", "z", "1", "dup2", "1", "dup2"]);
+        d.check(&["ZADD", "z", "0", "zero"]);
+        d.check(&["ZADD", "z", "CH", "-0", "zero"]);
+        d.check(&["ZADD", "z", "CH", "1", "m1", "2", "m2", "3", "m3", "4", "m4", "5", "m5", "6", "m6", "7", "m7", "8", "m8", "9", "a", "7", "b"]);
+        d.check(&["ZADD", "z", "1", "m1", "2", "m2", "3", "m3", "4", "m4", "5", "m5", "6", "m6", "7", "m7", "8", "m8", "1", "m1"]);
+        d.check(&["ZADD", "fresh", "CH", "3", "x", "1", "y"]);
+        d.check(&["ZRANGE", "fresh", "0", "-1", "WITHSCORES"]);
+        d.check(&["SET", "zstr", "v"]);
+        d.check(&["ZADD", "zstr", "1", "x"]);
+        d.check(&["ZADD", "zstr", "CH", "1", "x", "2", "y"]);
         d.check(&["EXISTS", "none"]);
         d.check(&["ZINCRBY", "z", "0.1", "a"]);
         d.check(&["ZINCRBY", "z", "x", "a"]);
