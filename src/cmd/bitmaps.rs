@@ -79,7 +79,7 @@ fn setbit(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         return Err(CmdError::Static(BAD_BIT));
     }
     let entry = lookup(ctx, &key)?;
-    let mut v = entry.as_ref().and_then(|e| e.value.clone()).unwrap_or_default();
+    let mut v = entry.as_ref().and_then(|e| e.value.as_deref()).unwrap_or_default().to_vec();
     let old = get_bit(&v, bit);
     let grown = v.len() <= (bit >> 3) as usize;
     set_bit(&mut v, bit, on == 1);
@@ -220,7 +220,7 @@ fn bitop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     }
     let mut values = Vec::with_capacity(keys.len());
     for k in keys {
-        values.push(lookup(ctx, k)?.and_then(|e| e.value).unwrap_or_default());
+        values.push(lookup(ctx, k)?.and_then(|e| e.value).map(Vec::from).unwrap_or_default());
     }
     let maxlen = values.iter().map(|v| v.len()).max().unwrap_or(0);
     let mut out = vec![0u8; maxlen];
@@ -357,7 +357,7 @@ fn bitfield_generic(ctx: &mut Ctx, args: &mut Args, read_only: bool) -> CmdResul
         }
     }
     let entry = lookup(ctx, &key)?;
-    let mut v = entry.as_ref().and_then(|e| e.value.clone()).unwrap_or_default();
+    let mut v = entry.as_ref().and_then(|e| e.value.as_deref()).unwrap_or_default().to_vec();
     let writes = ops.iter().any(|o| !matches!(o, FieldOp::Get(..)));
     if writes {
         // Like Redis, the string grows to the highest written field first.

@@ -41,7 +41,7 @@ fn by_pattern(ctx: &Ctx, pattern: &[u8], element: &[u8]) -> Result<Option<Vec<u8
     let Some(e) = store.lookup(ctx.session.db, &key, ctx.now_ms, Fetch::Value)? else { return Ok(None) };
     match (field, e.ktype) {
         (Some(f), KeyType::Hash) => store.hget(e.id, f),
-        (None, KeyType::String) => Ok(e.value),
+        (None, KeyType::String) => Ok(e.value.map(Vec::from)),
         _ => Ok(None),
     }
 }

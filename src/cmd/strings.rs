@@ -315,7 +315,7 @@ fn append(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             Ok(Frame::Integer(value.len() as i64))
         }
         Some(e) => {
-            let mut v = e.value.clone().unwrap_or_default();
+            let mut v = e.value.as_deref().unwrap_or_default().to_vec();
             if (v.len() + value.len()) as i64 > MAX_STRING {
                 return Err(CmdError::Static(TOO_BIG));
             }
@@ -377,7 +377,7 @@ fn setrange(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     if offset.saturating_add(value.len() as i64) > MAX_STRING {
         return Err(CmdError::Static(TOO_BIG));
     }
-    let mut v = existing.as_ref().and_then(|e| e.value.clone()).unwrap_or_default();
+    let mut v = existing.as_ref().and_then(|e| e.value.as_deref()).unwrap_or_default().to_vec();
     let end = offset as usize + value.len();
     if v.len() < end {
         v.resize(end, 0);
@@ -443,7 +443,7 @@ fn incrbyfloat(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     let by = args.next_bytes()?;
     let e = lookup_string(ctx, &key)?;
-    let current = e.as_ref().and_then(|e| e.value.clone()).unwrap_or_else(|| b"0".to_vec());
+    let current = e.as_ref().and_then(|e| e.value.clone()).unwrap_or_else(|| Bytes::from_static(b"0"));
     let new = add_long_double(&current, &by).map_err(|err| match err {
         AddError::BadValue | AddError::BadIncrement => CmdError::msg("ERR value is not a valid float"),
         AddError::NotFinite => CmdError::msg("ERR increment would produce NaN or Infinity"),

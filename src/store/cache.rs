@@ -14,6 +14,7 @@
 //! and whenever a failure rolls work back.
 
 use super::Entry;
+use bytes::Bytes;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -48,7 +49,9 @@ struct Cached {
 }
 
 thread_local! {
-    static ROWS: RefCell<HashMap<(i16, Vec<u8>), Cached>> = RefCell::new(HashMap::new());
+    /// By database, then key: a lookup borrows the key instead of copying
+    /// it into a map key.
+    static ROWS: RefCell<HashMap<i16, HashMap<Vec<u8>, Cached>>> = RefCell::new(HashMap::new());
     static PENDING: RefCell<Vec<PendingSet>> = const { RefCell::new(Vec::new()) };
     static PUSHES: RefCell<Vec<PendingPush>> = const { RefCell::new(Vec::new()) };
     /// List elements read ahead for the batch's pops, by (list id, pos).
@@ -148,16 +151,16 @@ pub fn take_pushes() -> Vec<PendingPush> {
 pub fn push_set(set: PendingSet) {
     let entry = Entry {
         db: set.db,
-        key: set.key.clone(),
+        key: Bytes::copy_from_slice(&set.key),
         id: PENDING_ID,
         ktype: super::KeyType::String,
         expire_at: set.expire_at,
-        value: Some(set.value.clone()),
+        value: Some(Bytes::copy_from_slice(&set.value)),
         card: 0,
         head: 0,
     };
     ROWS.with(|rows| {
-        rows.borrow_mut().insert((set.db, set.key.clone()), Cached { entry: Some(entry), locked: false, dirty: false });
+        rows.borrow_mut().entry(set.db).or_default().insert(set.key.clone(), Cached { entry: Some(entry), locked: false, dirty: false });
     });
     PENDING.with(|p| p.borrow_mut().push(set));
 }
@@ -189,7 +192,7 @@ pub fn take_pending() -> Vec<PendingSet> {
 pub fn get(db: i16, key: &[u8], write: bool, need_value: bool) -> Option<Option<Entry>> {
     ROWS.with(|rows| {
         let rows = rows.borrow();
-        let c = rows.get(&(db, key.to_vec()))?;
+        let c = rows.get(&db)?.get(key)?;
         if write && !c.locked {
             return None;
         }
@@ -200,32 +203,52 @@ pub fn get(db: i16, key: &[u8], write: bool, need_value: bool) -> Option<Option<
     })
 }
 
+/// Whether the cache holds a row (or an absence) for this key.
+pub fn contains(db: i16, key: &[u8]) -> bool {
+    ROWS.with(|rows| rows.borrow().get(&db).is_some_and(|keys| keys.contains_key(key)))
+}
+
 /// Remembers what a lookup read (or a create made). A dirty row keeps its
 /// pending changes.
 pub fn put(db: i16, key: &[u8], entry: Option<Entry>, locked: bool) {
     ROWS.with(|rows| {
         let mut rows = rows.borrow_mut();
-        let slot = rows.entry((db, key.to_vec())).or_insert(Cached { entry: None, locked: false, dirty: false });
-        if slot.dirty {
-            // Only a payload fetch can reach here for a dirty row.
-            if let (Some(mine), Some(read)) = (&mut slot.entry, entry) {
-                if mine.value.is_none() {
-                    mine.value = read.value;
-                }
-            }
-            slot.locked |= locked;
-            return;
-        }
-        slot.entry = entry;
-        slot.locked |= locked;
+        remember(slot(rows.entry(db).or_default(), key, new_slot), entry, locked);
     });
+}
+
+/// `put` of a row that was found, without copying its key again.
+pub fn put_found(entry: Entry, locked: bool) {
+    ROWS.with(|rows| {
+        let mut rows = rows.borrow_mut();
+        let slot = slot(rows.entry(entry.db).or_default(), &entry.key, new_slot);
+        remember(slot, Some(entry), locked);
+    });
+}
+
+fn new_slot() -> Cached {
+    Cached { entry: None, locked: false, dirty: false }
+}
+
+fn remember(slot: &mut Cached, entry: Option<Entry>, locked: bool) {
+    if slot.dirty {
+        // Only a payload fetch can reach here for a dirty row.
+        if let (Some(mine), Some(read)) = (&mut slot.entry, entry) {
+            if mine.value.is_none() {
+                mine.value = read.value;
+            }
+        }
+    } else {
+        slot.entry = entry;
+    }
+    slot.locked |= locked;
 }
 
 /// Applies a change to a live row; it is written back by the next flush.
 pub fn update(e: &Entry, f: impl FnOnce(&mut Entry)) {
     ROWS.with(|rows| {
         let mut rows = rows.borrow_mut();
-        let slot = rows.entry((e.db, e.key.clone())).or_insert(Cached { entry: Some(e.clone()), locked: true, dirty: false });
+        let slot = slot(rows.entry(e.db).or_default(), &e.key, || Cached { entry: Some(e.clone()), locked: true, dirty: false });
         if slot.entry.is_none() {
             slot.entry = Some(e.clone());
         }
@@ -236,10 +259,21 @@ pub fn update(e: &Entry, f: impl FnOnce(&mut Entry)) {
     });
 }
 
+/// The cached row of `key`, made with `new` if there is none; the key is
+/// copied only then.
+fn slot<'m>(keys: &'m mut HashMap<Vec<u8>, Cached>, key: &[u8], new: impl FnOnce() -> Cached) -> &'m mut Cached {
+    if !keys.contains_key(key) {
+        keys.insert(key.to_vec(), new());
+    }
+    keys.get_mut(key).expect("inserted above")
+}
+
 /// Drops a row from the cache (deleted, or overwritten by a statement).
 pub fn forget(db: i16, key: &[u8]) {
     ROWS.with(|rows| {
-        rows.borrow_mut().remove(&(db, key.to_vec()));
+        if let Some(keys) = rows.borrow_mut().get_mut(&db) {
+            keys.remove(key);
+        }
     });
 }
 
@@ -248,7 +282,7 @@ pub fn take_dirty() -> Vec<Entry> {
     ROWS.with(|rows| {
         let mut rows = rows.borrow_mut();
         let mut out = Vec::new();
-        for c in rows.values_mut() {
+        for c in rows.values_mut().flat_map(|keys| keys.values_mut()) {
             if c.dirty {
                 c.dirty = false;
                 if let Some(e) = &c.entry {
@@ -263,7 +297,14 @@ pub fn take_dirty() -> Vec<Entry> {
 /// Forgets every cached row and every unsent write (a rolled-back attempt's,
 /// or, after a flush, nothing).
 pub fn clear() {
-    ROWS.with(|rows| rows.borrow_mut().clear());
+    ROWS.with(|rows| {
+        // Keeps a usual batch's allocation for the next one; a huge batch's
+        // map is dropped rather than cleared over and over.
+        rows.borrow_mut().retain(|_, keys| {
+            keys.clear();
+            keys.capacity() <= 4096
+        })
+    });
     PENDING.with(|p| p.borrow_mut().clear());
     PUSHES.with(|p| p.borrow_mut().clear());
     AHEAD.with(|a| a.borrow_mut().clear());

@@ -200,7 +200,7 @@ impl<'a> Store<'a> {
 
     /// Replaces a live string's payload, keeping its TTL.
     pub fn set_value(self, e: &Entry, value: &[u8]) -> Result<(), CmdError> {
-        cache::update(e, |c| c.value = Some(value.to_vec()));
+        cache::update(e, |c| c.value = Some(Bytes::copy_from_slice(value)));
         Ok(())
     }
 

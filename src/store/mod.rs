@@ -74,13 +74,14 @@ impl KeyType {
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub db: i16,
-    pub key: Vec<u8>,
+    /// `Bytes`, like the payload: a cached row is cloned on every lookup.
+    pub key: Bytes,
     pub id: i64,
     pub ktype: KeyType,
     /// Unix milliseconds, or `None` for a key without TTL.
     pub expire_at: Option<i64>,
     /// The payload, for strings, when the lookup asked for it.
-    pub value: Option<Vec<u8>>,
+    pub value: Option<Bytes>,
     /// Members of a hash, list, set or sorted set.
     pub card: i64,
     /// List: position of the first element. Hash: next insertion number.
@@ -93,11 +94,11 @@ impl Entry {
     fn from_row(db: i16, key: Vec<u8>, row: &pgrx::spi::SpiHeapTupleData<'_>) -> Result<Entry, CmdError> {
         Ok(Entry {
             db,
-            key,
+            key: key.into(),
             id: row.get(1)?.unwrap_or_default(),
             ktype: KeyType::from_code(row.get(2)?.unwrap_or_default())?,
             expire_at: row.get(3)?,
-            value: row.get(4)?,
+            value: row.get::<Vec<u8>>(4)?.map(Bytes::from),
             card: row.get(5)?.unwrap_or_default(),
             head: row.get(6)?.unwrap_or_default(),
         })
@@ -290,7 +291,7 @@ impl<'a> Store<'a> {
             return Err(CmdError::Retry);
         };
         crate::cmd::notify::emit(crate::cmd::notify::NEW, "new", db, key);
-        let e = Entry { db, key: key.to_vec(), id, ktype: want, expire_at: None, value: None, card: 0, head: 0 };
+        let e = Entry { db, key: Bytes::copy_from_slice(key), id, ktype: want, expire_at: None, value: None, card: 0, head: 0 };
         cache::put(db, key, Some(e.clone()), true);
         Ok(e)
     }
@@ -348,13 +349,12 @@ impl<'a> Store<'a> {
             Ok(out)
         })?;
         for k in keys {
-            if locked || cache::get(db, k, false, false).is_none() {
+            if locked || !cache::contains(db, k) {
                 cache::put(db, k, None, locked);
             }
         }
         for e in found {
-            let key = e.key.clone();
-            cache::put(db, &key, Some(e), locked);
+            cache::put_found(e, locked);
         }
         Ok(())
     }
@@ -383,10 +383,10 @@ impl<'a> Store<'a> {
         let (mut expires, mut values, mut cards, mut heads) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
         for e in dirty {
             dbs.push(e.db);
-            keys.push(e.key);
+            keys.push(Vec::from(e.key));
             ids.push(e.id);
             expires.push(e.expire_at);
-            values.push(e.value);
+            values.push(e.value.map(Vec::from));
             cards.push(e.card);
             heads.push(e.head);
         }
