@@ -185,10 +185,7 @@ fn zadd_generic(ctx: &mut Ctx, key: &[u8], elements: Vec<(f64, Bytes)>, f: ZaddF
         }
     }
     if !writes.is_empty() {
-        let e = match existing {
-            Some(e) => e,
-            None => ctx.store().lookup_or_create(ctx.session.db, key, ctx.now_ms, KeyType::ZSet)?,
-        };
+        let e = zset_to_write(ctx, key, existing)?;
         ctx.store().zupsert(&e, &writes, added)?;
         // As Redis: only a change is an event.
         if added + updated > 0 {
@@ -206,10 +203,7 @@ fn zadd_generic(ctx: &mut Ctx, key: &[u8], elements: Vec<(f64, Bytes)>, f: ZaddF
 /// on the current scores, so one statement writes every member and reports
 /// which were new and which changed, without reading them first.
 fn zadd_plain(ctx: &mut Ctx, key: &[u8], existing: Option<Entry>, elements: Vec<(f64, Bytes)>, ch: bool) -> CmdResult {
-    let e = match existing {
-        Some(e) => e,
-        None => ctx.store().lookup_or_create(ctx.session.db, key, ctx.now_ms, KeyType::ZSet)?,
-    };
+    let e = zset_to_write(ctx, key, existing)?;
     let pairs: Vec<(Bytes, f64)> = elements.into_iter().map(|(s, m)| (m, s)).collect();
     let (added, updated) = ctx.store().zadd_plain(&e, &pairs)?;
     if added + updated > 0 {
@@ -218,17 +212,22 @@ fn zadd_plain(ctx: &mut Ctx, key: &[u8], existing: Option<Entry>, elements: Vec<
     Ok(Frame::Integer(if ch { added + updated } else { added }))
 }
 
+/// The zset ZADD writes to: the one `lookup` found, or a new one.
+fn zset_to_write(ctx: &mut Ctx, key: &[u8], existing: Option<Entry>) -> Result<Entry, CmdError> {
+    match existing {
+        Some(e) => Ok(e),
+        None => ctx.store().lookup_or_create(ctx.session.db, key, ctx.now_ms, KeyType::ZSet),
+    }
+}
+
 /// Whether no member is named twice (a second mention sees the first's
 /// score in Redis, which one statement cannot reproduce).
 fn distinct_members(elements: &[(f64, Bytes)]) -> bool {
-    match elements {
-        [_] => true,
-        _ if elements.len() <= 8 => elements.iter().enumerate().all(|(i, (_, m))| elements[..i].iter().all(|(_, o)| o != m)),
-        _ => {
-            let mut seen = std::collections::HashSet::with_capacity(elements.len());
-            elements.iter().all(|(_, m)| seen.insert(m))
-        }
+    if elements.len() == 1 {
+        return true;
     }
+    let mut seen = std::collections::HashSet::with_capacity(elements.len());
+    elements.iter().all(|(_, m)| seen.insert(m))
 }
 
 /// `ZINCRBY key increment member`

@@ -2,7 +2,7 @@
 //! order, the order Redis reports for small hashes.
 
 use super::sql::{read, write, Sql, BYTEA, BYTEA_ARRAY, INT8, INT8_ARRAY};
-use super::{bytea, bytea_array, Entry, Store};
+use super::{bytea, bytea_array, upserted, Entry, Store};
 use crate::error::CmdError;
 use bytes::Bytes;
 use pgrx::datum::DatumWithOid;
@@ -56,20 +56,11 @@ impl<'a> Store<'a> {
                 }
             }
         }
-        let count_new = |rows: pgrx::spi::SpiTupleTable<'_>| {
-            let mut n = 0;
-            for row in rows {
-                if row.get::<bool>(1)?.unwrap_or(false) {
-                    n += 1;
-                }
-            }
-            Ok(n)
-        };
-        let added = if let ([field], [value]) = (fields.as_slice(), values.as_slice()) {
-            self.run(&HSET_ONE, &[e.id.into(), bytea(field), bytea(value), e.head.into()], count_new)?
+        let (added, _) = if let ([field], [value]) = (fields.as_slice(), values.as_slice()) {
+            self.run(&HSET_ONE, &[e.id.into(), bytea(field), bytea(value), e.head.into()], upserted)?
         } else {
             let seqs: Vec<i64> = (0..fields.len() as i64).map(|i| e.head + i).collect();
-            self.run(&HSET, &[e.id.into(), bytea_array(&fields), bytea_array(&values), DatumWithOid::from(seqs)], count_new)?
+            self.run(&HSET, &[e.id.into(), bytea_array(&fields), bytea_array(&values), DatumWithOid::from(seqs)], upserted)?
         };
         self.set_card(e, e.card + added, e.head + fields.len() as i64)?;
         Ok(added)

@@ -436,6 +436,20 @@ pub fn begin() {
 }
 
 /// Keys as `bytea[]` parameters.
+/// Counts the rows of an upsert's `RETURNING (xmax = 0)`: (rows inserted,
+/// rows updated).
+fn upserted(rows: SpiTupleTable<'_>) -> Result<(i64, i64), CmdError> {
+    let (mut inserted, mut updated) = (0, 0);
+    for row in rows {
+        if row.get::<bool>(1)?.unwrap_or(false) {
+            inserted += 1;
+        } else {
+            updated += 1;
+        }
+    }
+    Ok((inserted, updated))
+}
+
 fn bytea_array(keys: &[Bytes]) -> DatumWithOid<'static> {
     let v: Vec<Vec<u8>> = keys.iter().map(|k| k.to_vec()).collect();
     DatumWithOid::from(v)

@@ -2,7 +2,7 @@
 //! (id, score, member), the order every range command walks.
 
 use super::sql::{read, write, Sql, BYTEA, BYTEA_ARRAY, FLOAT8, INT8};
-use super::{bytea, bytea_array, Entry, Store};
+use super::{bytea, bytea_array, upserted, Entry, Store};
 use crate::error::CmdError;
 use bytes::Bytes;
 use pgrx::datum::DatumWithOid;
@@ -73,13 +73,8 @@ impl<'a> Store<'a> {
 
     /// Writes (member, score) pairs, `added` of which are new members.
     pub fn zupsert(self, e: &Entry, pairs: &[(Bytes, f64)], added: i64) -> Result<(), CmdError> {
-        if let [(member, score)] = pairs {
-            self.exec(&UPSERT_ONE, &[e.id.into(), bytea(member), (*score).into(), e.head.into()])?;
-        } else if !pairs.is_empty() {
-            let members: Vec<Bytes> = pairs.iter().map(|(m, _)| m.clone()).collect();
-            let scores: Vec<f64> = pairs.iter().map(|(_, s)| *s).collect();
-            let seqs: Vec<i64> = (0..pairs.len() as i64).map(|i| e.head + i).collect();
-            self.exec(&UPSERT, &[e.id.into(), bytea_array(&members), DatumWithOid::from(scores), DatumWithOid::from(seqs)])?;
+        if !pairs.is_empty() {
+            self.write_scores(&UPSERT_ONE, &UPSERT, e, pairs, |_| Ok(()))?;
         }
         self.set_card(e, e.card + added, e.head + pairs.len() as i64)
     }
@@ -88,29 +83,31 @@ impl<'a> Store<'a> {
     /// with no condition): returns (members added, existing members whose
     /// score changed).
     pub fn zadd_plain(self, e: &Entry, pairs: &[(Bytes, f64)]) -> Result<(i64, i64), CmdError> {
-        let tally = |rows: pgrx::spi::SpiTupleTable<'_>| {
-            let (mut added, mut changed) = (0i64, 0i64);
-            for row in rows {
-                if row.get::<bool>(1)?.unwrap_or(false) {
-                    added += 1;
-                } else {
-                    changed += 1;
-                }
-            }
-            Ok((added, changed))
-        };
-        let (added, changed) = if let [(member, score)] = pairs {
-            self.run(&ZADD_PLAIN_ONE, &[e.id.into(), bytea(member), (*score).into(), e.head.into()], tally)?
-        } else {
-            let members: Vec<Bytes> = pairs.iter().map(|(m, _)| m.clone()).collect();
-            let scores: Vec<f64> = pairs.iter().map(|(_, s)| *s).collect();
-            let seqs: Vec<i64> = (0..pairs.len() as i64).map(|i| e.head + i).collect();
-            self.run(&ZADD_PLAIN, &[e.id.into(), bytea_array(&members), DatumWithOid::from(scores), DatumWithOid::from(seqs)], tally)?
-        };
+        let (added, changed) = self.write_scores(&ZADD_PLAIN_ONE, &ZADD_PLAIN, e, pairs, upserted)?;
         if added > 0 {
             self.set_card(e, e.card + added, e.head + pairs.len() as i64)?;
         }
         Ok((added, changed))
+    }
+
+    /// Runs a member write: `one` with plain parameters for a single pair,
+    /// `many` with arrays otherwise; new members get sequence numbers from
+    /// the key's head.
+    fn write_scores<R>(
+        self,
+        one: &'static Sql,
+        many: &'static Sql,
+        e: &Entry,
+        pairs: &[(Bytes, f64)],
+        f: impl FnOnce(pgrx::spi::SpiTupleTable<'_>) -> Result<R, CmdError>,
+    ) -> Result<R, CmdError> {
+        if let [(member, score)] = pairs {
+            return self.run(one, &[e.id.into(), bytea(member), (*score).into(), e.head.into()], f);
+        }
+        let members: Vec<Bytes> = pairs.iter().map(|(m, _)| m.clone()).collect();
+        let scores: Vec<f64> = pairs.iter().map(|(_, s)| *s).collect();
+        let seqs: Vec<i64> = (0..pairs.len() as i64).map(|i| e.head + i).collect();
+        self.run(many, &[e.id.into(), bytea_array(&members), DatumWithOid::from(scores), DatumWithOid::from(seqs)], f)
     }
 
     /// Removes members, returning how many existed; drops an emptied zset.
