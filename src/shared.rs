@@ -38,6 +38,12 @@ struct WorkerSlot {
     blocked: AtomicU32,
     generation: AtomicU64,
     bloom: [AtomicU64; BLOOM_WORDS],
+    /// WAL position the worker waits to see flushed before it sends held
+    /// replies (0: none); the flusher clears it once flushed.
+    flush_request: AtomicU64,
+    /// End of the worker's last commit record; `COMMITTING` while a commit
+    /// is under way (its record may already be visible, its end not known).
+    commit_lsn: AtomicU64,
 }
 
 #[repr(C)]
@@ -46,6 +52,8 @@ struct Shared {
     db_epoch: [AtomicU64; crate::DATABASES as usize],
     /// Bumped by every committed CONFIG SET: processes reload cached settings.
     config_epoch: AtomicU64,
+    /// The flusher's latch; null while it is not running.
+    flusher: AtomicPtr<pg_sys::Latch>,
     touch: [AtomicU64; TOUCH_SLOTS],
 }
 
@@ -281,6 +289,11 @@ fn publish_commit() {
     }
 }
 
+/// This process's worker slot, when it is a worker.
+pub fn worker_index() -> Option<usize> {
+    LOCAL.with(|l| l.borrow().worker)
+}
+
 /// A worker claims its slot at start-up.
 pub fn register_worker(index: usize) {
     LOCAL.with(|l| l.borrow_mut().worker = Some(index));
@@ -289,6 +302,8 @@ pub fn register_worker(index: usize) {
         for b in &w.bloom {
             b.store(0, SeqCst);
         }
+        w.flush_request.store(0, SeqCst);
+        w.commit_lsn.store(0, SeqCst);
         // SAFETY: MyLatch is this process's shared PGPROC latch.
         w.latch.store(unsafe { pg_sys::MyLatch }, SeqCst);
     }
@@ -335,5 +350,108 @@ impl Bloom {
     pub fn contains(&self, hash: u64) -> bool {
         let bit = hash % BLOOM_BITS;
         self.0[(bit / 64) as usize] & (1 << (bit % 64)) != 0
+    }
+}
+
+/// `commit_lsn` of a worker that is committing now.
+const COMMITTING: u64 = u64::MAX;
+
+/// A worker is about to commit: until `end_commit`, readers cannot know
+/// where its commit record ends (see `commits_seen`).
+pub fn begin_commit(index: usize) {
+    if let Some(w) = shared().and_then(|s| s.workers.get(index)) {
+        w.commit_lsn.store(COMMITTING, SeqCst);
+    }
+}
+
+/// The worker's commit is over; `lsn` is the end of its last commit record.
+pub fn end_commit(index: usize, lsn: u64) {
+    if let Some(w) = shared().and_then(|s| s.workers.get(index)) {
+        w.commit_lsn.store(lsn, SeqCst);
+    }
+}
+
+/// A WAL position past every commit record of the other workers that this
+/// worker's last snapshot may have seen. A worker that is committing
+/// right now counts as the current end of WAL: its commit may be visible
+/// already, but its own end position is not published yet.
+///
+/// Why this is enough: a worker publishes `COMMITTING` before its commit
+/// record is written and its end position after the commit is visible; a
+/// reader reads the slots after its batch ran. If the reader saw that
+/// commit, it reads either `COMMITTING` (then WAL is already inserted past
+/// the record) or the published end.
+pub fn commits_seen(index: usize) -> u64 {
+    let Some(s) = shared() else { return 0 };
+    let mut lsn = 0;
+    for (i, w) in s.workers.iter().enumerate().take(crate::gucs::workers().max(0) as usize) {
+        if i == index {
+            continue;
+        }
+        match w.commit_lsn.load(SeqCst) {
+            // SAFETY: reads the WAL insert position under its spinlock.
+            COMMITTING => return unsafe { pg_sys::GetXLogInsertRecPtr() },
+            l => lsn = lsn.max(l),
+        }
+    }
+    lsn
+}
+
+/// Asks the flusher to flush WAL up to `lsn` and to set this worker's
+/// latch when it has. False when no flusher is running.
+pub fn request_flush(index: usize, lsn: u64) -> bool {
+    let Some(s) = shared() else { return false };
+    let flusher = s.flusher.load(SeqCst);
+    if flusher.is_null() {
+        return false;
+    }
+    s.workers[index].flush_request.fetch_max(lsn, SeqCst);
+    // SAFETY: the flusher's latch is its PGPROC latch, in shared memory for
+    // the life of the cluster; setting a latch nobody waits on is harmless.
+    unsafe { pg_sys::SetLatch(flusher) };
+    true
+}
+
+/// Whether a flusher is running.
+pub fn flusher_running() -> bool {
+    shared().is_some_and(|s| !s.flusher.load(SeqCst).is_null())
+}
+
+/// The flusher announces itself (false without pgkv's shared memory).
+pub fn register_flusher() -> bool {
+    let Some(s) = shared() else { return false };
+    // SAFETY: MyLatch is this process's shared PGPROC latch.
+    s.flusher.store(unsafe { pg_sys::MyLatch }, SeqCst);
+    true
+}
+
+pub fn unregister_flusher() {
+    if let Some(s) = shared() {
+        s.flusher.store(std::ptr::null_mut(), SeqCst);
+    }
+}
+
+/// The furthest WAL position any worker waits for (0: none).
+pub fn flush_target() -> u64 {
+    shared().map_or(0, |s| s.workers.iter().map(|w| w.flush_request.load(SeqCst)).max().unwrap_or(0))
+}
+
+/// Wakes every worker that waits for a flush: it lets out what is
+/// flushed now. A request that is met is cleared; one raised meanwhile
+/// stays (and that worker has set the flusher's latch again).
+pub fn wake_flushed(flushed: u64) {
+    let Some(s) = shared() else { return };
+    for w in &s.workers {
+        let want = w.flush_request.load(SeqCst);
+        if want != 0 {
+            if want <= flushed {
+                let _ = w.flush_request.compare_exchange(want, 0, SeqCst, SeqCst);
+            }
+            let latch = w.latch.load(SeqCst);
+            if !latch.is_null() {
+                // SAFETY: as in `request_flush`.
+                unsafe { pg_sys::SetLatch(latch) };
+            }
+        }
     }
 }

@@ -50,6 +50,12 @@ pub struct Conn {
     pub created: std::time::Instant,
     /// The last command's name, for CLIENT LIST.
     pub last_cmd: String,
+    /// Output past this position of the stream (`queued_total`) waits for
+    /// a WAL flush (see `durable`); None: everything may be sent.
+    limit: Option<u64>,
+    /// Held batches with output for this client, and the last one's number.
+    holds: u32,
+    hold_seq: u64,
 }
 
 /// Redis's `client-output-buffer-limit` for one class of client, in bytes:
@@ -86,6 +92,9 @@ impl Conn {
             soft_limit_since: None,
             created: std::time::Instant::now(),
             last_cmd: "NULL".into(),
+            limit: None,
+            holds: 0,
+            hold_seq: 0,
         }
     }
 
@@ -244,10 +253,44 @@ impl Conn {
         pgkv_resp::encode(frame, proto, &mut self.outbuf);
     }
 
-    /// Writes as much as the socket takes.
+    /// Bytes ever queued for this client: sent ones and `outbuf`.
+    pub fn queued_total(&self) -> u64 {
+        self.net_out + self.outbuf.len() as u64
+    }
+
+    /// Output of held batch `seq` follows: what is queued so far may still
+    /// be sent, the rest waits for `release`. False when this batch already
+    /// holds this client.
+    pub fn hold(&mut self, seq: u64) -> bool {
+        if self.hold_seq == seq {
+            return false;
+        }
+        self.hold_seq = seq;
+        if self.holds == 0 {
+            self.limit = Some(self.queued_total());
+        }
+        self.holds += 1;
+        true
+    }
+
+    /// The oldest held batch for this client is durable; its output ended
+    /// at `end`.
+    pub fn release(&mut self, end: u64) {
+        self.holds -= 1;
+        self.limit = if self.holds == 0 { None } else { Some(end) };
+    }
+
+    /// Writes as much as the socket takes, up to the hold limit.
     pub fn flush(&mut self) {
-        while !self.outbuf.is_empty() {
-            match self.stream.write(&self.outbuf) {
+        loop {
+            let sendable = match self.limit {
+                None => self.outbuf.len(),
+                Some(l) => (l.saturating_sub(self.net_out) as usize).min(self.outbuf.len()),
+            };
+            if sendable == 0 {
+                break;
+            }
+            match self.stream.write(&self.outbuf[..sendable]) {
                 Ok(0) => {
                     self.broken = true;
                     return;
@@ -265,7 +308,7 @@ impl Conn {
                 }
             }
         }
-        if self.outbuf.capacity() > 1 << 20 {
+        if self.outbuf.is_empty() && self.outbuf.capacity() > 1 << 20 {
             // Give back the memory a burst of large replies left behind.
             self.outbuf = BytesMut::new();
         }

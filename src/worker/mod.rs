@@ -7,6 +7,7 @@
 mod blocked;
 mod busy;
 mod conn;
+mod durable;
 mod wait;
 mod xact;
 
@@ -41,6 +42,9 @@ pub fn register() {
             .set_start_time(BgWorkerStartTime::RecoveryFinished)
             .set_restart_time(Some(Duration::from_secs(1)))
             .load();
+    }
+    if gucs::workers() > 0 {
+        durable::register();
     }
 }
 
@@ -120,6 +124,7 @@ fn wait_for_extension(database: &str) -> bool {
 fn reload_config() {
     unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
     apply_session_settings();
+    durable::reload();
 }
 
 /// Every client is a socket: lift the soft open-files limit to the hard
@@ -211,6 +216,8 @@ struct Server {
     /// Key hashes written by this worker's commits, not yet looked at.
     ready: Vec<u64>,
     ticks: u64,
+    /// Replies waiting for their commit to reach disk.
+    durable: durable::Durable,
 }
 
 struct ConnSessions<'a>(&'a mut Slab<Conn>);
@@ -238,6 +245,7 @@ impl Server {
             blocked: Blocked::default(),
             ready: Vec::new(),
             ticks: 0,
+            durable: durable::Durable::new(index as usize),
         }
     }
 
@@ -286,6 +294,10 @@ impl Server {
                 if let Some(d) = self.blocked.next_deadline() {
                     t = t.min((d - cmd::now_ms()).max(0));
                 }
+                if self.durable.waiting() {
+                    // The flusher sets the latch; this is only a backstop.
+                    t = t.min(50);
+                }
                 t
             };
             waitset.wait(timeout);
@@ -305,6 +317,7 @@ impl Server {
             self.serve_batch();
             self.serve_blocked();
             self.time_out_blocked();
+            self.durable.release(&mut self.conns);
             self.flush_and_reap();
             if Instant::now() >= self.next_expire {
                 self.close_idle();
@@ -312,6 +325,7 @@ impl Server {
                 self.next_expire = Instant::now() + EXPIRE_TICK;
             }
         }
+        self.durable.release_all(&mut self.conns);
         for (_, c) in self.conns.iter_mut() {
             c.flush();
         }
@@ -434,6 +448,7 @@ impl Server {
         let busy = busy::arm(self, jobs.iter().map(|j| j.conn).collect());
         let retries = xact::run_batch(&mut jobs, &mut ConnSessions(&mut self.conns));
         drop(busy);
+        self.durable.open_batch();
         stats::with(|r| {
             r.batches += 1;
             r.batch_retries += retries;
@@ -460,6 +475,7 @@ impl Server {
                         c.parked = false;
                         cmd::blocking::set_parked(c.session.id, false);
                     }
+                    self.durable.mark(job.conn, c);
                     c.outbuf.extend_from_slice(&job.out);
                     if c.session.close_after_reply {
                         c.closing = true;
@@ -478,9 +494,11 @@ impl Server {
                 c.parked = false;
                 cmd::blocking::set_parked(id, false);
                 let reply = if error { Frame::error("UNBLOCKED client unblocked via CLIENT UNBLOCK") } else { p.request.on_timeout };
+                self.durable.mark(key, c);
                 c.push_reply(&reply, c.session.proto);
             }
         }
+        self.durable.close_batch(&self.conns);
         self.ready.extend(shared::take_local_ready());
         self.publish_blocked_count();
     }
@@ -493,6 +511,7 @@ impl Server {
         if c.broken {
             return;
         }
+        self.durable.mark(key, c);
         c.push_reply(frame, c.session.proto);
         c.check_output_limit();
     }

@@ -143,7 +143,7 @@ fn attempt<S: Sessions>(jobs: &mut [Job], sessions: &mut S, need_tx: bool, isola
                 unsafe {
                     pg_sys::PopActiveSnapshot();
                 }
-                commit()?;
+                commit(true)?;
             }
             Ok(())
         }
@@ -160,13 +160,21 @@ fn attempt<S: Sessions>(jobs: &mut [Job], sessions: &mut S, need_tx: bool, isola
     }
 }
 
-fn commit() -> Result<(), Failure> {
-    let committed = PgTryBuilder::new(|| {
-        unsafe { pg_sys::CommitTransactionCommand() };
-        Ok(())
-    })
-    .catch_others(|e| Err(describe(&e)))
-    .execute();
+/// Commits the current transaction. A batch's commit (`deferred`) may be
+/// asynchronous: its replies then wait for the flush (`durable`).
+fn commit(deferred: bool) -> Result<(), Failure> {
+    let run = || {
+        PgTryBuilder::new(|| {
+            unsafe { pg_sys::CommitTransactionCommand() };
+            Ok(())
+        })
+        .catch_others(|e| Err(describe(&e)))
+        .execute()
+    };
+    let committed = match crate::shared::worker_index().filter(|_| deferred) {
+        Some(index) => super::durable::commit_deferred(index, run),
+        None => run(),
+    };
     match committed {
         Ok(()) => {
             // Lets autovacuum see the worker's inserts and deletes; it
@@ -382,7 +390,7 @@ pub fn run_maintenance<T>(f: impl FnOnce(Store) -> Result<T, CmdError>) -> Resul
     match PgTryBuilder::new(run).catch_others(|e| Err(describe(&e))).execute() {
         Ok(v) => {
             unsafe { pg_sys::PopActiveSnapshot() };
-            commit().map_err(|f| match f {
+            commit(false).map_err(|f| match f {
                 Failure::Commit(m) | Failure::Command(_, m) => m,
             })?;
             Ok(v)

@@ -159,17 +159,8 @@ impl PgCluster {
     /// Simulates a crash of the whole server: SIGKILL to the postmaster and
     /// every process it started, at once, with no chance to clean up.
     pub fn kill_all(&self) {
-        let pid_file = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).expect("postmaster.pid");
-        let pm: i32 = pid_file.lines().next().unwrap().trim().parse().unwrap();
-        let mut victims = vec![pm];
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-            let ppid: i32 = stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
-            if ppid == pm {
-                victims.push(pid);
-            }
-        }
+        let mut victims = vec![self.postmaster_pid()];
+        victims.extend(self.children().into_iter().map(|(pid, _)| pid));
         for pid in &victims {
             unsafe { libc::kill(*pid, libc::SIGKILL) };
         }
@@ -180,6 +171,38 @@ impl PgCluster {
             assert!(Instant::now() < deadline, "processes survived SIGKILL");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    fn postmaster_pid(&self) -> i32 {
+        let pid_file = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).expect("postmaster.pid");
+        pid_file.lines().next().unwrap().trim().parse().unwrap()
+    }
+
+    /// The postmaster's child processes: pid and process title
+    /// ("postgres: walwriter ", "postgres: pgkv worker 0 ", ...).
+    pub fn children(&self) -> Vec<(i32, String)> {
+        let pm = self.postmaster_pid();
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            let ppid: i32 = stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+            if ppid == pm {
+                let title = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                out.push((pid, String::from_utf8_lossy(&title).replace('\0', " ")));
+            }
+        }
+        out
+    }
+
+    /// Sends `signal` to the children whose process title contains one of
+    /// `titles`; returns how many it signalled.
+    pub fn signal_children(&self, titles: &[&str], signal: i32) -> usize {
+        let pids: Vec<i32> = self.children().into_iter().filter(|(_, t)| titles.iter().any(|w| t.contains(w))).map(|(p, _)| p).collect();
+        for pid in &pids {
+            unsafe { libc::kill(*pid, signal) };
+        }
+        pids.len()
     }
 
     /// Starts the cluster again (crash recovery after `kill_all`). The dead

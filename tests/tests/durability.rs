@@ -102,3 +102,32 @@ fn acknowledged_writes_survive_kill_9_of_every_postgres_process() {
         }
     }
 }
+
+/// A write's reply leaves only once its commit is on disk, and so does the
+/// reply of a read that may have seen it. The batch commits without
+/// waiting; the flusher process writes the WAL. With the flusher and every
+/// other process that flushes WAL on its own stopped (SIGSTOP), the replies
+/// wait; when they run again, both arrive, in order with what followed.
+#[test]
+fn replies_wait_for_the_wal_flush() {
+    let c = PgCluster::start_with(&["autovacuum = off"]);
+    let mut writer = c.raw();
+    let mut reader = c.raw();
+    assert_eq!(writer.call(&["SET", "flush:k", "before"]), b"+OK\r\n");
+    let flushers = ["pgkv flusher", "walwriter", "background writer", "checkpointer"];
+    assert_eq!(c.signal_children(&flushers, libc::SIGSTOP), flushers.len(), "{:?}", c.children());
+    writer.send(b"*3\r\n$3\r\nSET\r\n$7\r\nflush:k\r\n$5\r\nafter\r\n");
+    let early = writer.try_read_reply(Duration::from_millis(600));
+    reader.send(b"*2\r\n$3\r\nGET\r\n$7\r\nflush:k\r\n");
+    let early_read = reader.try_read_reply(Duration::from_millis(300));
+    // The commit is visible at once: a SQL session sees it.
+    let seen = c.psql("SELECT convert_from(value, 'UTF8') FROM kv.keys WHERE key = 'flush:k'");
+    c.signal_children(&flushers, libc::SIGCONT);
+    assert_eq!(early, None, "SET acknowledged before its WAL flush");
+    assert_eq!(early_read, None, "a read of an unflushed write answered before the flush");
+    assert_eq!(seen, "after");
+    assert_eq!(writer.read_reply(), b"+OK\r\n");
+    assert_eq!(reader.read_reply(), b"$5\r\nafter\r\n");
+    // Nothing stays held once the WAL is flushed.
+    assert_eq!(reader.call(&["GET", "flush:k"]), b"$5\r\nafter\r\n");
+}
