@@ -42,10 +42,17 @@ pub struct PendingPush {
 /// collection commands, which never see a pending (string) key, use them.
 pub const PENDING_ID: i64 = 0;
 
+/// Where a locked row's current version is (its `ctid`): the write-back
+/// addresses it directly instead of probing the primary key.
+pub type Tid = pgrx::pg_sys::ItemPointerData;
+
 struct Cached {
     entry: Option<Entry>,
     locked: bool,
     dirty: bool,
+    /// The row version this transaction locked, while it is the current
+    /// one: cleared when the row is written back (the update moves it).
+    tid: Option<Tid>,
 }
 
 thread_local! {
@@ -160,7 +167,7 @@ pub fn push_set(set: PendingSet) {
         head: 0,
     };
     ROWS.with(|rows| {
-        rows.borrow_mut().entry(set.db).or_default().insert(set.key.clone(), Cached { entry: Some(entry), locked: false, dirty: false });
+        rows.borrow_mut().entry(set.db).or_default().insert(set.key.clone(), Cached { entry: Some(entry), locked: false, dirty: false, tid: None });
     });
     PENDING.with(|p| p.borrow_mut().push(set));
 }
@@ -209,28 +216,31 @@ pub fn contains(db: i16, key: &[u8]) -> bool {
 }
 
 /// Remembers what a lookup read (or a create made). A dirty row keeps its
-/// pending changes.
-pub fn put(db: i16, key: &[u8], entry: Option<Entry>, locked: bool) {
+/// pending changes. `tid` is the version a locking read found.
+pub fn put(db: i16, key: &[u8], entry: Option<Entry>, locked: bool, tid: Option<Tid>) {
     ROWS.with(|rows| {
         let mut rows = rows.borrow_mut();
-        remember(slot(rows.entry(db).or_default(), key, new_slot), entry, locked);
+        remember(slot(rows.entry(db).or_default(), key, new_slot), entry, locked, tid);
     });
 }
 
 /// `put` of a row that was found, without copying its key again.
-pub fn put_found(entry: Entry, locked: bool) {
+pub fn put_found(entry: Entry, locked: bool, tid: Option<Tid>) {
     ROWS.with(|rows| {
         let mut rows = rows.borrow_mut();
         let slot = slot(rows.entry(entry.db).or_default(), &entry.key, new_slot);
-        remember(slot, Some(entry), locked);
+        remember(slot, Some(entry), locked, tid);
     });
 }
 
 fn new_slot() -> Cached {
-    Cached { entry: None, locked: false, dirty: false }
+    Cached { entry: None, locked: false, dirty: false, tid: None }
 }
 
-fn remember(slot: &mut Cached, entry: Option<Entry>, locked: bool) {
+fn remember(slot: &mut Cached, entry: Option<Entry>, locked: bool, tid: Option<Tid>) {
+    if locked && tid.is_some() {
+        slot.tid = tid;
+    }
     if slot.dirty {
         // Only a payload fetch can reach here for a dirty row.
         if let (Some(mine), Some(read)) = (&mut slot.entry, entry) {
@@ -248,7 +258,7 @@ fn remember(slot: &mut Cached, entry: Option<Entry>, locked: bool) {
 pub fn update(e: &Entry, f: impl FnOnce(&mut Entry)) {
     ROWS.with(|rows| {
         let mut rows = rows.borrow_mut();
-        let slot = slot(rows.entry(e.db).or_default(), &e.key, || Cached { entry: Some(e.clone()), locked: true, dirty: false });
+        let slot = slot(rows.entry(e.db).or_default(), &e.key, || Cached { entry: Some(e.clone()), locked: true, dirty: false, tid: None });
         if slot.entry.is_none() {
             slot.entry = Some(e.clone());
         }
@@ -277,16 +287,19 @@ pub fn forget(db: i16, key: &[u8]) {
     });
 }
 
-/// The rows with pending changes, now considered written.
-pub fn take_dirty() -> Vec<Entry> {
+/// The rows with pending changes, now considered written, with the
+/// version each was locked at when known (the write moves the row, so the
+/// cache forgets it).
+pub fn take_dirty() -> Vec<(Entry, Option<Tid>)> {
     ROWS.with(|rows| {
         let mut rows = rows.borrow_mut();
         let mut out = Vec::new();
         for c in rows.values_mut().flat_map(|keys| keys.values_mut()) {
             if c.dirty {
                 c.dirty = false;
+                let tid = c.tid.take();
                 if let Some(e) = &c.entry {
-                    out.push(e.clone());
+                    out.push((e.clone(), tid));
                 }
             }
         }

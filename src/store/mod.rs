@@ -126,10 +126,12 @@ fn bytea(b: &[u8]) -> DatumWithOid<'_> {
 
 static LOOKUP_META: Sql = read("SELECT id, type, expire_at, NULL::bytea, card, head FROM kv.keys WHERE db = $1 AND key = $2", &[INT2, BYTEA]);
 static LOOKUP_VALUE: Sql = read("SELECT id, type, expire_at, value, card, head FROM kv.keys WHERE db = $1 AND key = $2", &[INT2, BYTEA]);
+// The locking reads also return the row's ctid: the write-back updates the
+// locked version by it (`FLUSH_BY_TID`).
 static LOCK_META: Sql =
-    write("SELECT id, type, expire_at, NULL::bytea, card, head FROM kv.keys WHERE db = $1 AND key = $2 FOR UPDATE", &[INT2, BYTEA]);
+    write("SELECT id, type, expire_at, NULL::bytea, card, head, ctid FROM kv.keys WHERE db = $1 AND key = $2 FOR UPDATE", &[INT2, BYTEA]);
 static LOCK_VALUE: Sql =
-    write("SELECT id, type, expire_at, value, card, head FROM kv.keys WHERE db = $1 AND key = $2 FOR UPDATE", &[INT2, BYTEA]);
+    write("SELECT id, type, expire_at, value, card, head, ctid FROM kv.keys WHERE db = $1 AND key = $2 FOR UPDATE", &[INT2, BYTEA]);
 // One primary-key probe per key, like LOCK_PREFETCH below (and for the
 // same reason: "key = ANY ($2)" leaves the planner a whole-database plan).
 // LIMIT 1 (the key is unique) keeps the subquery from being flattened
@@ -145,9 +147,23 @@ static PREFETCH: Sql = read(
 // database and filtered (measured 100x slower once it had grown); a
 // lateral probe per key has no other plan.
 static LOCK_PREFETCH: Sql = write(
-    "SELECT k.id, k.type, k.expire_at, k.value, k.card, k.head, k.key FROM unnest($2) AS u(key) \
-     CROSS JOIN LATERAL (SELECT * FROM kv.keys WHERE db = $1 AND key = u.key FOR UPDATE) AS k",
+    "SELECT k.id, k.type, k.expire_at, k.value, k.card, k.head, k.key, k.tid FROM unnest($2) AS u(key) \
+     CROSS JOIN LATERAL (SELECT ctid AS tid, * FROM kv.keys WHERE db = $1 AND key = u.key FOR UPDATE) AS k",
     &[INT2, sql::BYTEA_ARRAY],
+);
+// Writes back key rows this transaction locked, by the locked version's
+// ctid: no primary-key probe, no conflict check (a third of the cost of
+// FLUSH_ROWS per row). The join has no other plan: its only indexable
+// clause is the ctid, and the key columns are compared with IS NOT
+// DISTINCT FROM, which no index or merge join can use, so a plan made
+// while kv.keys is empty cannot pick a full index scan. A row not found
+// there (moved by another statement of this transaction) is left out of
+// RETURNING and written back by key.
+static FLUSH_BY_TID: Sql = write(
+    "UPDATE kv.keys AS k SET expire_at = u.expire_at, value = coalesce(u.value, k.value), card = u.card, head = u.head \
+     FROM unnest($1, $2, $3, $4, $5, $6, $7, $8) WITH ORDINALITY AS u(tid, db, key, id, expire_at, value, card, head, i) \
+     WHERE k.ctid = u.tid AND (k.db, k.key, k.id) IS NOT DISTINCT FROM (u.db, u.key, u.id) RETURNING u.i",
+    &[sql::TID_ARRAY, sql::INT2_ARRAY, sql::BYTEA_ARRAY, sql::INT8_ARRAY, sql::INT8_ARRAY, sql::BYTEA_ARRAY, sql::INT8_ARRAY, sql::INT8_ARRAY],
 );
 static FLUSH_ROW: Sql = write(
     "UPDATE kv.keys SET expire_at = $4, value = coalesce($5, value), card = $6, head = $7 WHERE db = $1 AND key = $2 AND id = $3",
@@ -168,7 +184,7 @@ static FLUSH_ROWS: Sql = write(
 );
 static DELETE_IF_EXPIRED: Sql = write("DELETE FROM kv.keys WHERE db = $1 AND key = $2 AND expire_at <= $3 RETURNING 1", &[INT2, BYTEA, INT8]);
 static CREATE_KEY: Sql = write(
-    "INSERT INTO kv.keys (db, key, type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING id",
+    "INSERT INTO kv.keys (db, key, type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING id, ctid",
     &[INT2, BYTEA, sql::CHAR],
 );
 // Rows are always addressed through the primary key; the id check makes
@@ -237,10 +253,13 @@ impl<'a> Store<'a> {
                     (true, Fetch::Meta) => &LOCK_META,
                     (true, Fetch::Value) => &LOCK_VALUE,
                 };
-                let row = self.run(sql, &[db.into(), bytea(key)], |rows| {
-                    rows.into_iter().next().map(|row| Entry::from_row(db, key.to_vec(), &row)).transpose()
+                let found = self.run(sql, &[db.into(), bytea(key)], |rows| {
+                    let Some(row) = rows.into_iter().next() else { return Ok(None) };
+                    let tid = if self.write { row.get::<cache::Tid>(7)? } else { None };
+                    Ok(Some((Entry::from_row(db, key.to_vec(), &row)?, tid)))
                 })?;
-                cache::put(db, key, row.clone(), self.write);
+                let (row, tid) = found.map_or((None, None), |(e, tid)| (Some(e), tid));
+                cache::put(db, key, row.clone(), self.write, tid);
                 row
             }
         };
@@ -283,16 +302,17 @@ impl<'a> Store<'a> {
         // the insert waits for it, and the command runs again, now seeing
         // and locking that key (see `insert_string`). Commands call this
         // before any other write, so running again repeats nothing.
-        let id = self.run(&CREATE_KEY, &[db.into(), bytea(key), want.code().into()], |rows| {
-            Ok(rows.into_iter().next().and_then(|r| r.get::<i64>(1).ok().flatten()))
+        let created = self.run(&CREATE_KEY, &[db.into(), bytea(key), want.code().into()], |rows| {
+            let Some(row) = rows.into_iter().next() else { return Ok(None) };
+            Ok(row.get::<i64>(1)?.map(|id| (id, row.get::<cache::Tid>(2).ok().flatten())))
         })?;
-        let Some(id) = id else {
+        let Some((id, tid)) = created else {
             cache::forget(db, key);
             return Err(CmdError::Retry);
         };
         crate::cmd::notify::emit(crate::cmd::notify::NEW, "new", db, key);
         let e = Entry { db, key: Bytes::copy_from_slice(key), id, ktype: want, expire_at: None, value: None, card: 0, head: 0 };
-        cache::put(db, key, Some(e.clone()), true);
+        cache::put(db, key, Some(e.clone()), true, tid);
         Ok(e)
     }
 
@@ -344,17 +364,18 @@ impl<'a> Store<'a> {
         let found = self.run(sql, &[db.into(), bytea_array(keys)], |rows| {
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
-                out.push(Entry::from_row(db, row.get::<Vec<u8>>(7)?.unwrap_or_default(), &row)?);
+                let tid = if locked { row.get::<cache::Tid>(8)? } else { None };
+                out.push((Entry::from_row(db, row.get::<Vec<u8>>(7)?.unwrap_or_default(), &row)?, tid));
             }
             Ok(out)
         })?;
         for k in keys {
             if locked || !cache::contains(db, k) {
-                cache::put(db, k, None, locked);
+                cache::put(db, k, None, locked, None);
             }
         }
-        for e in found {
-            cache::put_found(e, locked);
+        for (e, tid) in found {
+            cache::put_found(e, locked, tid);
         }
         Ok(())
     }
@@ -364,7 +385,11 @@ impl<'a> Store<'a> {
     /// than by key, at the end of each batch and of each SQL call.
     pub fn flush(self) -> Result<(), CmdError> {
         self.write_pending()?;
-        let mut dirty = cache::take_dirty();
+        let (by_tid, mut dirty): (Vec<_>, Vec<_>) = cache::take_dirty().into_iter().partition(|(_, tid)| tid.is_some());
+        if !by_tid.is_empty() {
+            dirty.extend(self.write_back_by_tid(by_tid)?);
+        }
+        let mut dirty: Vec<Entry> = dirty.into_iter().map(|(e, _)| e).collect();
         if let [e] = dirty.as_slice() {
             // A NULL payload keeps the stored one (a string whose payload
             // this batch never read).
@@ -416,6 +441,49 @@ impl<'a> Store<'a> {
             self.exec(&DELETE_BY_ID, &[db.into(), bytea(&key), id.into()])?;
         }
         Ok(())
+    }
+
+    /// Writes back locked rows by their version's ctid (`FLUSH_BY_TID`);
+    /// returns the ones not found there, to be written back by key.
+    fn write_back_by_tid(self, rows: Vec<(Entry, Option<cache::Tid>)>) -> Result<Vec<(Entry, Option<cache::Tid>)>, CmdError> {
+        let n = rows.len();
+        let (mut tids, mut dbs, mut keys, mut ids) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut expires, mut values, mut cards, mut heads) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        for (e, tid) in &rows {
+            tids.push(tid.expect("partitioned by tid"));
+            dbs.push(e.db);
+            keys.push(e.key.to_vec());
+            ids.push(e.id);
+            expires.push(e.expire_at);
+            values.push(e.value.as_ref().map(|v| v.to_vec()));
+            cards.push(e.card);
+            heads.push(e.head);
+        }
+        let args = [
+            DatumWithOid::from(tids),
+            DatumWithOid::from(dbs),
+            DatumWithOid::from(keys),
+            DatumWithOid::from(ids),
+            DatumWithOid::from(expires),
+            DatumWithOid::from(values),
+            DatumWithOid::from(cards),
+            DatumWithOid::from(heads),
+        ];
+        // Straight to SPI: `run` would send the pending writes first, and
+        // `flush` just did.
+        let written: Option<Vec<i64>> = sql::run(self.spi, &FLUSH_BY_TID, &args, |t| {
+            if t.len() == n {
+                return Ok(None); // every row: the usual case, nothing to read
+            }
+            let mut written = Vec::with_capacity(t.len());
+            for row in t {
+                written.extend(row.get::<i64>(1)?);
+            }
+            Ok(Some(written))
+        })?;
+        let Some(written) = written else { return Ok(Vec::new()) };
+        let written: std::collections::HashSet<i64> = written.into_iter().collect();
+        Ok(rows.into_iter().enumerate().filter(|(i, _)| !written.contains(&(*i as i64 + 1))).map(|(_, r)| r).collect())
     }
 
     /// `flush`, then forget every cached row: for statements that move or

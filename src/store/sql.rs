@@ -27,6 +27,7 @@ pub const BYTEA_ARRAY: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::BYTEAARRAYOID)
 pub const INT2_ARRAY: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::INT2ARRAYOID);
 pub const INT8_ARRAY: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::INT8ARRAYOID);
 pub const FLOAT8_ARRAY: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::FLOAT8ARRAYOID);
+pub const TID_ARRAY: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::TIDARRAYOID);
 pub const CHAR: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::CHAROID);
 
 pub const fn read(text: &'static str, types: &'static [PgOid]) -> Sql {

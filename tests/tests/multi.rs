@@ -57,6 +57,53 @@ fn queuing_exec_and_errors_match_redis() {
     });
 }
 
+/// Key rows changed inside a transaction are written back by the version
+/// the transaction locked, once; a statement that reads the whole keyspace
+/// (DBSIZE, KEYS) writes them back mid-transaction, and later changes to
+/// the same keys go by key. Both must leave what Redis leaves.
+#[test]
+fn key_rows_written_back_twice_in_one_transaction_match_redis() {
+    Differential::each_protocol_pair(9, |d, _| {
+        d.check(&["DEL", "wb:h", "wb:l", "wb:n", "wb:s"]);
+        d.check(&["RPUSH", "wb:l", "x"]);
+        d.check(&["MULTI"]);
+        d.check(&["HSET", "wb:h", "f1", "v"]);
+        d.check(&["RPUSH", "wb:l", "a"]);
+        d.check(&["INCR", "wb:n"]);
+        d.check(&["SADD", "wb:s", "m1"]);
+        d.check(&["DBSIZE"]);
+        d.check(&["HSET", "wb:h", "f2", "v"]);
+        d.check(&["LPUSH", "wb:l", "b"]);
+        d.check(&["INCR", "wb:n"]);
+        d.check(&["SADD", "wb:s", "m2", "m3"]);
+        d.check(&["EXPIRE", "wb:h", "100"]);
+        d.check(&["DBSIZE"]);
+        d.check(&["RPOP", "wb:l"]);
+        d.check(&["HLEN", "wb:h"]);
+        d.check(&["EXEC"]);
+        d.check(&["HLEN", "wb:h"]);
+        d.check(&["TTL", "wb:h"]);
+        d.check(&["LRANGE", "wb:l", "0", "-1"]);
+        d.check(&["LLEN", "wb:l"]);
+        d.check(&["GET", "wb:n"]);
+        d.check(&["SCARD", "wb:s"]);
+        // The same commands pipelined: one batch, no MULTI.
+        d.check_pipeline(&[
+            vec!["HSET", "wb:h", "f3", "v"],
+            vec!["INCR", "wb:n"],
+            vec!["DBSIZE"],
+            vec!["HDEL", "wb:h", "f1"],
+            vec!["INCR", "wb:n"],
+            vec!["LPOP", "wb:l"],
+            vec!["HLEN", "wb:h"],
+            vec!["LLEN", "wb:l"],
+        ]);
+        d.check(&["HGETALL", "wb:h"]);
+        d.check(&["GET", "wb:n"]);
+        d.check(&["LRANGE", "wb:l", "0", "-1"]);
+    });
+}
+
 #[test]
 fn watch_matches_redis() {
     Differential::each_protocol_pair(11, |a, b| {
