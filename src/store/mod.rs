@@ -18,6 +18,7 @@ mod sets;
 mod zsets;
 mod sql;
 mod cache;
+mod direct;
 
 use crate::error::CmdError;
 use bytes::Bytes;
@@ -343,7 +344,21 @@ impl<'a> Store<'a> {
     /// (unlocked: a writing command re-reads its key with a lock), so a
     /// batch's reads find their keys without a statement each.
     pub fn prefetch(self, db: i16, keys: &[Bytes]) -> Result<(), CmdError> {
-        self.cache_rows(&PREFETCH, db, keys, false)
+        if keys.is_empty() {
+            return Ok(());
+        }
+        // What `run` does before any statement.
+        if cache::has_pending() {
+            self.write_pending()?;
+        }
+        cache::drop_read_ahead();
+        match direct::read_rows(db, keys)? {
+            Some(found) => {
+                self.cache_found(db, keys, found.into_iter().map(|e| (e, None)).collect(), false);
+                Ok(())
+            }
+            None => self.cache_rows(&PREFETCH, db, keys, false),
+        }
     }
 
     /// Reads and locks the rows of many keys in one statement and caches
@@ -369,6 +384,12 @@ impl<'a> Store<'a> {
             }
             Ok(out)
         })?;
+        self.cache_found(db, keys, found, locked);
+        Ok(())
+    }
+
+    /// Caches the rows found for `keys`, and every other key as absent.
+    fn cache_found(self, db: i16, keys: &[Bytes], found: Vec<(Entry, Option<cache::Tid>)>, locked: bool) {
         for k in keys {
             if locked || !cache::contains(db, k) {
                 cache::put(db, k, None, locked, None);
@@ -377,7 +398,6 @@ impl<'a> Store<'a> {
         for (e, tid) in found {
             cache::put_found(e, locked, tid);
         }
-        Ok(())
     }
 
     /// Sends the queued writes and writes back every key row changed since

@@ -282,3 +282,44 @@ fn config_get_and_set_match_redis() {
     let mut c = pg.raw();
     assert_eq!(c.call(&["CONFIG", "GET", "appendfsync"]), b"*2\r\n$11\r\nappendfsync\r\n$8\r\neverysec\r\n");
 }
+
+/// A batch's reads are looked up ahead through the hash index directly
+/// (`store::direct`), not SQL: binary keys, the same key in two databases,
+/// keys and payloads large enough to be compressed or stored out of line,
+/// expired, missing and wrong-type keys, all in one pipelined batch.
+#[test]
+fn reads_looked_up_ahead_match_redis() {
+    let binary: &[u8] = b"ra:\x00\xff\r\n";
+    let long_key = [b"ra:".as_slice(), &vec![b'k'; 2600]].concat();
+    let big: Vec<u8> = (0..1_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let compressible = vec![b'v'; 100_000];
+    Differential::each_protocol(6, |d| {
+        d.check(&[b"SET".as_slice(), binary, b"bin"]);
+        d.check(&[b"SET".as_slice(), &long_key, b"long"]);
+        d.check(&[b"SET".as_slice(), b"ra:big", &big]);
+        d.check(&[b"SET".as_slice(), b"ra:zip", &compressible]);
+        d.check(&["SET", "ra:gone", "x", "PX", "1"]);
+        d.check(&["HSET", "ra:hash", "f", "v"]);
+        d.check(&["SELECT", "7"]);
+        d.check(&["SET", "ra:both", "seven"]);
+        d.check(&["SELECT", "6"]);
+        d.check(&["SET", "ra:both", "six"]);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        d.check_pipeline(&[
+            vec![b"GET".as_slice(), binary],
+            vec![b"GET".as_slice(), &long_key],
+            vec![b"STRLEN".as_slice(), b"ra:big"],
+            vec![b"GET".as_slice(), b"ra:big"],
+            vec![b"GET".as_slice(), b"ra:zip"],
+            vec![b"GET".as_slice(), b"ra:gone"],
+            vec![b"GET".as_slice(), b"ra:missing"],
+            vec![b"GET".as_slice(), b"ra:hash"],
+            vec![b"GET".as_slice(), b"ra:both"],
+            vec![b"MGET".as_slice(), b"ra:both", binary, b"ra:missing", b"ra:hash"],
+            vec![b"EXISTS".as_slice(), b"ra:both", b"ra:gone", &long_key],
+        ]);
+        d.check(&["SELECT", "7"]);
+        d.check_pipeline(&[vec!["GET", "ra:both"], vec!["EXISTS", "ra:big"]]);
+        d.check(&["SELECT", "6"]);
+    });
+}
