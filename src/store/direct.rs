@@ -1,18 +1,22 @@
 //! The batch's read-ahead of key rows through Postgres's access methods
 //! rather than SQL: one hash-index scan, rescanned per key, and the
-//! matching heap tuple's columns read from the scan's slot.
+//! matching heap tuple's columns read from a slot.
 //!
-//! It returns what the `PREFETCH` statement returns (same snapshot, same
-//! index, same visibility rules: `index_getnext_slot` applies the active
-//! snapshot), without that statement's per-key executor work (nested loop,
-//! subquery, limit, projection) and SPI's copy of every row into a tuple
+//! `read_rows` returns what the `PREFETCH` statement returns, `lock_rows`
+//! what `LOCK_PREFETCH` returns and locks (same snapshot rules, same
+//! index, same visibility: `index_getnext_slot` applies the snapshot),
+//! without those statements' per-key executor work (nested loop, subquery,
+//! limit, projection, row marks) and SPI's copy of every row into a tuple
 //! table. Under GET at `-P 16` those were a third of the worker's time.
 //!
-//! It only reads, so it needs no row locks; the relations are opened with
-//! AccessShareLock, as the executor would, and kept until the transaction
-//! ends. Should kv.keys or its hash index not look as `sql/schema.sql`
-//! made them, `read_rows` answers `None` and the caller uses the statement.
+//! The relations are opened with the locks the executor would take
+//! (AccessShareLock; RowShareLock on the table for `lock_rows`, as FOR
+//! UPDATE) and kept until the transaction ends. Should kv.keys or its hash
+//! index not look as `sql/schema.sql` made them, or should anything
+//! unusual happen (see `lock_rows`), these answer `None` and the caller
+//! runs the statement instead.
 
+use super::cache::Tid;
 use super::{Entry, KeyType};
 use crate::error::CmdError;
 use bytes::Bytes;
@@ -39,20 +43,89 @@ const COLUMN_TYPES: [pg_sys::Oid; 8] = [
     pg_sys::INT8OID,
 ];
 
-/// The live rows of `keys` in database `db` (absent keys have none), or
-/// `None` when the tables are not as expected.
-pub fn read_rows(db: i16, keys: &[Bytes]) -> Result<Option<Vec<Entry>>, CmdError> {
+/// The live rows of `keys` in database `db` (absent keys have none), read
+/// with the active snapshot, or `None` when the tables are not as expected.
+pub fn read_rows(db: i16, keys: &[Bytes]) -> Result<Option<Vec<(Entry, Option<Tid>)>>, CmdError> {
     // SAFETY: called inside a transaction with an active snapshot (the
-    // batch's, or the SQL caller's); every pointer comes from Postgres and
-    // is used before the relation, scan or slot it belongs to is released.
-    // An ERROR raised in here unwinds through pgrx's guard to the batch's
-    // PgTry, and aborting the transaction releases pins, locks and memory.
+    // batch's); every pointer comes from Postgres and is used before the
+    // relation, scan or slot it belongs to is released. An ERROR raised in
+    // here unwinds through pgrx's guard to the batch's PgTry, and aborting
+    // the transaction releases pins, locks, snapshots and memory.
+    unsafe {
+        with_relations(pg_sys::AccessShareLock, |heap, index| {
+            scan(heap, index, pg_sys::GetActiveSnapshot(), db, keys, |slot, key| Some(Some((entry(slot, db, key)?, None))))
+        })
+    }
+}
+
+/// `read_rows` that also locks each row found (FOR UPDATE, waiting as
+/// long as `lock_timeout` allows), in the order of `keys`, and returns the
+/// locked version's ctid. As a writing statement does, it first makes the
+/// transaction's earlier writes visible and takes a fresh snapshot.
+///
+/// A row updated by another transaction since the snapshot is locked in
+/// its latest version, which must still be the same key (Postgres's
+/// EvalPlanQual recheck does the same); a row deleted meanwhile counts as
+/// absent. Any other outcome (only possible outside READ COMMITTED, or
+/// for a row this transaction already changed) gives `None`, and the
+/// statement runs instead, with Postgres's own handling; the locks taken
+/// so far are this transaction's either way.
+pub fn lock_rows(db: i16, keys: &[Bytes]) -> Result<Option<Vec<(Entry, Option<Tid>)>>, CmdError> {
+    // SAFETY: as in `read_rows`; the snapshot pushed here is popped on
+    // every path out but an ERROR, where the abort pops it.
+    unsafe {
+        if pg_sys::XactIsoLevel != pg_sys::XACT_READ_COMMITTED as i32 {
+            return Ok(None);
+        }
+        pg_sys::CommandCounterIncrement();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        let snapshot = pg_sys::GetActiveSnapshot();
+        let cid = pg_sys::GetCurrentCommandId(true);
+        let out = with_relations(pg_sys::RowShareLock, |heap, index| {
+            let locked = pg_sys::table_slot_create(heap, std::ptr::null_mut());
+            let rows = scan(heap, index, snapshot, db, keys, |slot, key| {
+                let mut tmfd: pg_sys::TM_FailureData = std::mem::zeroed();
+                let result = pg_sys::table_tuple_lock(
+                    heap,
+                    &mut (*slot).tts_tid,
+                    snapshot,
+                    locked,
+                    cid,
+                    pg_sys::LockTupleMode::LockTupleExclusive,
+                    pg_sys::LockWaitPolicy::LockWaitBlock,
+                    pg_sys::TUPLE_LOCK_FLAG_FIND_LAST_VERSION as u8,
+                    &mut tmfd,
+                );
+                match result {
+                    pg_sys::TM_Result::TM_Ok => {
+                        if tmfd.traversed && (get::<i16>(locked, DB) != Some(db) || !same_bytes(locked, KEY, key)) {
+                            return Some(None); // now another key's row
+                        }
+                        Some(Some((entry(locked, db, key)?, Some((*locked).tts_tid))))
+                    }
+                    pg_sys::TM_Result::TM_Deleted => Some(None),
+                    _ => None,
+                }
+            });
+            pg_sys::ExecDropSingleTupleTableSlot(locked);
+            rows
+        });
+        pg_sys::PopActiveSnapshot();
+        out
+    }
+}
+
+/// Opens kv.keys (with `lockmode`) and its hash index, checks their
+/// shape, and runs `f`; `None` when something is not as expected.
+unsafe fn with_relations<T>(
+    lockmode: u32,
+    f: impl FnOnce(pg_sys::Relation, pg_sys::Relation) -> Option<T>,
+) -> Result<Option<T>, CmdError> {
     unsafe {
         let Some((heap_oid, index_oid)) = relations() else { return Ok(None) };
-        let heap = pg_sys::table_open(heap_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let heap = pg_sys::table_open(heap_oid, lockmode as pg_sys::LOCKMODE);
         let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-        let expected = shape_ok(heap, index);
-        let out = if expected { Some(scan(heap, index, db, keys)) } else { None };
+        let out = if shape_ok(heap, index) { f(heap, index) } else { None };
         pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
         pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
         Ok(out)
@@ -93,11 +166,21 @@ unsafe fn shape_ok(heap: pg_sys::Relation, index: pg_sys::Relation) -> bool {
     }
 }
 
-unsafe fn scan(heap: pg_sys::Relation, index: pg_sys::Relation, db: i16, keys: &[Bytes]) -> Vec<Entry> {
+/// Finds each key's visible row in database `db` and hands its slot to
+/// `found`, which answers the row to keep (`Some(None)`: none after all)
+/// or `None` to give up on the whole scan.
+unsafe fn scan(
+    heap: pg_sys::Relation,
+    index: pg_sys::Relation,
+    snapshot: pg_sys::Snapshot,
+    db: i16,
+    keys: &[Bytes],
+    mut found: impl FnMut(*mut pg_sys::TupleTableSlot, &Bytes) -> Option<Option<(Entry, Option<Tid>)>>,
+) -> Option<Vec<(Entry, Option<Tid>)>> {
     unsafe {
         let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
-        let scan = pg_sys::index_beginscan(heap, index, pg_sys::GetActiveSnapshot(), 1, 0);
-        let mut out = Vec::with_capacity(keys.len());
+        let scan = pg_sys::index_beginscan(heap, index, snapshot, 1, 0);
+        let mut out = Some(Vec::with_capacity(keys.len()));
         let mut skey: pg_sys::ScanKeyData = std::mem::zeroed();
         for key in keys {
             let arg = key.as_ref().into_datum().expect("a bytea datum");
@@ -109,25 +192,37 @@ unsafe fn scan(heap: pg_sys::Relation, index: pg_sys::Relation, db: i16, keys: &
                 if get::<i16>(slot, DB) != Some(db) || !same_bytes(slot, KEY, key) {
                     continue;
                 }
-                if let Ok(ktype) = KeyType::from_code(get::<i8>(slot, TYPE).unwrap_or_default()) {
-                    out.push(Entry {
-                        db,
-                        key: key.clone(),
-                        id: get(slot, ID).unwrap_or_default(),
-                        ktype,
-                        expire_at: get(slot, EXPIRE_AT),
-                        value: get::<Vec<u8>>(slot, VALUE).map(Bytes::from),
-                        card: get(slot, CARD).unwrap_or_default(),
-                        head: get(slot, HEAD).unwrap_or_default(),
-                    });
+                match found(slot, key) {
+                    Some(row) => out.as_mut().expect("not given up").extend(row),
+                    None => out = None,
                 }
                 break;
             }
             pg_sys::pfree(arg.cast_mut_ptr());
+            if out.is_none() {
+                break;
+            }
         }
         pg_sys::index_endscan(scan);
         pg_sys::ExecDropSingleTupleTableSlot(slot);
         out
+    }
+}
+
+/// The key row in `slot` (of `key`, in `db`); `None` for a type code pgkv
+/// does not know (the statement then reports it).
+unsafe fn entry(slot: *mut pg_sys::TupleTableSlot, db: i16, key: &Bytes) -> Option<Entry> {
+    unsafe {
+        Some(Entry {
+            db,
+            key: key.clone(),
+            id: get(slot, ID).unwrap_or_default(),
+            ktype: KeyType::from_code(get::<i8>(slot, TYPE).unwrap_or_default()).ok()?,
+            expire_at: get(slot, EXPIRE_AT),
+            value: get::<Vec<u8>>(slot, VALUE).map(Bytes::from),
+            card: get(slot, CARD).unwrap_or_default(),
+            head: get(slot, HEAD).unwrap_or_default(),
+        })
     }
 }
 

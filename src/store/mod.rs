@@ -354,7 +354,7 @@ impl<'a> Store<'a> {
         cache::drop_read_ahead();
         match direct::read_rows(db, keys)? {
             Some(found) => {
-                self.cache_found(db, keys, found.into_iter().map(|e| (e, None)).collect(), false);
+                self.cache_found(db, keys, found, false);
                 Ok(())
             }
             None => self.cache_rows(&PREFETCH, db, keys, false),
@@ -366,7 +366,20 @@ impl<'a> Store<'a> {
     /// commands find their keys without a statement each. Rows are locked
     /// in the order of `keys`.
     pub fn lock_prefetch(self, db: i16, keys: &[Bytes]) -> Result<(), CmdError> {
-        self.cache_rows(&LOCK_PREFETCH, db, keys, true)
+        if keys.is_empty() {
+            return Ok(());
+        }
+        if cache::has_pending() {
+            self.write_pending()?;
+        }
+        cache::drop_read_ahead();
+        match direct::lock_rows(db, keys)? {
+            Some(found) => {
+                self.cache_found(db, keys, found, true);
+                Ok(())
+            }
+            None => self.cache_rows(&LOCK_PREFETCH, db, keys, true),
+        }
     }
 
     /// Runs a prefetch statement (rows as `Entry::from_row` reads them, the

@@ -3,7 +3,7 @@
 //! scratch PG16 cluster with pgkv preloaded, through the `redis` client crate
 //! or raw bytes where byte-exactness matters.
 
-use pgkv_tests::{key, shared, PgCluster};
+use pgkv_tests::{key, shared, show, PgCluster};
 use redis::Commands;
 use std::time::{Duration, Instant};
 
@@ -439,6 +439,36 @@ fn concurrent_writers_on_two_workers_and_sql_lose_no_update() {
     assert_eq!(h, 1600);
     let card: i64 = r.scard("lu:set").unwrap();
     assert_eq!(card, 1600);
+}
+
+/// A batch that waits for a key row another transaction holds locks the
+/// row's latest version once that transaction commits, as FOR UPDATE does:
+/// an update is built on, a deleted key is absent, and a row renamed away
+/// no longer belongs to the key. Redis order: the SQL transaction first.
+#[test]
+fn a_write_waiting_for_a_row_lock_sees_the_committed_change() {
+    let c = PgCluster::start();
+    let mut r = c.raw();
+    for k in ["wl:upd", "wl:del", "wl:ren"] {
+        assert_eq!(r.call(&["SET", k, "10"]), b"+OK\r\n");
+    }
+    let cases: [(&str, &str, &[u8]); 3] = [
+        ("SELECT kv.incr('wl:upd', 5)", "wl:upd", b":16\r\n"),
+        ("SELECT kv.del('wl:del')", "wl:del", b":1\r\n"),
+        ("SELECT kv.call('RENAME', 'wl:ren', 'wl:moved')", "wl:ren", b":1\r\n"),
+    ];
+    let mut sql = c.sql();
+    for (change, key, want) in cases {
+        let mut tx = sql.transaction().unwrap();
+        tx.batch_execute(change).unwrap();
+        r.send(format!("*2\r\n$4\r\nINCR\r\n${}\r\n{key}\r\n", key.len()).as_bytes());
+        // Less than pgkv.lock_timeout (1 s): the INCR waits, then runs.
+        assert_eq!(r.try_read_reply(Duration::from_millis(300)), None, "{key}: INCR did not wait for the row lock");
+        tx.commit().unwrap();
+        assert_eq!(show(&r.read_reply()), show(want), "{key}");
+    }
+    assert_eq!(r.call(&["GET", "wl:moved"]), b"$2\r\n10\r\n");
+    assert_eq!(r.call(&["MGET", "wl:upd", "wl:del", "wl:ren"]), b"*3\r\n$2\r\n16\r\n$1\r\n1\r\n$1\r\n1\r\n");
 }
 
 #[test]
