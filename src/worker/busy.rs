@@ -30,6 +30,8 @@ struct Armed {
     entered: bool,
     /// SIGTERM arrived during the script (reading the flag clears it).
     sigterm: bool,
+    /// When `between_commands` last looked at the held replies.
+    looked: std::time::Instant,
 }
 
 thread_local! {
@@ -42,7 +44,8 @@ pub struct Guard;
 /// Installs the busy handler for the batch about to run, whose clients are
 /// `batch`.
 pub fn arm(server: &mut Server, batch: Vec<usize>) -> Guard {
-    ARMED.with(|a| *a.borrow_mut() = Some(Armed { server, batch, entered: false, sigterm: false }));
+    let looked = std::time::Instant::now();
+    ARMED.with(|a| *a.borrow_mut() = Some(Armed { server, batch, entered: false, sigterm: false, looked }));
     crate::lua::set_busy_handler(Some(serve));
     Guard
 }
@@ -69,6 +72,32 @@ impl Drop for Guard {
     }
 }
 
+/// Between two commands of the batch, at most once a millisecond: sends
+/// the replies of earlier batches that were waiting for a WAL flush that
+/// has completed since (see `durable`) to the clients outside this batch,
+/// so a long batch does not hold them back.
+pub fn between_commands() {
+    let now = std::time::Instant::now();
+    let Some(server) = ARMED.with(|a| {
+        let mut a = a.borrow_mut();
+        let a = a.as_mut()?;
+        if now.duration_since(a.looked) < Duration::from_millis(1) {
+            return None;
+        }
+        a.looked = now;
+        Some(a.server)
+    }) else {
+        return;
+    };
+    // SAFETY: see the module comment; only clients outside the batch are
+    // touched (`release_outside` sets the batch's aside).
+    let server = unsafe { &mut *server };
+    if server.durable.waiting() {
+        let batch = ARMED.with(|a| a.borrow().as_ref().map(|a| a.batch.clone())).unwrap_or_default();
+        server.durable.release_outside(&mut server.conns, &batch);
+    }
+}
+
 /// One round of I/O for the clients outside the batch. Called from the
 /// Lua hook, about every 100000 instructions, once the script is busy.
 fn serve() {
@@ -92,6 +121,8 @@ fn serve() {
     }
     // SAFETY: see the module comment; only state outside the batch is used.
     let server = unsafe { &mut *server };
+    // Replies held for a flush go first, so a -BUSY does not overtake them.
+    server.durable.release_outside(&mut server.conns, &batch);
     let mut events = Events::with_capacity(256);
     if server.poll.poll(&mut events, Some(Duration::ZERO)).is_err() {
         return;

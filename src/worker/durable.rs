@@ -131,6 +131,9 @@ struct Held {
 pub struct Durable {
     index: usize,
     queue: VecDeque<Held>,
+    /// Flushed output of clients that were inside the running batch when
+    /// it was found flushed (`release_outside`): let out after the batch.
+    late: Vec<(usize, u64, u64)>,
     /// The open batch's hold: WAL position and clients marked so far.
     open: Option<Held>,
     seq: u64,
@@ -140,7 +143,7 @@ pub struct Durable {
 impl Durable {
     pub fn new(index: usize) -> Durable {
         reload();
-        Durable { index, queue: VecDeque::new(), open: None, seq: 0, flushed: 0 }
+        Durable { index, queue: VecDeque::new(), late: Vec::new(), open: None, seq: 0, flushed: 0 }
     }
 
     /// A batch has committed and its output is about to be queued: decides
@@ -193,12 +196,15 @@ impl Durable {
     }
 
     pub fn waiting(&self) -> bool {
-        !self.queue.is_empty()
+        !self.queue.is_empty() || !self.late.is_empty()
     }
 
     /// Lets out the held output whose WAL is flushed now. Without a
     /// flusher (it stopped), flushes first.
     pub fn release(&mut self, conns: &mut Slab<Conn>) {
+        for (key, id, end) in std::mem::take(&mut self.late) {
+            release_one(conns, key, id, end);
+        }
         let Some(last) = self.queue.back().map(|h| h.lsn) else { return };
         self.flushed = flushed();
         if self.flushed < last && !shared::flusher_running() {
@@ -208,9 +214,26 @@ impl Durable {
         while self.queue.front().is_some_and(|h| h.lsn <= self.flushed) {
             let held = self.queue.pop_front().expect("front");
             for (key, id, end) in held.conns {
-                // The client may be gone, and its slot reused.
-                if let Some(c) = conns.get_mut(key).filter(|c| c.session.id == id) {
-                    c.release(end);
+                release_one(conns, key, id, end);
+            }
+        }
+    }
+
+    /// `release` while a batch runs: sends what is flushed now to the
+    /// clients outside `batch`; the batch's own clients get theirs after
+    /// it (their connections are in use).
+    pub fn release_outside(&mut self, conns: &mut Slab<Conn>, batch: &[usize]) {
+        if self.queue.is_empty() {
+            return;
+        }
+        self.flushed = flushed();
+        while self.queue.front().is_some_and(|h| h.lsn <= self.flushed) {
+            let held = self.queue.pop_front().expect("front");
+            for (key, id, end) in held.conns {
+                if batch.contains(&key) {
+                    self.late.push((key, id, end));
+                } else if let Some(c) = release_one(conns, key, id, end) {
+                    c.flush();
                 }
             }
         }
@@ -223,4 +246,12 @@ impl Durable {
         }
         self.release(conns);
     }
+}
+
+/// Lets out a client's held output up to `end`, unless the client is gone
+/// (its slot may have been reused: the id tells).
+fn release_one(conns: &mut Slab<Conn>, key: usize, id: u64, end: u64) -> Option<&mut Conn> {
+    let c = conns.get_mut(key).filter(|c| c.session.id == id)?;
+    c.release(end);
+    Some(c)
 }

@@ -269,6 +269,7 @@ fn execute_all<S: Sessions>(jobs: &mut [Job], sessions: &mut S, store: Option<St
     for (i, job) in jobs.iter_mut().enumerate() {
         current.set(i);
         cmd::pubsub::set_current_job(i);
+        super::busy::between_commands();
         let session = sessions.session(job.conn);
         let frame = if let (true, Some(store)) = (isolate.contains(&i), store) {
             // The subtransaction must hold exactly this command's writes:

@@ -131,3 +131,29 @@ fn replies_wait_for_the_wal_flush() {
     // Nothing stays held once the WAL is flushed.
     assert_eq!(reader.call(&["GET", "flush:k"]), b"$5\r\nafter\r\n");
 }
+
+/// Held replies go out as soon as their flush is done, even while a long
+/// batch of other clients runs: between two of its commands, the worker
+/// sends them to the clients outside that batch.
+#[test]
+fn held_replies_leave_during_a_long_batch() {
+    let c = PgCluster::start_with(&["autovacuum = off"]);
+    let mut writer = c.raw();
+    let mut busy = c.raw();
+    let flushers = ["pgkv flusher", "walwriter", "background writer", "checkpointer"];
+    assert_eq!(c.signal_children(&flushers, libc::SIGSTOP), flushers.len(), "{:?}", c.children());
+    writer.send(b"*3\r\n$3\r\nSET\r\n$6\r\nheld:k\r\n$1\r\nv\r\n");
+    // Its batch commits (the reply waits); then, in a batch of its own,
+    std::thread::sleep(Duration::from_millis(100));
+    // one pipelined batch of 400 short scripts, a second or more of work.
+    let script = "local n = 0 for i = 1, 300000 do n = n + i end return 1";
+    let one = format!("*3\r\n$4\r\nEVAL\r\n${}\r\n{script}\r\n$1\r\n0\r\n", script.len());
+    busy.send(one.repeat(400).as_bytes());
+    std::thread::sleep(Duration::from_millis(200));
+    c.signal_children(&flushers, libc::SIGCONT);
+    assert_eq!(writer.read_reply(), b"+OK\r\n");
+    assert_eq!(busy.try_read_reply(Duration::from_millis(1)), None, "the long batch was over before the held reply left");
+    for _ in 0..400 {
+        assert_eq!(busy.read_reply(), b":1\r\n");
+    }
+}
