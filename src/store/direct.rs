@@ -9,6 +9,10 @@
 //! limit, projection, row marks) and SPI's copy of every row into a tuple
 //! table. Under GET at `-P 16` those were a third of the worker's time.
 //!
+//! Only the batch's prefetch uses it, and that skips clients logged in as
+//! a Postgres role of their own: their reads run as SQL, as that role,
+//! with its privileges.
+//!
 //! The relations are opened with the locks the executor would take
 //! (AccessShareLock; RowShareLock on the table for `lock_rows`, as FOR
 //! UPDATE) and kept until the transaction ends. Should kv.keys or its hash
