@@ -147,8 +147,14 @@ impl Durable {
     }
 
     /// A batch has committed and its output is about to be queued: decides
-    /// whether that output must wait for a flush.
-    pub fn open_batch(&mut self) {
+    /// whether that output must wait for a flush. For a lone client with
+    /// nothing else to do (`idle`: the batch was one client's, and no
+    /// client has input waiting), the worker flushes at once itself, as a
+    /// synchronous commit would: handing the flush to the flusher and being
+    /// woken cost such a client about 0.1 ms per write here. With more
+    /// clients the worker keeps the hand-off, so their next batch need not
+    /// wait for the disk.
+    pub fn open_batch(&mut self, idle: bool) {
         use pg_sys::SyncCommitLevel::SYNCHRONOUS_COMMIT_OFF as OFF;
         // SAFETY: reads of this process's globals and of the WAL position.
         let (level, own) = unsafe { (pg_sys::synchronous_commit, pg_sys::XactLastCommitEnd) };
@@ -166,8 +172,8 @@ impl Durable {
         if lsn <= self.flushed {
             return;
         }
-        if !shared::request_flush(self.index, lsn) {
-            // No flusher: flush here, as a synchronous commit would have.
+        if idle || !shared::request_flush(self.index, lsn) {
+            // Flush here, as a synchronous commit would have.
             unsafe { pg_sys::XLogFlush(lsn) };
             self.flushed = flushed();
             return;

@@ -331,6 +331,16 @@ impl Server {
         }
     }
 
+    /// No client has anything for the next batch: after taking in what the
+    /// sockets have now, no input is buffered or announced.
+    fn idle(&mut self) -> bool {
+        if self.has_pending_input() {
+            return false;
+        }
+        self.poll_io(&mut Events::with_capacity(256));
+        !self.has_pending_input()
+    }
+
     fn has_pending_input(&self) -> bool {
         self.conns.iter().any(|(_, c)| c.readable || (c.has_buffered_input() && !c.drained))
     }
@@ -448,7 +458,9 @@ impl Server {
         let busy = busy::arm(self, jobs.iter().map(|j| j.conn).collect());
         let retries = xact::run_batch(&mut jobs, &mut ConnSessions(&mut self.conns));
         drop(busy);
-        self.durable.open_batch();
+        let lone = jobs.iter().all(|j| j.conn == jobs[0].conn);
+        let idle = lone && self.idle();
+        self.durable.open_batch(idle);
         stats::with(|r| {
             r.batches += 1;
             r.batch_retries += retries;

@@ -103,26 +103,53 @@ fn acknowledged_writes_survive_kill_9_of_every_postgres_process() {
     }
 }
 
+/// Processes that flush the WAL on their own: with them stopped, only the
+/// worker's own flush (for a lone client) would reach the disk.
+const FLUSHERS: [&str; 4] = ["pgkv flusher", "walwriter", "background writer", "checkpointer"];
+
+/// EVAL of a script that keeps the worker busy for a while (no keys, no
+/// writes; 50 million loops take about 0.3 s here), for other clients'
+/// commands to gather into one batch behind it. Run it once first: its
+/// first run stores the script (a write).
+fn slow_script(loops: u32) -> Vec<u8> {
+    let script = "local n = 0 for i = 1, tonumber(ARGV[1]) do n = n + i end return 1";
+    let loops = loops.to_string();
+    cmd(&["EVAL", script, "0", &loops])
+}
+
+fn cmd(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len());
+    for a in args {
+        out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    out.into_bytes()
+}
+
 /// A write's reply leaves only once its commit is on disk, and so does the
-/// reply of a read that may have seen it. The batch commits without
-/// waiting; the flusher process writes the WAL. With the flusher and every
-/// other process that flushes WAL on its own stopped (SIGSTOP), the replies
-/// wait; when they run again, both arrive, in order with what followed.
+/// reply of a read that may have seen it. A batch of several clients
+/// commits without waiting; the flusher process writes the WAL. With the
+/// flusher and every other process that flushes WAL on its own stopped
+/// (SIGSTOP), the replies wait; when they run again, both arrive.
 #[test]
 fn replies_wait_for_the_wal_flush() {
     let c = PgCluster::start_with(&["autovacuum = off"]);
-    let mut writer = c.raw();
-    let mut reader = c.raw();
+    let (mut busy, mut writer, mut reader) = (c.raw(), c.raw(), c.raw());
     assert_eq!(writer.call(&["SET", "flush:k", "before"]), b"+OK\r\n");
-    let flushers = ["pgkv flusher", "walwriter", "background writer", "checkpointer"];
-    assert_eq!(c.signal_children(&flushers, libc::SIGSTOP), flushers.len(), "{:?}", c.children());
-    writer.send(b"*3\r\n$3\r\nSET\r\n$7\r\nflush:k\r\n$5\r\nafter\r\n");
+    busy.send(&slow_script(1));
+    assert_eq!(busy.read_reply(), b":1\r\n");
+    assert_eq!(c.signal_children(&FLUSHERS, libc::SIGSTOP), FLUSHERS.len(), "{:?}", c.children());
+    // While a script runs, a write and a read of the same key arrive: the
+    // next batch holds both.
+    busy.send(&slow_script(50_000_000));
+    std::thread::sleep(Duration::from_millis(50));
+    writer.send(&cmd(&["SET", "flush:k", "after"]));
+    reader.send(&cmd(&["GET", "flush:k"]));
+    assert_eq!(busy.read_reply(), b":1\r\n");
     let early = writer.try_read_reply(Duration::from_millis(600));
-    reader.send(b"*2\r\n$3\r\nGET\r\n$7\r\nflush:k\r\n");
-    let early_read = reader.try_read_reply(Duration::from_millis(300));
+    let early_read = reader.try_read_reply(Duration::from_millis(100));
     // The commit is visible at once: a SQL session sees it.
     let seen = c.psql("SELECT convert_from(value, 'UTF8') FROM kv.keys WHERE key = 'flush:k'");
-    c.signal_children(&flushers, libc::SIGCONT);
+    c.signal_children(&FLUSHERS, libc::SIGCONT);
     assert_eq!(early, None, "SET acknowledged before its WAL flush");
     assert_eq!(early_read, None, "a read of an unflushed write answered before the flush");
     assert_eq!(seen, "after");
@@ -138,22 +165,42 @@ fn replies_wait_for_the_wal_flush() {
 #[test]
 fn held_replies_leave_during_a_long_batch() {
     let c = PgCluster::start_with(&["autovacuum = off"]);
-    let mut writer = c.raw();
-    let mut busy = c.raw();
-    let flushers = ["pgkv flusher", "walwriter", "background writer", "checkpointer"];
-    assert_eq!(c.signal_children(&flushers, libc::SIGSTOP), flushers.len(), "{:?}", c.children());
-    writer.send(b"*3\r\n$3\r\nSET\r\n$6\r\nheld:k\r\n$1\r\nv\r\n");
-    // Its batch commits (the reply waits); then, in a batch of its own,
+    let (mut busy, mut writer, mut other, mut long) = (c.raw(), c.raw(), c.raw(), c.raw());
+    busy.send(&slow_script(1));
+    assert_eq!(busy.read_reply(), b":1\r\n");
+    assert_eq!(c.signal_children(&FLUSHERS, libc::SIGSTOP), FLUSHERS.len(), "{:?}", c.children());
+    // A write batched with another client's command: its reply is held.
+    busy.send(&slow_script(50_000_000));
+    std::thread::sleep(Duration::from_millis(50));
+    writer.send(&cmd(&["SET", "held:k", "v"]));
+    other.send(&cmd(&["PING"]));
+    assert_eq!(busy.read_reply(), b":1\r\n");
     std::thread::sleep(Duration::from_millis(100));
-    // one pipelined batch of 400 short scripts, a second or more of work.
-    let script = "local n = 0 for i = 1, 300000 do n = n + i end return 1";
-    let one = format!("*3\r\n$4\r\nEVAL\r\n${}\r\n{script}\r\n$1\r\n0\r\n", script.len());
-    busy.send(one.repeat(400).as_bytes());
+    // Then one pipelined batch of 400 short scripts, a second or more.
+    long.send(&slow_script(300_000).repeat(400));
     std::thread::sleep(Duration::from_millis(200));
-    c.signal_children(&flushers, libc::SIGCONT);
+    c.signal_children(&FLUSHERS, libc::SIGCONT);
     assert_eq!(writer.read_reply(), b"+OK\r\n");
-    assert_eq!(busy.try_read_reply(Duration::from_millis(1)), None, "the long batch was over before the held reply left");
+    assert_eq!(other.read_reply(), b"+PONG\r\n");
+    assert_eq!(long.try_read_reply(Duration::from_millis(1)), None, "the long batch was over before the held reply left");
     for _ in 0..400 {
-        assert_eq!(busy.read_reply(), b":1\r\n");
+        assert_eq!(long.read_reply(), b":1\r\n");
     }
+}
+
+/// A lone client's write is flushed by the worker at once (no hand-off to
+/// the flusher, whose wake-ups would add to its latency): it is
+/// acknowledged even with the flusher stopped, and it is on disk.
+#[test]
+fn a_lone_clients_write_is_flushed_by_the_worker() {
+    let c = PgCluster::start_with(&["autovacuum = off"]);
+    let mut r = c.raw();
+    assert_eq!(c.signal_children(&FLUSHERS, libc::SIGSTOP), FLUSHERS.len(), "{:?}", c.children());
+    r.send(&cmd(&["SET", "lone:k", "v"]));
+    let acked = r.try_read_reply(Duration::from_millis(2000));
+    c.signal_children(&FLUSHERS, libc::SIGCONT);
+    assert_eq!(acked.as_deref(), Some(b"+OK\r\n".as_slice()), "a lone write waited for the stopped flusher");
+    c.kill_all();
+    c.start_again();
+    assert_eq!(c.raw().call(&["GET", "lone:k"]), b"$1\r\nv\r\n");
 }
