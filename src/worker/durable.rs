@@ -89,6 +89,18 @@ thread_local! {
     /// `synchronous_standby_names` is empty (read at start and on SIGHUP:
     /// it cannot change otherwise).
     static NO_SYNC_STANDBYS: Cell<bool> = const { Cell::new(true) };
+    /// The batch about to run is a lone client's, with nothing else
+    /// waiting (`commit_synchronously`).
+    static LONE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Says whether the next batch should commit synchronously after all: a
+/// lone client with nothing else waiting gains nothing from the hand-off
+/// (the worker has nothing to do meanwhile) and loses the flusher's two
+/// wake-ups, and the async commit's wake-up of the walwriter, about 0.1 ms
+/// per write here.
+pub fn commit_synchronously(lone: bool) {
+    LONE.with(|c| c.set(lone));
 }
 
 /// Re-reads the settings that decide whether commits may be deferred.
@@ -105,7 +117,7 @@ pub fn commit_deferred<T>(index: usize, commit: impl FnOnce() -> T) -> T {
     // SAFETY: the worker's main thread owns these globals; the setting is
     // put back before anything else can read it.
     let level = unsafe { pg_sys::synchronous_commit };
-    let defer = level > OFF as i32 && NO_SYNC_STANDBYS.with(Cell::get);
+    let defer = level > OFF as i32 && NO_SYNC_STANDBYS.with(Cell::get) && !LONE.with(Cell::get);
     shared::begin_commit(index);
     unsafe {
         if defer {
@@ -147,14 +159,8 @@ impl Durable {
     }
 
     /// A batch has committed and its output is about to be queued: decides
-    /// whether that output must wait for a flush. For a lone client with
-    /// nothing else to do (`idle`: the batch was one client's, and no
-    /// client has input waiting), the worker flushes at once itself, as a
-    /// synchronous commit would: handing the flush to the flusher and being
-    /// woken cost such a client about 0.1 ms per write here. With more
-    /// clients the worker keeps the hand-off, so their next batch need not
-    /// wait for the disk.
-    pub fn open_batch(&mut self, idle: bool) {
+    /// whether that output must wait for a flush.
+    pub fn open_batch(&mut self) {
         use pg_sys::SyncCommitLevel::SYNCHRONOUS_COMMIT_OFF as OFF;
         // SAFETY: reads of this process's globals and of the WAL position.
         let (level, own) = unsafe { (pg_sys::synchronous_commit, pg_sys::XactLastCommitEnd) };
@@ -172,8 +178,8 @@ impl Durable {
         if lsn <= self.flushed {
             return;
         }
-        if idle || !shared::request_flush(self.index, lsn) {
-            // Flush here, as a synchronous commit would have.
+        if !shared::request_flush(self.index, lsn) {
+            // No flusher: flush here, as a synchronous commit would have.
             unsafe { pg_sys::XLogFlush(lsn) };
             self.flushed = flushed();
             return;
