@@ -22,8 +22,10 @@
 //! replies (a pub/sub message, a timeout) waits too.
 //!
 //! Not deferred: a cluster with synchronous standbys (`synchronous_standby_
-//! names` set), where the commit must also wait for them, and a worker
-//! without a running flusher, which flushes itself.
+//! names` set), where the commit must also wait for them; a lone client's
+//! batch with nothing else waiting (`commit_synchronously`), where the
+//! hand-off would only add wake-ups; and a worker without a running
+//! flusher, which flushes itself.
 
 use super::conn::Conn;
 use crate::shared;
