@@ -93,7 +93,24 @@ shared_buffers = 256MB
                                         "-d", "postgres", "-c", sql], text=True).strip()
 
     def pids(self):
-        return [int(p) for p in self.psql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'pgkv'").split()]
+        # The workers, and the flusher, which has no database connection and
+        # so is not in pg_stat_activity: the postmaster's child by that name.
+        pids = [int(p) for p in self.psql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'pgkv'").split()]
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            postmaster = int(f.readline())
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    title = f.read()
+            except OSError:
+                continue
+            if ppid == postmaster and title.startswith(b"postgres: pgkv flusher"):
+                pids.append(int(entry))
+        return pids
 
     def stop(self):
         subprocess.call(as_pg([f"{self.bindir}/pg_ctl", "-D", self.data, "-m", "immediate", "stop"]), stdout=subprocess.DEVNULL,

@@ -80,6 +80,9 @@ pub extern "C-unwind" fn pgkv_flusher_main(_arg: pg_sys::Datum) {
         }
     }
     shared::wake_flushed(flushed());
+    // Exit non-zero, as the workers do, so that a flusher stopped by
+    // pg_terminate_backend() is restarted; at shutdown nothing is.
+    unsafe { pg_sys::proc_exit(1) };
 }
 
 fn flushed() -> u64 {
