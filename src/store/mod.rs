@@ -209,11 +209,19 @@ impl<'a> Store<'a> {
     /// them, and the list elements read ahead for pops are forgotten, as it
     /// may change them.
     fn run<R>(self, sql: &'static Sql, args: &[DatumWithOid<'_>], f: impl FnOnce(SpiTupleTable<'a>) -> Result<R, CmdError>) -> Result<R, CmdError> {
+        self.before_reading()?;
+        sql::run(self.spi, sql, args, f)
+    }
+
+    /// What comes before anything reads the tables (a statement, or the
+    /// direct lookups): the queued writes go out, and the list elements
+    /// read ahead are forgotten.
+    fn before_reading(self) -> Result<(), CmdError> {
         if cache::has_pending() {
             self.write_pending()?;
         }
         cache::drop_read_ahead();
-        sql::run(self.spi, sql, args, f)
+        Ok(())
     }
 
     /// Runs a statement for its effect; returns the number of rows it returned.
@@ -344,21 +352,7 @@ impl<'a> Store<'a> {
     /// (unlocked: a writing command re-reads its key with a lock), so a
     /// batch's reads find their keys without a statement each.
     pub fn prefetch(self, db: i16, keys: &[Bytes]) -> Result<(), CmdError> {
-        if keys.is_empty() {
-            return Ok(());
-        }
-        // What `run` does before any statement.
-        if cache::has_pending() {
-            self.write_pending()?;
-        }
-        cache::drop_read_ahead();
-        match direct::read_rows(db, keys)? {
-            Some(found) => {
-                self.cache_found(db, keys, found, false);
-                Ok(())
-            }
-            None => self.cache_rows(&PREFETCH, db, keys, false),
-        }
+        self.prefetch_rows(db, keys, false)
     }
 
     /// Reads and locks the rows of many keys in one statement and caches
@@ -366,19 +360,23 @@ impl<'a> Store<'a> {
     /// commands find their keys without a statement each. Rows are locked
     /// in the order of `keys`.
     pub fn lock_prefetch(self, db: i16, keys: &[Bytes]) -> Result<(), CmdError> {
+        self.prefetch_rows(db, keys, true)
+    }
+
+    /// `prefetch` (`locked` false) or `lock_prefetch`: through the hash
+    /// index directly (`direct`), or by statement where that does not apply.
+    fn prefetch_rows(self, db: i16, keys: &[Bytes], locked: bool) -> Result<(), CmdError> {
         if keys.is_empty() {
             return Ok(());
         }
-        if cache::has_pending() {
-            self.write_pending()?;
-        }
-        cache::drop_read_ahead();
-        match direct::lock_rows(db, keys)? {
+        self.before_reading()?;
+        let found = if locked { direct::lock_rows(db, keys)? } else { direct::read_rows(db, keys)? };
+        match found {
             Some(found) => {
-                self.cache_found(db, keys, found, true);
+                self.cache_found(db, keys, found, locked);
                 Ok(())
             }
-            None => self.cache_rows(&LOCK_PREFETCH, db, keys, true),
+            None => self.cache_rows(if locked { &LOCK_PREFETCH } else { &PREFETCH }, db, keys, locked),
         }
     }
 
@@ -386,9 +384,6 @@ impl<'a> Store<'a> {
     /// key last) and caches what it found, and every other key as absent.
     /// An unlocked read leaves a key already cached as it is.
     fn cache_rows(self, sql: &'static Sql, db: i16, keys: &[Bytes], locked: bool) -> Result<(), CmdError> {
-        if keys.is_empty() {
-            return Ok(());
-        }
         let found = self.run(sql, &[db.into(), bytea_array(keys)], |rows| {
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
@@ -418,11 +413,16 @@ impl<'a> Store<'a> {
     /// than by key, at the end of each batch and of each SQL call.
     pub fn flush(self) -> Result<(), CmdError> {
         self.write_pending()?;
-        let (by_tid, mut dirty): (Vec<_>, Vec<_>) = cache::take_dirty().into_iter().partition(|(_, tid)| tid.is_some());
+        let (mut by_tid, mut dirty) = (Vec::new(), Vec::new());
+        for (e, tid) in cache::take_dirty() {
+            match tid {
+                Some(tid) => by_tid.push((e, tid)),
+                None => dirty.push(e),
+            }
+        }
         if !by_tid.is_empty() {
             dirty.extend(self.write_back_by_tid(by_tid)?);
         }
-        let mut dirty: Vec<Entry> = dirty.into_iter().map(|(e, _)| e).collect();
         if let [e] = dirty.as_slice() {
             // A NULL payload keeps the stored one (a string whose payload
             // this batch never read).
@@ -436,27 +436,7 @@ impl<'a> Store<'a> {
         // Many rows (INCR or EXPIRE over many keys): one statement, rows in
         // key order like every other multi-row write.
         dirty.sort_by(|a, b| (a.db, &a.key).cmp(&(b.db, &b.key)));
-        let n = dirty.len();
-        let (mut dbs, mut keys, mut ids) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-        let (mut expires, mut values, mut cards, mut heads) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-        for e in dirty {
-            dbs.push(e.db);
-            keys.push(Vec::from(e.key));
-            ids.push(e.id);
-            expires.push(e.expire_at);
-            values.push(e.value.map(Vec::from));
-            cards.push(e.card);
-            heads.push(e.head);
-        }
-        let args = [
-            DatumWithOid::from(dbs),
-            DatumWithOid::from(keys),
-            DatumWithOid::from(ids),
-            DatumWithOid::from(expires),
-            DatumWithOid::from(values),
-            DatumWithOid::from(cards),
-            DatumWithOid::from(heads),
-        ];
+        let args = key_row_columns(&dirty);
         let missing = self.run(&FLUSH_ROWS, &args, |rows| {
             let mut missing = Vec::new();
             for row in rows {
@@ -478,30 +458,11 @@ impl<'a> Store<'a> {
 
     /// Writes back locked rows by their version's ctid (`FLUSH_BY_TID`);
     /// returns the ones not found there, to be written back by key.
-    fn write_back_by_tid(self, rows: Vec<(Entry, Option<cache::Tid>)>) -> Result<Vec<(Entry, Option<cache::Tid>)>, CmdError> {
+    fn write_back_by_tid(self, rows: Vec<(Entry, cache::Tid)>) -> Result<Vec<Entry>, CmdError> {
         let n = rows.len();
-        let (mut tids, mut dbs, mut keys, mut ids) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-        let (mut expires, mut values, mut cards, mut heads) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-        for (e, tid) in &rows {
-            tids.push(tid.expect("partitioned by tid"));
-            dbs.push(e.db);
-            keys.push(e.key.to_vec());
-            ids.push(e.id);
-            expires.push(e.expire_at);
-            values.push(e.value.as_ref().map(|v| v.to_vec()));
-            cards.push(e.card);
-            heads.push(e.head);
-        }
-        let args = [
-            DatumWithOid::from(tids),
-            DatumWithOid::from(dbs),
-            DatumWithOid::from(keys),
-            DatumWithOid::from(ids),
-            DatumWithOid::from(expires),
-            DatumWithOid::from(values),
-            DatumWithOid::from(cards),
-            DatumWithOid::from(heads),
-        ];
+        let (tids, entries): (Vec<cache::Tid>, Vec<Entry>) = rows.into_iter().map(|(e, tid)| (tid, e)).unzip();
+        let [dbs, keys, ids, expires, values, cards, heads] = key_row_columns(&entries);
+        let args = [DatumWithOid::from(tids), dbs, keys, ids, expires, values, cards, heads];
         // Straight to SPI: `run` would send the pending writes first, and
         // `flush` just did.
         let written: Option<Vec<i64>> = sql::run(self.spi, &FLUSH_BY_TID, &args, |t| {
@@ -516,7 +477,7 @@ impl<'a> Store<'a> {
         })?;
         let Some(written) = written else { return Ok(Vec::new()) };
         let written: std::collections::HashSet<i64> = written.into_iter().collect();
-        Ok(rows.into_iter().enumerate().filter(|(i, _)| !written.contains(&(*i as i64 + 1))).map(|(_, r)| r).collect())
+        Ok(entries.into_iter().enumerate().filter(|(i, _)| !written.contains(&(*i as i64 + 1))).map(|(_, e)| e).collect())
     }
 
     /// `flush`, then forget every cached row: for statements that move or
@@ -536,7 +497,33 @@ pub fn begin() {
     set_worker_user(None);
 }
 
-/// Keys as `bytea[]` parameters.
+/// Key rows as the write-back statements take them, one array per column:
+/// db, key, id, expire_at, value (NULL keeps the stored payload), card,
+/// head.
+fn key_row_columns(rows: &[Entry]) -> [DatumWithOid<'static>; 7] {
+    let n = rows.len();
+    let (mut dbs, mut keys, mut ids) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut expires, mut values, mut cards, mut heads) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for e in rows {
+        dbs.push(e.db);
+        keys.push(e.key.to_vec());
+        ids.push(e.id);
+        expires.push(e.expire_at);
+        values.push(e.value.as_ref().map(|v| v.to_vec()));
+        cards.push(e.card);
+        heads.push(e.head);
+    }
+    [
+        DatumWithOid::from(dbs),
+        DatumWithOid::from(keys),
+        DatumWithOid::from(ids),
+        DatumWithOid::from(expires),
+        DatumWithOid::from(values),
+        DatumWithOid::from(cards),
+        DatumWithOid::from(heads),
+    ]
+}
+
 /// Counts the rows of an upsert's `RETURNING (xmax = 0)`: (rows inserted,
 /// rows updated).
 fn upserted(rows: SpiTupleTable<'_>) -> Result<(i64, i64), CmdError> {
@@ -551,6 +538,7 @@ fn upserted(rows: SpiTupleTable<'_>) -> Result<(i64, i64), CmdError> {
     Ok((inserted, updated))
 }
 
+/// Keys as `bytea[]` parameters.
 fn bytea_array(keys: &[Bytes]) -> DatumWithOid<'static> {
     let v: Vec<Vec<u8>> = keys.iter().map(|k| k.to_vec()).collect();
     DatumWithOid::from(v)

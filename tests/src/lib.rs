@@ -448,10 +448,15 @@ impl RawClient {
 
     /// Sends one command as a multibulk request and returns the raw reply.
     pub fn call<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Vec<u8> {
+        self.send_command(args);
+        self.read_reply()
+    }
+
+    /// Sends one command without waiting for its reply.
+    pub fn send_command<A: AsRef<[u8]>>(&mut self, args: &[A]) {
         let mut out = BytesMut::new();
         encode_request(args, &mut out);
         self.send(&out);
-        self.read_reply()
     }
 }
 

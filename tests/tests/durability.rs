@@ -2,7 +2,7 @@
 //! 20 clients, SIGKILL to every Postgres process, crash recovery, and every
 //! write that got a reply must be there, and a MULTI/EXEC is whole or absent.
 
-use pgkv_tests::PgCluster;
+use pgkv_tests::{PgCluster, RawClient};
 use redis::Commands;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -108,21 +108,24 @@ fn acknowledged_writes_survive_kill_9_of_every_postgres_process() {
 const FLUSHERS: [&str; 4] = ["pgkv flusher", "walwriter", "background writer", "checkpointer"];
 
 /// EVAL of a script that keeps the worker busy for a while (no keys, no
-/// writes; 50 million loops take about 0.3 s here), for other clients'
-/// commands to gather into one batch behind it. Run it once first: its
-/// first run stores the script (a write).
+/// writes; 50 million loops take about 0.3 s here).
 fn slow_script(loops: u32) -> Vec<u8> {
     let script = "local n = 0 for i = 1, tonumber(ARGV[1]) do n = n + i end return 1";
-    let loops = loops.to_string();
-    cmd(&["EVAL", script, "0", &loops])
+    let mut out = bytes::BytesMut::new();
+    pgkv_resp::encode_request(&["EVAL", script, "0", &loops.to_string()], &mut out);
+    out.to_vec()
 }
 
-fn cmd(args: &[&str]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len());
-    for a in args {
-        out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    out.into_bytes()
+/// Stops the processes that flush WAL on their own, then keeps the worker
+/// busy with a script for about 0.3 s, so that commands other clients send
+/// now gather into one batch behind it. The script runs once first: its
+/// first run stores it, a write.
+fn stop_flushers_behind_a_script(c: &PgCluster, busy: &mut RawClient) {
+    busy.send(&slow_script(1));
+    assert_eq!(busy.read_reply(), b":1\r\n");
+    assert_eq!(c.signal_children(&FLUSHERS, libc::SIGSTOP), FLUSHERS.len(), "{:?}", c.children());
+    busy.send(&slow_script(50_000_000));
+    std::thread::sleep(Duration::from_millis(50));
 }
 
 /// A write's reply leaves only once its commit is on disk, and so does the
@@ -135,15 +138,11 @@ fn replies_wait_for_the_wal_flush() {
     let c = PgCluster::start_with(&["autovacuum = off"]);
     let (mut busy, mut writer, mut reader) = (c.raw(), c.raw(), c.raw());
     assert_eq!(writer.call(&["SET", "flush:k", "before"]), b"+OK\r\n");
-    busy.send(&slow_script(1));
-    assert_eq!(busy.read_reply(), b":1\r\n");
-    assert_eq!(c.signal_children(&FLUSHERS, libc::SIGSTOP), FLUSHERS.len(), "{:?}", c.children());
     // While a script runs, a write and a read of the same key arrive: the
     // next batch holds both.
-    busy.send(&slow_script(50_000_000));
-    std::thread::sleep(Duration::from_millis(50));
-    writer.send(&cmd(&["SET", "flush:k", "after"]));
-    reader.send(&cmd(&["GET", "flush:k"]));
+    stop_flushers_behind_a_script(&c, &mut busy);
+    writer.send_command(&["SET", "flush:k", "after"]);
+    reader.send_command(&["GET", "flush:k"]);
     assert_eq!(busy.read_reply(), b":1\r\n");
     let early = writer.try_read_reply(Duration::from_millis(600));
     let early_read = reader.try_read_reply(Duration::from_millis(100));
@@ -166,14 +165,10 @@ fn replies_wait_for_the_wal_flush() {
 fn held_replies_leave_during_a_long_batch() {
     let c = PgCluster::start_with(&["autovacuum = off"]);
     let (mut busy, mut writer, mut other, mut long) = (c.raw(), c.raw(), c.raw(), c.raw());
-    busy.send(&slow_script(1));
-    assert_eq!(busy.read_reply(), b":1\r\n");
-    assert_eq!(c.signal_children(&FLUSHERS, libc::SIGSTOP), FLUSHERS.len(), "{:?}", c.children());
     // A write batched with another client's command: its reply is held.
-    busy.send(&slow_script(50_000_000));
-    std::thread::sleep(Duration::from_millis(50));
-    writer.send(&cmd(&["SET", "held:k", "v"]));
-    other.send(&cmd(&["PING"]));
+    stop_flushers_behind_a_script(&c, &mut busy);
+    writer.send_command(&["SET", "held:k", "v"]);
+    other.send_command(&["PING"]);
     assert_eq!(busy.read_reply(), b":1\r\n");
     std::thread::sleep(Duration::from_millis(100));
     // Then one pipelined batch of 400 short scripts, a second or more.
@@ -199,7 +194,7 @@ fn a_lone_clients_write_is_flushed_by_the_worker() {
     assert_eq!(r.call(&["PING"]), b"+PONG\r\n");
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(c.signal_children(&FLUSHERS, libc::SIGSTOP), FLUSHERS.len(), "{:?}", c.children());
-    r.send(&cmd(&["SET", "lone:k", "v"]));
+    r.send_command(&["SET", "lone:k", "v"]);
     let acked = r.try_read_reply(Duration::from_millis(2000));
     c.signal_children(&FLUSHERS, libc::SIGCONT);
     assert_eq!(acked.as_deref(), Some(b"+OK\r\n".as_slice()), "a lone write waited for the stopped flusher");

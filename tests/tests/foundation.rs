@@ -461,7 +461,7 @@ fn a_write_waiting_for_a_row_lock_sees_the_committed_change() {
     for (change, key, want) in cases {
         let mut tx = sql.transaction().unwrap();
         tx.batch_execute(change).unwrap();
-        r.send(format!("*2\r\n$4\r\nINCR\r\n${}\r\n{key}\r\n", key.len()).as_bytes());
+        r.send_command(&["INCR", key]);
         // Less than pgkv.lock_timeout (1 s): the INCR waits, then runs.
         assert_eq!(r.try_read_reply(Duration::from_millis(300)), None, "{key}: INCR did not wait for the row lock");
         tx.commit().unwrap();
