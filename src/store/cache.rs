@@ -38,6 +38,38 @@ pub struct PendingPush {
     pub value: Vec<u8>,
 }
 
+/// A member write (HSET, SADD, ZADD) not sent yet: the command's reply came
+/// from what the batch knows of the collection's members (`Known`), so the
+/// row can wait and go out with the batch's other member writes in one
+/// statement per table.
+pub struct PendingMember {
+    pub id: i64,
+    pub member: Bytes,
+    /// The insertion number a new member gets (an existing one keeps its).
+    pub seq: i64,
+    pub value: MemberValue,
+}
+
+/// What a queued member write stores, which also says its table.
+pub enum MemberValue {
+    /// A hash field's value (`kv.hashes`).
+    Field(Bytes),
+    /// A set member (`kv.sets`): only new members are queued.
+    Set,
+    /// A sorted-set member's score (`kv.zsets`).
+    Score(f64),
+}
+
+/// What the batch knows of one member of a collection.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Known {
+    Absent,
+    /// A hash field or set member that exists.
+    Present,
+    /// A sorted-set member, with its score.
+    Score(f64),
+}
+
 /// The id a pending key's cached row shows: ids start at 1, and only
 /// collection commands, which never see a pending (string) key, use them.
 pub const PENDING_ID: i64 = 0;
@@ -70,6 +102,63 @@ thread_local! {
     /// Elements the batch's LPOP/RPOP commands are yet to pop, by (db,
     /// key, from the left): how far a pop reads ahead.
     static POP_HINTS: RefCell<HashMap<(i16, Vec<u8>, bool), i64>> = RefCell::new(HashMap::new());
+    /// Members the batch's HSET/SADD/ZADD commands name, by (db, key): the
+    /// first of them to run reads them all ahead.
+    static MEMBER_HINTS: RefCell<HashMap<(i16, Bytes), Vec<Bytes>>> = RefCell::new(HashMap::new());
+    /// What is known of members, by key id: read ahead, then kept up to
+    /// date by the queued member writes. Valid until the next statement
+    /// runs (`drop_read_ahead`).
+    static MEMBERS: RefCell<HashMap<i64, HashMap<Bytes, Known>>> = RefCell::new(HashMap::new());
+    static MEMBER_WRITES: RefCell<Vec<PendingMember>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Notes that a command of the batch will write these members of a
+/// collection.
+pub fn hint_members(db: i16, key: &Bytes, members: impl Iterator<Item = Bytes>) {
+    MEMBER_HINTS.with(|h| h.borrow_mut().entry((db, key.clone())).or_default().extend(members));
+}
+
+/// The members the batch's commands will write in this collection, now
+/// that they are about to be read ahead (once: a hint is used up).
+pub fn take_member_hints(db: i16, key: &[u8]) -> Vec<Bytes> {
+    MEMBER_HINTS.with(|h| {
+        let mut h = h.borrow_mut();
+        if h.is_empty() {
+            return Vec::new();
+        }
+        h.remove(&(db, Bytes::copy_from_slice(key))).unwrap_or_default()
+    })
+}
+
+/// What is known of each of `members` of the collection `id`, or `None`
+/// if any of them is not known.
+pub fn known_members(id: i64, members: &[Bytes]) -> Option<Vec<Known>> {
+    MEMBERS.with(|m| {
+        let m = m.borrow();
+        let known = m.get(&id)?;
+        members.iter().map(|member| known.get(member).copied()).collect()
+    })
+}
+
+/// What is known of one member of the collection `id`.
+pub fn known_member(id: i64, member: &[u8]) -> Option<Known> {
+    MEMBERS.with(|m| m.borrow().get(&id)?.get(member).copied())
+}
+
+/// Records what was read (or decided) of members of the collection `id`.
+pub fn learn_members(id: i64, members: impl Iterator<Item = (Bytes, Known)>) {
+    MEMBERS.with(|m| m.borrow_mut().entry(id).or_default().extend(members));
+}
+
+/// Queues a member write, and records the member's new state.
+pub fn queue_member(write: PendingMember, now: Known) {
+    learn_members(write.id, std::iter::once((write.member.clone(), now)));
+    MEMBER_WRITES.with(|w| w.borrow_mut().push(write));
+}
+
+/// The queued member writes, in the order they were made.
+pub fn take_member_writes() -> Vec<PendingMember> {
+    MEMBER_WRITES.with(|w| std::mem::take(&mut *w.borrow_mut()))
 }
 
 /// Notes that a command of the batch will pop `n` elements of this list.
@@ -118,12 +207,18 @@ pub fn pop_read_ahead(id: i64, positions: &[i64]) -> Option<Vec<Vec<u8>>> {
 }
 
 /// Forgets the read-ahead: a statement is about to run, and it may change
-/// list elements.
+/// list elements or collection members.
 pub fn drop_read_ahead() {
     AHEAD.with(|a| {
         let mut a = a.borrow_mut();
         if !a.is_empty() {
             a.clear();
+        }
+    });
+    MEMBERS.with(|m| {
+        let mut m = m.borrow_mut();
+        if !m.is_empty() {
+            m.clear();
         }
     });
 }
@@ -173,7 +268,10 @@ pub fn push_set(set: PendingSet) {
 }
 
 pub fn has_pending() -> bool {
-    PENDING.with(|p| !p.borrow().is_empty()) || PUSHES.with(|p| !p.borrow().is_empty()) || POPPED.with(|p| !p.borrow().is_empty())
+    PENDING.with(|p| !p.borrow().is_empty())
+        || PUSHES.with(|p| !p.borrow().is_empty())
+        || POPPED.with(|p| !p.borrow().is_empty())
+        || MEMBER_WRITES.with(|w| !w.borrow().is_empty())
 }
 
 /// The queued writes, in (db, key) order with the last write of each key
@@ -323,4 +421,7 @@ pub fn clear() {
     AHEAD.with(|a| a.borrow_mut().clear());
     POPPED.with(|p| p.borrow_mut().clear());
     POP_HINTS.with(|h| h.borrow_mut().clear());
+    MEMBER_HINTS.with(|h| h.borrow_mut().clear());
+    MEMBERS.with(|m| m.borrow_mut().clear());
+    MEMBER_WRITES.with(|w| w.borrow_mut().clear());
 }

@@ -2,6 +2,8 @@
 //! order, the order Redis reports for small hashes.
 
 use super::sql::{read, write, Sql, BYTEA, BYTEA_ARRAY, INT8, INT8_ARRAY};
+use super::cache::{Known, MemberValue};
+use super::members::queue as queue_member;
 use super::{bytea, bytea_array, upserted, Entry, Store};
 use crate::error::CmdError;
 use bytes::Bytes;
@@ -43,7 +45,8 @@ impl<'a> Store<'a> {
     }
 
     /// Sets `pairs` (field, value; the last value of a repeated field wins)
-    /// and returns how many fields were new. Updates the key's size.
+    /// and returns how many fields were new. Updates the key's size. The
+    /// writes are queued when the batch knows the fields (see `members`).
     pub fn hset(self, e: &Entry, pairs: &[(Bytes, Bytes)]) -> Result<i64, CmdError> {
         let mut fields: Vec<Bytes> = Vec::with_capacity(pairs.len());
         let mut values: Vec<Bytes> = Vec::with_capacity(pairs.len());
@@ -55,6 +58,20 @@ impl<'a> Store<'a> {
                     values.push(v.clone());
                 }
             }
+        }
+        // Large values are written at once rather than copied around.
+        let small = values.iter().all(|v| v.len() <= super::keys::QUEUE_MAX_VALUE);
+        let known = if small { self.known_members(e, &fields)? } else { None };
+        if let Some(known) = known {
+            let mut added = 0;
+            for (i, ((field, value), was)) in fields.iter().zip(values).zip(known).enumerate() {
+                if was == Known::Absent {
+                    added += 1;
+                }
+                queue_member(e.id, field, e.head + i as i64, MemberValue::Field(value));
+            }
+            self.set_card(e, e.card + added, e.head + fields.len() as i64)?;
+            return Ok(added);
         }
         let (added, _) = if let ([field], [value]) = (fields.as_slice(), values.as_slice()) {
             self.run(&HSET_ONE, &[e.id.into(), bytea(field), bytea(value), e.head.into()], upserted)?

@@ -115,12 +115,13 @@ impl<'a> Store<'a> {
     }
 
     /// Sends the queued writes: the deletion of popped list elements, list
-    /// pushes, then SETs and MSETs (a SET queued after a push to the same
-    /// key replaces that list), one statement each.
+    /// pushes, collection members, then SETs and MSETs (a SET queued after a
+    /// push to the same key replaces that list), one statement each.
     pub(super) fn write_pending(self) -> Result<(), CmdError> {
         // Pops first: a push may reuse a position popped in this batch.
         self.delete_popped()?;
         self.write_pushes()?;
+        self.write_members()?;
         let sets = cache::take_pending();
         if sets.is_empty() {
             return Ok(());
@@ -402,8 +403,6 @@ impl<'a> Store<'a> {
     }
 }
 
-/// The keys of MSET-style pairs, each with the last value given for it
-/// (what sequential SETs would leave); forgets their cached rows.
 /// Whether a write whose reply does not depend on it may be queued. Not
 /// for a command running as a client's role (its writes are checked as
 /// that role when they happen), nor inside a script, whose `redis.pcall`
@@ -413,6 +412,8 @@ pub(super) fn may_queue() -> bool {
     !super::running_as_role() && crate::lua::running_eval().is_none()
 }
 
+/// The keys of MSET-style pairs, each with the last value given for it
+/// (what sequential SETs would leave); forgets their cached rows.
 fn last_values(db: i16, pairs: &[(Bytes, Bytes)]) -> (Vec<Bytes>, Vec<Bytes>) {
     let mut keys: Vec<Bytes> = Vec::with_capacity(pairs.len());
     let mut values: Vec<Bytes> = Vec::with_capacity(pairs.len());

@@ -13,6 +13,7 @@ pub use roles::verify_password;
 mod hashes;
 mod keys;
 mod lists;
+mod members;
 mod scripts;
 mod sets;
 mod zsets;
@@ -489,7 +490,7 @@ impl<'a> Store<'a> {
     }
 }
 
-pub use cache::hint_pops;
+pub use cache::{hint_members, hint_pops};
 
 /// Starts a unit of work (a batch attempt, a SQL call): nothing cached yet.
 pub fn begin() {

@@ -2,6 +2,8 @@
 
 use super::sql::{read, write, Sql, BYTEA, BYTEA_ARRAY, INT8, INT8_ARRAY};
 use pgrx::datum::DatumWithOid;
+use super::cache::{self, Known, MemberValue};
+use super::members::queue as queue_member;
 use super::{bytea, bytea_array, Entry, Store};
 use crate::error::CmdError;
 use bytes::Bytes;
@@ -21,6 +23,18 @@ static SRANDOM: Sql = read("SELECT member FROM kv.sets WHERE id = $1 ORDER BY ra
 impl<'a> Store<'a> {
     /// Adds members, returning how many were new.
     pub fn sadd(self, e: &Entry, members: &[Bytes]) -> Result<i64, CmdError> {
+        if self.known_members(e, members)?.is_some() {
+            let mut added = 0;
+            for (i, m) in members.iter().enumerate() {
+                // Asked member by member: one named twice is new only once.
+                if cache::known_member(e.id, m) == Some(Known::Absent) {
+                    added += 1;
+                    queue_member(e.id, m, e.head + i as i64, MemberValue::Set);
+                }
+            }
+            self.set_card(e, e.card + added, e.head + members.len() as i64)?;
+            return Ok(added);
+        }
         let added = if let [member] = members {
             self.exec(&SADD_ONE, &[e.id.into(), bytea(member), e.head.into()])? as i64
         } else {

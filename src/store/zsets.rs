@@ -2,6 +2,8 @@
 //! (id, score, member), the order every range command walks.
 
 use super::sql::{read, write, Sql, BYTEA, BYTEA_ARRAY, FLOAT8, INT8};
+use super::cache::{Known, MemberValue};
+use super::members::queue as queue_member;
 use super::{bytea, bytea_array, upserted, Entry, Store};
 use crate::error::CmdError;
 use bytes::Bytes;
@@ -60,6 +62,22 @@ fn pairs(rows: pgrx::spi::SpiTupleTable<'_>) -> Result<Vec<(Vec<u8>, f64)>, CmdE
     Ok(out)
 }
 
+/// Queues the writes of `pairs`, whose members are `known`: (members
+/// added, existing members whose score changed). A score that stays is not
+/// rewritten (it is in two indexes: every rewrite is a non-HOT update).
+fn queue_scores(e: &Entry, pairs: &[(Bytes, f64)], known: &[Known]) -> (i64, i64) {
+    let (mut added, mut changed) = (0, 0);
+    for (i, ((member, score), was)) in pairs.iter().zip(known).enumerate() {
+        match *was {
+            Known::Score(cur) if cur == *score => continue,
+            Known::Absent => added += 1,
+            Known::Score(_) | Known::Present => changed += 1,
+        }
+        queue_member(e.id, member, e.head + i as i64, MemberValue::Score(*score));
+    }
+    (added, changed)
+}
+
 impl<'a> Store<'a> {
     pub fn zscore(self, id: i64, member: &[u8]) -> Result<Option<f64>, CmdError> {
         Ok(self.column::<f64>(&ZSCORE, &[id.into(), bytea(member)])?.into_iter().next())
@@ -79,11 +97,17 @@ impl<'a> Store<'a> {
         self.set_card(e, e.card + added, e.head + pairs.len() as i64)
     }
 
-    /// Sets the scores of distinct members without reading them first (ZADD
-    /// with no condition): returns (members added, existing members whose
-    /// score changed).
+    /// Sets the scores of distinct members (ZADD with no condition):
+    /// returns (members added, existing members whose score changed). The
+    /// writes are queued when the batch knows the members (see `members`),
+    /// else one statement writes them and tells which were new, without
+    /// reading them first.
     pub fn zadd_plain(self, e: &Entry, pairs: &[(Bytes, f64)]) -> Result<(i64, i64), CmdError> {
-        let (added, changed) = self.write_scores(&ZADD_PLAIN_ONE, &ZADD_PLAIN, e, pairs, upserted)?;
+        let members: Vec<Bytes> = pairs.iter().map(|(m, _)| m.clone()).collect();
+        let (added, changed) = match self.known_members(e, &members)? {
+            Some(known) => queue_scores(e, pairs, &known),
+            None => self.write_scores(&ZADD_PLAIN_ONE, &ZADD_PLAIN, e, pairs, upserted)?,
+        };
         if added > 0 {
             self.set_card(e, e.card + added, e.head + pairs.len() as i64)?;
         }

@@ -211,6 +211,7 @@ fn prefetch<S: Sessions>(store: Store, jobs: &[Job], sessions: &mut S) -> Result
         }
         let db = session.db;
         hint_pops(spec, &j.argv, db);
+        hint_members(spec, &j.argv, db);
         let write = spec.has_flag("write");
         // With one worker a blind write (SET, MSET) needs no lookup at all:
         // its upsert locks the row.
@@ -252,6 +253,27 @@ fn hint_pops(spec: &CommandSpec, argv: &[Bytes], db: i16) {
     };
     if let Some(key) = argv.get(1) {
         crate::store::hint_pops(db, key, left, count);
+    }
+}
+
+/// Tells the store which members the batch's HSET/HMSET/SADD/ZADD
+/// commands write, so the first of them reads them all ahead (see
+/// `store::members`). A hint only says what to read: a wrong one (a
+/// malformed command) costs a probe, nothing else.
+fn hint_members(spec: &CommandSpec, argv: &[Bytes], db: i16) {
+    let (Some(key), Some(rest)) = (argv.get(1), argv.get(2..)) else { return };
+    match spec.name.as_str() {
+        "hset" | "hmset" => crate::store::hint_members(db, key, rest.iter().step_by(2).cloned()),
+        "sadd" => crate::store::hint_members(db, key, rest.iter().cloned()),
+        "zadd" => {
+            // Only a ZADD with no condition (CH aside) queues its writes.
+            let options = ["nx", "xx", "gt", "lt", "ch", "incr"];
+            let flags = rest.iter().take_while(|a| options.iter().any(|o| a.eq_ignore_ascii_case(o.as_bytes()))).count();
+            if rest[..flags].iter().all(|f| f.eq_ignore_ascii_case(b"ch")) {
+                crate::store::hint_members(db, key, rest[flags..].iter().skip(1).step_by(2).cloned());
+            }
+        }
+        _ => {}
     }
 }
 

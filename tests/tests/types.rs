@@ -902,3 +902,92 @@ fn member_scans_of_large_collections_have_real_cursors() {
     assert_eq!(pairs.len(), 1400);
     assert_eq!(pairs[1], (0 % 13).to_string());
 }
+
+/// HSET, SADD and ZADD pipelined into one batch answer from the members
+/// read ahead and queue their writes (`store::members`): new and existing
+/// members, a member named twice, a collection created by the batch, a
+/// statement (HDEL, SREM, ZREM) between queued writes, a field too long to
+/// queue, and the insertion order HGETALL and SMEMBERS report afterwards.
+#[test]
+fn queued_member_writes_match_redis() {
+    let long_field = "f".repeat(1500);
+    let big_value = "v".repeat(20_000);
+    // A database no other test of this file uses.
+    Differential::each_protocol(7, |d| {
+        d.check(&["HSET", "qm:h", "a", "1", "b", "2"]);
+        d.check(&["SADD", "qm:s", "a", "b"]);
+        d.check(&["ZADD", "qm:z", "1", "a", "2", "b"]);
+        d.check(&["SET", "qm:str", "x"]);
+        d.check_pipeline(&[
+            vec!["HSET", "qm:h", "a", "10"],
+            vec!["HSET", "qm:h", "c", "3"],
+            vec!["HSET", "qm:h", "c", "30", "d", "4", "c", "31"],
+            vec!["HMSET", "qm:h", "e", "5", "a", "11"],
+            vec!["HGET", "qm:h", "c"],
+            vec!["HLEN", "qm:h"],
+            vec!["SADD", "qm:s", "b", "c"],
+            vec!["SADD", "qm:s", "c", "d", "d", "e"],
+            vec!["SCARD", "qm:s"],
+            vec!["SISMEMBER", "qm:s", "d"],
+            vec!["ZADD", "qm:z", "1", "a", "3", "b", "4", "c"],
+            vec!["ZADD", "qm:z", "CH", "5", "c", "6", "d"],
+            vec!["ZADD", "qm:z", "ch", "5", "c"],
+            vec!["ZSCORE", "qm:z", "c"],
+            vec!["ZADD", "qm:z", "NX", "9", "a", "9", "e"],
+            vec!["ZADD", "qm:z", "INCR", "1", "a"],
+            vec!["ZCARD", "qm:z"],
+            vec!["HSET", "qm:new", "x", "1", "y", "2"],
+            vec!["HSET", "qm:new", "x", "3"],
+            vec!["SADD", "qm:newset", "m", "m"],
+            vec!["ZADD", "qm:newz", "1", "m", "0", "n"],
+            vec!["ZADD", "qm:newz", "0", "n"],
+            vec!["HSET", "qm:str", "a", "1"],
+            vec!["SADD", "qm:str", "a"],
+            vec!["ZADD", "qm:str", "1", "a"],
+        ]);
+        d.check(&["HGETALL", "qm:h"]);
+        d.check(&["HGETALL", "qm:new"]);
+        d.check(&["SMEMBERS", "qm:newset"]);
+        d.check(&["ZRANGE", "qm:z", "0", "-1", "WITHSCORES"]);
+        d.check(&["ZRANGE", "qm:newz", "0", "-1", "WITHSCORES"]);
+        // Statements between queued writes, and fields and values written
+        // at once.
+        d.check_pipeline(&[
+            vec!["HSET", "qm:h", "f", "6"],
+            vec!["HDEL", "qm:h", "f", "a"],
+            vec!["HSET", "qm:h", "a", "12", "f", "7"],
+            vec!["HSET", "qm:h", "g", "8"],
+            // Redis keeps a hash with a long field or value unordered.
+            vec!["HSET", "qm:hl", "a", "1", long_field.as_str(), "long"],
+            vec!["HSET", "qm:hl", "big", big_value.as_str(), "b", "2"],
+            vec!["HSET", "qm:hl", "b", "3", "c", "4"],
+            vec!["HGET", "qm:hl", long_field.as_str()],
+            vec!["HSTRLEN", "qm:hl", "big"],
+            vec!["HMGET", "qm:hl", "a", "b", "c"],
+            vec!["HLEN", "qm:hl"],
+            vec!["SADD", "qm:s", "f"],
+            vec!["SREM", "qm:s", "f", "a"],
+            vec!["SADD", "qm:s", "a", "f", "g"],
+            vec!["ZADD", "qm:z", "7", "f"],
+            vec!["ZREM", "qm:z", "f", "a"],
+            vec!["ZADD", "qm:z", "8", "a", "9", "f"],
+            vec!["DEL", "qm:new"],
+            vec!["HSET", "qm:new", "z", "1"],
+            vec!["HLEN", "qm:h"],
+            vec!["SCARD", "qm:s"],
+            vec!["ZCARD", "qm:z"],
+        ]);
+        d.check(&["HGETALL", "qm:h"]);
+        d.check(&["HGETALL", "qm:new"]);
+        d.check_unordered(&["SMEMBERS", "qm:s"]);
+        d.check(&["ZRANGE", "qm:z", "0", "-1", "WITHSCORES"]);
+        // In MULTI, and queued writes a later read in the batch must see.
+        d.check(&["MULTI"]);
+        d.check(&["HSET", "qm:m", "a", "1"]);
+        d.check(&["SADD", "qm:ms", "a"]);
+        d.check(&["HSET", "qm:m", "a", "2", "b", "3"]);
+        d.check(&["HGETALL", "qm:m"]);
+        d.check(&["SMEMBERS", "qm:ms"]);
+        d.check(&["EXEC"]);
+    });
+}
