@@ -141,7 +141,7 @@ fn zadd_generic(ctx: &mut Ctx, key: &[u8], elements: Vec<(f64, Bytes)>, f: ZaddF
     }
     let members: Vec<Bytes> = elements.iter().map(|(_, m)| m.clone()).collect();
     let current_scores = match &existing {
-        Some(e) => ctx.store().zmscore(e.id, &members)?,
+        Some(e) => ctx.store().zscores(e, &members)?,
         None => vec![None; members.len()],
     };
     let mut current: BTreeMap<Bytes, Option<f64>> = BTreeMap::new();

@@ -89,10 +89,28 @@ impl<'a> Store<'a> {
         members.iter().map(|m| self.zscore(id, m)).collect()
     }
 
-    /// Writes (member, score) pairs, `added` of which are new members.
+    /// The scores of `members` of the zset `e` (`None`: not a member), from
+    /// what the batch knows when it may (see `members`), else one
+    /// primary-key probe each.
+    pub fn zscores(self, e: &Entry, members: &[Bytes]) -> Result<Vec<Option<f64>>, CmdError> {
+        match self.known_members(e, members)? {
+            Some(known) => Ok(known.into_iter().map(|k| if let Known::Score(s) = k { Some(s) } else { None }).collect()),
+            None => self.zmscore(e.id, members),
+        }
+    }
+
+    /// Writes (member, score) pairs of distinct members, `added` of which
+    /// are new members: queued when the batch knows the members.
     pub fn zupsert(self, e: &Entry, pairs: &[(Bytes, f64)], added: i64) -> Result<(), CmdError> {
         if !pairs.is_empty() {
-            self.write_scores(&UPSERT_ONE, &UPSERT, e, pairs, |_| Ok(()))?;
+            let members: Vec<Bytes> = pairs.iter().map(|(m, _)| m.clone()).collect();
+            if self.known_members(e, &members)?.is_some() {
+                for (i, (member, score)) in pairs.iter().enumerate() {
+                    queue_member(e.id, member, e.head + i as i64, MemberValue::Score(*score));
+                }
+            } else {
+                self.write_scores(&UPSERT_ONE, &UPSERT, e, pairs, |_| Ok(()))?;
+            }
         }
         self.set_card(e, e.card + added, e.head + pairs.len() as i64)
     }

@@ -256,7 +256,7 @@ fn hint_pops(spec: &CommandSpec, argv: &[Bytes], db: i16) {
     }
 }
 
-/// Tells the store which members the batch's HSET/HMSET/SADD/ZADD
+/// Tells the store which members the batch's HSET/HMSET/SADD/ZADD/ZINCRBY
 /// commands write, so the first of them reads them all ahead (see
 /// `store::members`). A hint only says what to read: a wrong one (a
 /// malformed command) costs a probe, nothing else.
@@ -266,13 +266,11 @@ fn hint_members(spec: &CommandSpec, argv: &[Bytes], db: i16) {
         "hset" | "hmset" => crate::store::hint_members(db, key, rest.iter().step_by(2).cloned()),
         "sadd" => crate::store::hint_members(db, key, rest.iter().cloned()),
         "zadd" => {
-            // Only a ZADD with no condition (CH aside) queues its writes.
             let options = ["nx", "xx", "gt", "lt", "ch", "incr"];
             let flags = rest.iter().take_while(|a| options.iter().any(|o| a.eq_ignore_ascii_case(o.as_bytes()))).count();
-            if rest[..flags].iter().all(|f| f.eq_ignore_ascii_case(b"ch")) {
-                crate::store::hint_members(db, key, rest[flags..].iter().skip(1).step_by(2).cloned());
-            }
+            crate::store::hint_members(db, key, rest[flags..].iter().skip(1).step_by(2).cloned());
         }
+        "zincrby" => crate::store::hint_members(db, key, rest.get(1).into_iter().cloned()),
         _ => {}
     }
 }

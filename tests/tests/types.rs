@@ -935,6 +935,15 @@ fn queued_member_writes_match_redis() {
             vec!["ZSCORE", "qm:z", "c"],
             vec!["ZADD", "qm:z", "NX", "9", "a", "9", "e"],
             vec!["ZADD", "qm:z", "INCR", "1", "a"],
+            vec!["ZINCRBY", "qm:z", "2", "a"],
+            vec!["ZINCRBY", "qm:z", "2", "new"],
+            vec!["ZINCRBY", "qm:z", "-2", "new"],
+            vec!["ZADD", "qm:z", "GT", "CH", "1", "a", "100", "b", "7", "x"],
+            vec!["ZADD", "qm:z", "XX", "LT", "1", "a", "1", "y"],
+            vec!["ZADD", "qm:z", "1", "dup", "2", "dup"],
+            vec!["ZINCRBY", "qm:zinc", "5", "m"],
+            vec!["ZINCRBY", "qm:zinc", "5", "m"],
+            vec!["ZSCORE", "qm:zinc", "m"],
             vec!["ZCARD", "qm:z"],
             vec!["HSET", "qm:new", "x", "1", "y", "2"],
             vec!["HSET", "qm:new", "x", "3"],
@@ -950,6 +959,7 @@ fn queued_member_writes_match_redis() {
         d.check(&["SMEMBERS", "qm:newset"]);
         d.check(&["ZRANGE", "qm:z", "0", "-1", "WITHSCORES"]);
         d.check(&["ZRANGE", "qm:newz", "0", "-1", "WITHSCORES"]);
+        d.check(&["ZRANGE", "qm:zinc", "0", "-1", "WITHSCORES"]);
         // Statements between queued writes, and fields and values written
         // at once.
         d.check_pipeline(&[
