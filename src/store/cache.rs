@@ -308,6 +308,18 @@ pub fn get(db: i16, key: &[u8], write: bool, need_value: bool) -> Option<Option<
     })
 }
 
+/// The cached row of a string this transaction locked: a blind write
+/// (SET, MSET) of it can change the row in place, written back by ctid,
+/// rather than queue an upsert.
+pub fn locked_string(db: i16, key: &[u8]) -> Option<Entry> {
+    ROWS.with(|rows| {
+        let rows = rows.borrow();
+        let c = rows.get(&db)?.get(key)?;
+        let e = c.entry.as_ref().filter(|e| c.locked && e.ktype == super::KeyType::String && e.id != PENDING_ID)?;
+        Some(e.clone())
+    })
+}
+
 /// Whether the cache holds a row (or an absence) for this key.
 pub fn contains(db: i16, key: &[u8]) -> bool {
     ROWS.with(|rows| rows.borrow().get(&db).is_some_and(|keys| keys.contains_key(key)))

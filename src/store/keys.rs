@@ -106,12 +106,29 @@ impl<'a> Store<'a> {
     /// one statement. See `may_queue` for when it is not.
     pub fn set_string(self, db: i16, key: &[u8], value: &[u8], expire_at: Option<i64>) -> Result<(), CmdError> {
         if value.len() <= QUEUE_MAX_VALUE && may_queue() {
+            if self.overwrite_locked(db, key, value, expire_at) {
+                return Ok(());
+            }
             cache::push_set(cache::PendingSet { db, key: key.to_vec(), value: value.to_vec(), expire_at });
             return Ok(());
         }
         self.exec(&UPSERT_STRING, &[db.into(), bytea(key), expire_at.into(), bytea(value)])?;
         cache::forget(db, key);
         Ok(())
+    }
+
+    /// A blind write of a string the batch locked (`prefetch`): changes the
+    /// cached row, written back by ctid at the flush, instead of queuing an
+    /// upsert, which would look the key up again in the primary key (half
+    /// of a batch of SETs went there). Overwriting a string keeps its id,
+    /// as the upsert does; says whether it applied.
+    fn overwrite_locked(self, db: i16, key: &[u8], value: &[u8], expire_at: Option<i64>) -> bool {
+        let Some(e) = cache::locked_string(db, key) else { return false };
+        cache::update(&e, |c| {
+            c.value = Some(Bytes::copy_from_slice(value));
+            c.expire_at = expire_at;
+        });
+        true
     }
 
     /// Sends the queued writes: the deletion of popped list elements, list
@@ -190,6 +207,9 @@ impl<'a> Store<'a> {
     pub fn set_strings(self, db: i16, pairs: &[(Bytes, Bytes)]) -> Result<(), CmdError> {
         if may_queue() && pairs.iter().all(|(_, v)| v.len() <= QUEUE_MAX_VALUE) {
             for (k, v) in pairs {
+                if self.overwrite_locked(db, k, v, None) {
+                    continue;
+                }
                 cache::push_set(cache::PendingSet { db, key: k.to_vec(), value: v.to_vec(), expire_at: None });
             }
             return Ok(());

@@ -195,13 +195,14 @@ fn commit(deferred: bool) -> Result<(), Failure> {
 /// locking read instead of one per command. The keys are locked in (db,
 /// key) order: every worker locks in that same order, so with several
 /// workers two batches may queue behind each other but never deadlock.
-/// (With several workers the blind writes are locked here too, rather than
-/// by their upsert at the end of the batch, which would be out of order.)
+/// Blind writes (SET, MSET) lock their keys here too: an existing string
+/// is then overwritten in place (`Store::set_string`), and with several
+/// workers the upsert of the others at the end of the batch would lock
+/// out of order.
 fn prefetch<S: Sessions>(store: Store, jobs: &[Job], sessions: &mut S) -> Result<(), CmdError> {
     use std::collections::{BTreeMap, BTreeSet};
     let mut reads: BTreeMap<i16, BTreeSet<Bytes>> = BTreeMap::new();
     let mut writes: BTreeMap<i16, BTreeSet<Bytes>> = BTreeMap::new();
-    let single = crate::gucs::workers() == 1;
     for j in jobs {
         let Some(spec) = j.spec.filter(|s| s.tx) else { continue };
         let session = sessions.session(j.conn);
@@ -213,11 +214,6 @@ fn prefetch<S: Sessions>(store: Store, jobs: &[Job], sessions: &mut S) -> Result
         hint_pops(spec, &j.argv, db);
         hint_members(spec, &j.argv, db);
         let write = spec.has_flag("write");
-        // With one worker a blind write (SET, MSET) needs no lookup at all:
-        // its upsert locks the row.
-        if write && single && is_blind_write(spec, &j.argv) {
-            continue;
-        }
         let set = if write { writes.entry(db).or_default() } else { reads.entry(db).or_default() };
         set.extend(spec.keys(&j.argv).into_iter().cloned());
     }
@@ -272,16 +268,6 @@ fn hint_members(spec: &CommandSpec, argv: &[Bytes], db: i16) {
         }
         "zincrby" => crate::store::hint_members(db, key, rest.get(1).into_iter().cloned()),
         _ => {}
-    }
-}
-
-/// A write that never reads its keys first: SET without options, SETEX,
-/// PSETEX, MSET (queued upserts, see `Store::set_string`).
-fn is_blind_write(spec: &CommandSpec, argv: &[Bytes]) -> bool {
-    match spec.name.as_str() {
-        "set" => argv.len() == 3,
-        "mset" | "setex" | "psetex" => true,
-        _ => false,
     }
 }
 
