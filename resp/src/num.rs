@@ -52,6 +52,16 @@ pub fn format_g(d: f64, precision: usize) -> String {
     if d == 0.0 {
         return if d.is_sign_negative() { "-0".into() } else { "0".into() };
     }
+    // An integer of at most `p` digits prints as itself: the usual sorted-set
+    // score, and exact formatting (below) costs ten times as much.
+    if d.fract() == 0.0 && d.abs() < 10f64.powi(p.min(18) as i32) {
+        return (d as i64).to_string();
+    }
+    format_g_exact(d, p)
+}
+
+/// `format_g` of a finite, non-zero `d` at precision `p` >= 1.
+fn format_g_exact(d: f64, p: usize) -> String {
     // The exponent %g decides on is the one %e would print at precision P-1,
     // i.e. after rounding.
     let sci = format!("{:.*e}", p - 1, d);
@@ -83,6 +93,19 @@ pub fn format_double_reply(d: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_print_as_exact_formatting_would() {
+        let values = [1.0, -1.0, 7.0, 100.0, -12345.0, 99999.0, 100000.0, 123456789.0, 1e15 - 1.0, 1e15, 1e16 + 2.0, 99999999999999984.0, 1e17, 2f64.powi(60)];
+        for d in values {
+            for p in [1, 2, 5, 6, 15, 16, 17, 18, 20] {
+                assert_eq!(format_g(d, p), format_g_exact(d, p), "{d} at precision {p}");
+            }
+        }
+        assert_eq!(format_g(1e15, 17), "1000000000000000");
+        assert_eq!(format_g(1e17, 17), "1e+17");
+        assert_eq!(format_g(123456.0, 5), "1.2346e+05");
+    }
 
     #[test]
     fn parse_i64_follows_string2ll() {

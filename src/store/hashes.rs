@@ -115,12 +115,6 @@ impl<'a> Store<'a> {
 
     /// Every (field, value), in insertion order.
     pub fn hgetall(self, id: i64) -> Result<Vec<(Vec<u8>, Vec<u8>)>, CmdError> {
-        self.run(&HGETALL, &[id.into()], |rows| {
-            let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
-                out.push((row.get::<Vec<u8>>(1)?.unwrap_or_default(), row.get::<Vec<u8>>(2)?.unwrap_or_default()));
-            }
-            Ok(out)
-        })
+        self.run(&HGETALL, &[id.into()], |_| super::sql::bytea_pairs())
     }
 }

@@ -54,12 +54,9 @@ static RANK: Sql = read(
 static COUNT_SCORE: Sql = read("SELECT count(*) FROM kv.zsets WHERE id = $1 AND score BETWEEN $2 AND $3", &[INT8, FLOAT8, FLOAT8]);
 static DROP_ALL: Sql = write("DELETE FROM kv.zsets WHERE id = $1", &[INT8]);
 
-fn pairs(rows: pgrx::spi::SpiTupleTable<'_>) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        out.push((row.get::<Vec<u8>>(1)?.unwrap_or_default(), row.get::<f64>(2)?.unwrap_or_default()));
-    }
-    Ok(out)
+/// (member, score) rows, read straight from SPI's result.
+fn pairs(_rows: pgrx::spi::SpiTupleTable<'_>) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
+    super::sql::bytea_float8_pairs()
 }
 
 /// Queues the writes of `pairs`, whose members are `known`: (members
