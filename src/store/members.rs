@@ -87,13 +87,10 @@ impl<'a> Store<'a> {
     fn read_members(self, e: &Entry, wanted: &[Bytes]) -> Result<HashMap<Bytes, Known>, CmdError> {
         let args = [e.id.into(), bytea_array(wanted)];
         let found: Vec<(Vec<u8>, Known)> = match e.ktype {
-            KeyType::ZSet => self.run(&ZSET_AHEAD, &args, |rows| {
-                let mut out = Vec::with_capacity(rows.len());
-                for row in rows {
-                    out.push((row.get::<Vec<u8>>(1)?.unwrap_or_default(), Known::Score(row.get::<f64>(2)?.unwrap_or_default())));
-                }
-                Ok(out)
-            })?,
+            KeyType::ZSet => {
+                let pairs = self.run(&ZSET_AHEAD, &args, |_| super::sql::bytea_float8_pairs())?;
+                pairs.into_iter().map(|(m, score)| (m, Known::Score(score))).collect()
+            }
             KeyType::Hash | KeyType::Set => {
                 let sql = if e.ktype == KeyType::Hash { &HASH_AHEAD } else { &SET_AHEAD };
                 self.bytes_column(sql, &args)?.into_iter().map(|m| (m, Known::Present)).collect()

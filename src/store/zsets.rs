@@ -54,11 +54,6 @@ static RANK: Sql = read(
 static COUNT_SCORE: Sql = read("SELECT count(*) FROM kv.zsets WHERE id = $1 AND score BETWEEN $2 AND $3", &[INT8, FLOAT8, FLOAT8]);
 static DROP_ALL: Sql = write("DELETE FROM kv.zsets WHERE id = $1", &[INT8]);
 
-/// (member, score) rows, read straight from SPI's result.
-fn pairs(_rows: pgrx::spi::SpiTupleTable<'_>) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
-    super::sql::bytea_float8_pairs()
-}
-
 /// Queues the writes of `pairs`, whose members are `known`: (members
 /// added, existing members whose score changed). A score that stays is not
 /// rewritten (it is in two indexes: every rewrite is a non-HOT update).
@@ -158,13 +153,13 @@ impl<'a> Store<'a> {
 
     /// `limit` elements from rank `offset`, ascending or descending.
     pub fn zrange_rank(self, id: i64, offset: i64, limit: i64, rev: bool) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
-        self.run(if rev { &BY_RANK_REV } else { &BY_RANK }, &[id.into(), offset.into(), limit.into()], pairs)
+        self.run(if rev { &BY_RANK_REV } else { &BY_RANK }, &[id.into(), offset.into(), limit.into()], |_| super::sql::bytea_float8_pairs())
     }
 
     /// Elements with `lo <= score <= hi`, ascending (bounds' exclusivity is
     /// the caller's).
     pub fn zrange_score(self, id: i64, lo: f64, hi: f64) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
-        self.run(&BY_SCORE, &[id.into(), lo.into(), hi.into()], pairs)
+        self.run(&BY_SCORE, &[id.into(), lo.into(), hi.into()], |_| super::sql::bytea_float8_pairs())
     }
 
     /// Every element, ascending.
