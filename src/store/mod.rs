@@ -457,9 +457,13 @@ impl<'a> Store<'a> {
         Ok(())
     }
 
-    /// Writes back locked rows by their version's ctid (`FLUSH_BY_TID`);
-    /// returns the ones not found there, to be written back by key.
+    /// Writes back locked rows by their version's ctid (`direct::write_back`,
+    /// or the `FLUSH_BY_TID` statement where that does not apply); returns
+    /// the ones not found there, to be written back by key.
     fn write_back_by_tid(self, rows: Vec<(Entry, cache::Tid)>) -> Result<Vec<Entry>, CmdError> {
+        if let Some(written) = direct::write_back(&rows)? {
+            return Ok(rows.into_iter().zip(written).filter(|(_, w)| !w).map(|((e, _), _)| e).collect());
+        }
         let n = rows.len();
         let (tids, entries): (Vec<cache::Tid>, Vec<Entry>) = rows.into_iter().map(|(e, tid)| (tid, e)).unzip();
         let [dbs, keys, ids, expires, values, cards, heads] = key_row_columns(&entries);

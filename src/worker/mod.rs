@@ -73,6 +73,7 @@ pub extern "C-unwind" fn pgkv_worker_main(arg: pg_sys::Datum) {
     });
     apply_stored_config(index);
     raise_fd_limit();
+    keep_freed_memory();
     shared::register_worker(index as usize);
     // Subscriptions a crashed predecessor published are gone with its
     // clients; NOTIFY on `pgkv` brings other processes' messages.
@@ -139,6 +140,27 @@ fn raise_fd_limit() {
         }
     }
 }
+
+/// Every batch's executor contexts take blocks of 8 KB to 8 MB from malloc
+/// and give them back at the batch's end. With glibc's defaults the heap
+/// then shrinks and grows again batch after batch (`brk`, and the page
+/// faults of the fresh pages): 6–7 % of the worker under SET at `-c 50`.
+/// Keep up to 64 MB of freed memory for the next batch, and serve blocks up
+/// to 32 MB from the heap rather than from a fresh mapping each time.
+/// Memory a rare larger batch used above that goes back to the system.
+#[cfg(target_env = "gnu")]
+fn keep_freed_memory() {
+    // SAFETY: mallopt only changes allocator parameters; an option glibc
+    // does not know is refused with 0.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TOP_PAD, 1 << 20);
+    }
+}
+
+#[cfg(not(target_env = "gnu"))]
+fn keep_freed_memory() {}
 
 /// CONFIG SET values with a Postgres meaning, as another worker or an
 /// earlier run stored them.

@@ -156,3 +156,52 @@ fn pubsub_blocking_and_transaction_commands_from_sql() {
         assert_eq!(call(&mut sql, &format!("kv.call({cmd})")), refused, "{cmd}");
     }
 }
+
+/// The batch writes changed key rows back through the executor's
+/// single-row update, not an UPDATE statement: a user's trigger on kv.keys
+/// still fires once per row written, with the old and new values, as for
+/// the statement (`UPDATE OF value`, whose column list the write-back
+/// names), and one on a column no write changes (`db`) does not.
+/// A key written back twice in one transaction goes by key the second
+/// time (the version its lock found is gone).
+#[test]
+fn key_row_write_back_fires_user_triggers() {
+    let c = shared();
+    c.psql(
+        "CREATE TABLE public.wb_log (key text, old text, new text, expire boolean); \
+         CREATE TABLE public.wb_ids (key text); \
+         CREATE FUNCTION public.wb_log() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           INSERT INTO public.wb_log VALUES (convert_from(NEW.key, 'UTF8'), convert_from(OLD.value, 'UTF8'), \
+             convert_from(NEW.value, 'UTF8'), NEW.expire_at IS NOT NULL); RETURN NULL; END $$; \
+         CREATE FUNCTION public.wb_ids() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           INSERT INTO public.wb_ids VALUES (convert_from(NEW.key, 'UTF8')); RETURN NULL; END $$; \
+         CREATE TRIGGER wb_log AFTER UPDATE OF value ON kv.keys FOR EACH ROW WHEN (NEW.db = 8) EXECUTE FUNCTION public.wb_log(); \
+         CREATE TRIGGER wb_ids AFTER UPDATE OF db ON kv.keys FOR EACH ROW WHEN (NEW.db = 8) EXECUTE FUNCTION public.wb_ids();",
+    );
+    let mut r = c.redis();
+    let _: () = redis::cmd("SELECT").arg(8).query(&mut r).unwrap();
+    let _: () = redis::cmd("MSET").arg(&["wb:a", "1", "wb:b", "1", "wb:c", "1"]).query(&mut r).unwrap();
+    // One batch: two overwrites in place, a TTL, and a key changed twice
+    // with a statement (DEL of another key reads kv.keys wholesale, so the
+    // batch writes back what it has before it) in between.
+    let mut p = redis::pipe();
+    p.cmd("SET").arg("wb:a").arg("2").cmd("SET").arg("wb:b").arg("2").cmd("EXPIRE").arg("wb:b").arg(1000);
+    p.cmd("INCR").arg("wb:c").cmd("KEYS").arg("wb:none*").cmd("INCR").arg("wb:c");
+    let _: () = p.query(&mut r).unwrap();
+    let _: () = redis::cmd("MULTI").query(&mut r).unwrap();
+    let _: () = redis::cmd("SET").arg("wb:a").arg("3").query(&mut r).unwrap();
+    let _: () = redis::cmd("KEYS").arg("wb:none*").query(&mut r).unwrap();
+    let _: () = redis::cmd("SET").arg("wb:a").arg("4").query(&mut r).unwrap();
+    let _: () = redis::cmd("EXEC").query(&mut r).unwrap();
+    let v: Vec<Option<String>> = redis::cmd("MGET").arg(&["wb:a", "wb:b", "wb:c"]).query(&mut r).unwrap();
+    assert_eq!(v, vec![Some("4".into()), Some("2".into()), Some("3".into())]);
+    let ttl: i64 = redis::cmd("TTL").arg("wb:b").query(&mut r).unwrap();
+    assert!((990..=1000).contains(&ttl), "{ttl}");
+    let log = c.psql("SELECT string_agg(key || ':' || old || '>' || new || ':' || expire, ' ' ORDER BY key, old) FROM public.wb_log");
+    assert_eq!(log, "wb:a:1>2:false wb:a:2>3:false wb:a:3>4:false wb:b:1>2:true wb:c:1>2:false wb:c:2>3:false");
+    assert_eq!(c.psql("SELECT string_agg(key, ' ') FROM public.wb_ids"), "");
+    c.psql(
+        "DROP TRIGGER wb_log ON kv.keys; DROP TRIGGER wb_ids ON kv.keys; DROP FUNCTION public.wb_log(); \
+         DROP FUNCTION public.wb_ids(); DROP TABLE public.wb_log, public.wb_ids; DELETE FROM kv.keys WHERE db = 8",
+    );
+}
