@@ -22,12 +22,13 @@ BEGIN
         WHERE p.pronamespace = 'kv'::regnamespace
           AND p.proname NOT IN ('sweep', 'collect_members')
     LOOP
-        -- enable_seqscan = off: the functions' plans are kept for the
-        -- session, and every statement they run is written for an index.
-        -- force_generic_plan: planned once, not again on every call (see
-        -- the worker's settings).
+        -- enable_seqscan = off, enable_bitmapscan = off: the functions'
+        -- plans are kept for the session, and every statement they run is
+        -- written for an index, in its order. force_generic_plan: planned
+        -- once, not again on every call (see the worker's settings).
         EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp '
-                       'SET enable_seqscan = off SET plan_cache_mode = force_generic_plan', f);
+                       'SET enable_seqscan = off SET enable_bitmapscan = off '
+                       'SET plan_cache_mode = force_generic_plan', f);
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO pgkv_client', f);
     END LOOP;

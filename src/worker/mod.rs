@@ -194,6 +194,16 @@ fn apply_session_settings() {
             pg_sys::GucContext::PGC_USERSET,
             pg_sys::GucSource::PGC_S_SESSION,
         );
+        // Likewise a bitmap scan: it loses the index's order, so a range
+        // read (LRANGE, HGETALL, ZRANGE) planned while its table looked
+        // tiny became a bitmap scan plus a sort, and stayed one after the
+        // table grew (half of LRANGE_100's time).
+        pg_sys::SetConfigOption(
+            c"enable_bitmapscan".as_ptr(),
+            c"off".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+        );
         // Every statement is planned once and its generic plan kept: left
         // to choose, the plan cache re-plans a statement on every run when
         // a custom plan looks cheaper than the generic one, as it does for
