@@ -1,6 +1,9 @@
 //! The batch's read-ahead of key rows through Postgres's access methods
 //! rather than SQL: one hash-index scan, rescanned per key, and the
-//! matching heap tuple's columns read from a slot.
+//! matching heap tuple's columns read from a slot. Likewise the members'
+//! read-ahead (`read_members`, one B-tree scan rescanned per member) and
+//! the key rows' write-back (`write_back`, the executor's single-row
+//! update).
 //!
 //! `read_rows` returns what the `PREFETCH` statement returns, `lock_rows`
 //! what `LOCK_PREFETCH` returns and locks (same snapshot rules, same
@@ -119,6 +122,151 @@ pub fn lock_rows(db: i16, keys: &[Bytes]) -> Result<Option<Vec<(Entry, Option<Ti
     }
 }
 
+/// A member table, as the members' read-ahead probes it by its primary key
+/// (id, member).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum MemberTable {
+    Hashes,
+    Sets,
+    ZSets,
+}
+
+impl MemberTable {
+    /// The table, its primary key, and its leading column types (`sql/schema.sql`).
+    fn shape(self) -> (&'static std::ffi::CStr, &'static std::ffi::CStr, &'static [pg_sys::Oid]) {
+        match self {
+            MemberTable::Hashes => (c"hashes", c"hashes_pkey", &[pg_sys::INT8OID, pg_sys::BYTEAOID, pg_sys::BYTEAOID, pg_sys::INT8OID]),
+            MemberTable::Sets => (c"sets", c"sets_pkey", &[pg_sys::INT8OID, pg_sys::BYTEAOID, pg_sys::INT8OID]),
+            MemberTable::ZSets => (c"zsets", c"zsets_pkey", &[pg_sys::INT8OID, pg_sys::BYTEAOID, pg_sys::FLOAT8OID, pg_sys::INT8OID]),
+        }
+    }
+}
+
+/// kv.zsets's score column.
+const SCORE: i32 = 3;
+
+/// Which of `members` (sorted) collection `id` holds, each with its score
+/// for a zset: what the members' read-ahead statements (`HASH_AHEAD`...)
+/// return, one primary-key probe per member, without their executor nodes
+/// per member (nested loop, subquery, limit) and SPI's tuple table, which
+/// were a fifth of them. As the statements' index-only scans do, a hash
+/// field or set member on a page the visibility map has all-visible is
+/// known present from the index alone.
+///
+/// It reads as a writing statement would (the transaction's earlier writes
+/// visible, a fresh snapshot). `None` where this does not apply (not READ
+/// COMMITTED, a role without SELECT on the table or with row-level security
+/// on it, a table not shaped as `sql/schema.sql` made it), and the
+/// statement runs instead.
+pub fn read_members(table: MemberTable, id: i64, members: &[Bytes]) -> Result<Option<Vec<(Bytes, Option<f64>)>>, CmdError> {
+    // SAFETY: as in `lock_rows`.
+    unsafe {
+        if pg_sys::XactIsoLevel != pg_sys::XACT_READ_COMMITTED as i32 {
+            return Ok(None);
+        }
+        let (name, pkey, columns) = table.shape();
+        let ns = pg_sys::get_namespace_oid(c"kv".as_ptr(), true);
+        if ns == pg_sys::InvalidOid {
+            return Ok(None);
+        }
+        let (heap_oid, index_oid) = (pg_sys::get_relname_relid(name.as_ptr(), ns), pg_sys::get_relname_relid(pkey.as_ptr(), ns));
+        if heap_oid == pg_sys::InvalidOid || index_oid == pg_sys::InvalidOid || !open_to_user(heap_oid, false) {
+            return Ok(None);
+        }
+        pg_sys::CommandCounterIncrement();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        let heap = pg_sys::table_open(heap_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let out = member_shape_ok(heap, index, columns).then(|| probe_members(heap, index, id, members, table == MemberTable::ZSets));
+        pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+        pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
+        pg_sys::PopActiveSnapshot();
+        Ok(out)
+    }
+}
+
+/// One probe of the (id, member) index per member, under the active
+/// snapshot; the score read from the row when `scores`.
+unsafe fn probe_members(
+    heap: pg_sys::Relation,
+    index: pg_sys::Relation,
+    id: i64,
+    members: &[Bytes],
+    scores: bool,
+) -> Vec<(Bytes, Option<f64>)> {
+    unsafe {
+        let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
+        let scan = pg_sys::index_beginscan(heap, index, pg_sys::GetActiveSnapshot(), 2, 0);
+        let mut skeys: [pg_sys::ScanKeyData; 2] = std::mem::zeroed();
+        pg_sys::ScanKeyInit(&mut skeys[0], 1, pg_sys::BTEqualStrategyNumber as u16, pg_sys::F_INT8EQ.into(), id.into());
+        let mut vm = pg_sys::InvalidBuffer as pg_sys::Buffer;
+        let mut found = Vec::new();
+        for m in members {
+            let arg = m.as_ref().into_datum().expect("a bytea datum");
+            pg_sys::ScanKeyInit(&mut skeys[1], 2, pg_sys::BTEqualStrategyNumber as u16, pg_sys::F_BYTEAEQ.into(), arg);
+            pg_sys::index_rescan(scan, skeys.as_mut_ptr(), 2, std::ptr::null_mut(), 0);
+            loop {
+                let tid = pg_sys::index_getnext_tid(scan, pg_sys::ScanDirection::ForwardScanDirection);
+                if tid.is_null() {
+                    break;
+                }
+                // A B-tree's equality is exact: the entry is this member's.
+                let block = pgrx::itemptr::item_pointer_get_block_number_no_check(*tid);
+                if !scores && pg_sys::visibilitymap_get_status(heap, block, &mut vm) as u32 & pg_sys::VISIBILITYMAP_ALL_VISIBLE != 0 {
+                    found.push((m.clone(), None));
+                    break;
+                }
+                if pg_sys::index_fetch_heap(scan, slot) {
+                    found.push((m.clone(), if scores { get::<f64>(slot, SCORE) } else { None }));
+                    break;
+                }
+            }
+            pg_sys::pfree(arg.cast_mut_ptr());
+        }
+        if vm != pg_sys::InvalidBuffer as pg_sys::Buffer {
+            pg_sys::ReleaseBuffer(vm);
+        }
+        pg_sys::index_endscan(scan);
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        found
+    }
+}
+
+/// The heap begins with `columns`, and the index is a plain B-tree on its
+/// first two.
+unsafe fn member_shape_ok(heap: pg_sys::Relation, index: pg_sys::Relation, columns: &[pg_sys::Oid]) -> bool {
+    unsafe {
+        let desc = (*heap).rd_att;
+        if (*desc).natts < columns.len() as i32 {
+            return false;
+        }
+        let attrs = (*desc).attrs.as_slice(columns.len());
+        if attrs.iter().zip(columns).any(|(a, t)| a.attisdropped || a.atttypid != *t) {
+            return false;
+        }
+        let ix = (*index).rd_index;
+        (*(*index).rd_rel).relam == pg_sys::BTREE_AM_OID
+            && (*ix).indrelid == (*heap).rd_id
+            && (*ix).indnkeyatts == 2
+            && (*ix).indkey.values.as_slice(2) == [1, 2]
+            && pg_sys::RelationGetIndexPredicate(index).is_null()
+            && pg_sys::RelationGetIndexExpressions(index).is_null()
+    }
+}
+
+/// Whether the current user may read the table (and, with `update`,
+/// change it) with no row-level security in the way; if not, the
+/// statement runs instead, with Postgres's own checks and errors.
+unsafe fn open_to_user(table: pg_sys::Oid, update: bool) -> bool {
+    unsafe {
+        let user = pg_sys::GetUserId();
+        let may = |mode: u32| pg_sys::pg_class_aclcheck(table, user, mode as pg_sys::AclMode) == pg_sys::AclResult::ACLCHECK_OK;
+        may(pg_sys::ACL_SELECT)
+            && (!update || may(pg_sys::ACL_UPDATE))
+            && pg_sys::check_enable_rls(table, pg_sys::InvalidOid, true) != pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
+    }
+}
+
 /// Writes back key rows this transaction locked, each into the version
 /// at the ctid its lock returned: what the `FLUSH_BY_TID` statement does,
 /// through `ExecSimpleRelationUpdate` (the executor's single-row update,
@@ -142,9 +290,7 @@ pub fn write_back(rows: &[(Entry, Tid)]) -> Result<Option<Vec<bool>>, CmdError> 
             return Ok(None);
         }
         let Some((heap_oid, _)) = relations() else { return Ok(None) };
-        let user = pg_sys::GetUserId();
-        let may = |mode: u32| pg_sys::pg_class_aclcheck(heap_oid, user, mode as pg_sys::AclMode) == pg_sys::AclResult::ACLCHECK_OK;
-        if !may(pg_sys::ACL_SELECT) || !may(pg_sys::ACL_UPDATE) || pg_sys::check_enable_rls(heap_oid, pg_sys::InvalidOid, true) == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32 {
+        if !open_to_user(heap_oid, true) {
             return Ok(None);
         }
         let heap = pg_sys::table_open(heap_oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);

@@ -15,7 +15,7 @@
 
 use super::cache::{self, Known, MemberValue, PendingMember};
 use super::sql::{read, write, Sql, BYTEA_ARRAY, FLOAT8_ARRAY, INT8, INT8_ARRAY};
-use super::{bytea_array, Entry, KeyType, Store};
+use super::{bytea_array, direct, Entry, KeyType, Store};
 use crate::error::CmdError;
 use bytes::Bytes;
 use pgrx::datum::DatumWithOid;
@@ -83,8 +83,20 @@ impl<'a> Store<'a> {
         Ok(cache::known_members(e.id, members))
     }
 
-    /// The members of `wanted` that exist, in one statement.
+    /// The members of `wanted` that exist: through the primary key directly
+    /// (`direct::read_members`), or in one statement where that does not
+    /// apply.
     fn read_members(self, e: &Entry, wanted: &[Bytes]) -> Result<HashMap<Bytes, Known>, CmdError> {
+        let table = match e.ktype {
+            KeyType::Hash => direct::MemberTable::Hashes,
+            KeyType::Set => direct::MemberTable::Sets,
+            KeyType::ZSet => direct::MemberTable::ZSets,
+            KeyType::String | KeyType::List => return Ok(HashMap::new()),
+        };
+        self.before_reading()?;
+        if let Some(found) = direct::read_members(table, e.id, wanted)? {
+            return Ok(found.into_iter().map(|(m, score)| (m, score.map_or(Known::Present, Known::Score))).collect());
+        }
         let args = [e.id.into(), bytea_array(wanted)];
         let found: Vec<(Vec<u8>, Known)> = match e.ktype {
             KeyType::ZSet => {
