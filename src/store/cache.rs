@@ -110,6 +110,7 @@ thread_local! {
     /// runs (`drop_read_ahead`).
     static MEMBERS: RefCell<HashMap<i64, HashMap<Bytes, Known>>> = RefCell::new(HashMap::new());
     static MEMBER_WRITES: RefCell<Vec<PendingMember>> = const { RefCell::new(Vec::new()) };
+    static MEMBER_ROWS: RefCell<HashMap<(i64, Bytes), Option<Tid>>> = RefCell::new(HashMap::new());
 }
 
 /// Notes that a command of the batch will write these members of a
@@ -148,6 +149,35 @@ pub fn known_member(id: i64, member: &[u8]) -> Option<Known> {
 /// Records what was read (or decided) of members of the collection `id`.
 pub fn learn_members(id: i64, members: impl Iterator<Item = (Bytes, Known)>) {
     MEMBERS.with(|m| m.borrow_mut().entry(id).or_default().extend(members));
+}
+
+/// Records where the members' read-ahead found members of the collection
+/// `id` in the table (`Some(ctid)`) or that they are not there (`None`),
+/// as the queued writes' write-out needs it: insert or update in place.
+pub fn learn_member_rows(id: i64, rows: impl Iterator<Item = (Bytes, Option<Tid>)>) {
+    MEMBER_ROWS.with(|r| r.borrow_mut().extend(rows.map(|(m, tid)| ((id, m), tid))));
+}
+
+/// What `learn_member_rows` recorded of a member, if anything.
+pub fn member_row(id: i64, member: &Bytes) -> Option<Option<Tid>> {
+    MEMBER_ROWS.with(|r| {
+        let r = r.borrow();
+        if r.is_empty() {
+            return None;
+        }
+        r.get(&(id, member.clone())).copied()
+    })
+}
+
+/// Forgets what `learn_member_rows` recorded: the queued writes went out,
+/// so the table no longer holds what the read-ahead found.
+pub fn forget_member_rows() {
+    MEMBER_ROWS.with(|r| {
+        let mut r = r.borrow_mut();
+        if !r.is_empty() {
+            r.clear();
+        }
+    });
 }
 
 /// Queues a member write, and records the member's new state.
@@ -219,6 +249,12 @@ pub fn drop_read_ahead() {
         let mut m = m.borrow_mut();
         if !m.is_empty() {
             m.clear();
+        }
+    });
+    MEMBER_ROWS.with(|r| {
+        let mut r = r.borrow_mut();
+        if !r.is_empty() {
+            r.clear();
         }
     });
 }
@@ -436,4 +472,5 @@ pub fn clear() {
     MEMBER_HINTS.with(|h| h.borrow_mut().clear());
     MEMBERS.with(|m| m.borrow_mut().clear());
     MEMBER_WRITES.with(|w| w.borrow_mut().clear());
+    MEMBER_ROWS.with(|r| r.borrow_mut().clear());
 }

@@ -23,7 +23,7 @@
 //! unusual happen (see `lock_rows`), these answer `None` and the caller
 //! runs the statement instead.
 
-use super::cache::Tid;
+use super::cache::{MemberValue, PendingMember, Tid};
 use super::{Entry, KeyType};
 use crate::error::CmdError;
 use bytes::Bytes;
@@ -126,12 +126,21 @@ pub fn lock_rows(db: i16, keys: &[Bytes]) -> Result<Option<Vec<(Entry, Option<Ti
 /// (id, member).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum MemberTable {
-    Hashes,
-    Sets,
-    ZSets,
+    Hashes = 0,
+    Sets = 1,
+    ZSets = 2,
 }
 
 impl MemberTable {
+    /// The table a queued member write goes to.
+    pub fn of(value: &MemberValue) -> MemberTable {
+        match value {
+            MemberValue::Field(_) => MemberTable::Hashes,
+            MemberValue::Set => MemberTable::Sets,
+            MemberValue::Score(_) => MemberTable::ZSets,
+        }
+    }
+
     /// The table, its primary key, and its leading column types (`sql/schema.sql`).
     fn shape(self) -> (&'static std::ffi::CStr, &'static std::ffi::CStr, &'static [pg_sys::Oid]) {
         match self {
@@ -158,30 +167,144 @@ const SCORE: i32 = 3;
 /// COMMITTED, a role without SELECT on the table or with row-level security
 /// on it, a table not shaped as `sql/schema.sql` made it), and the
 /// statement runs instead.
-pub fn read_members(table: MemberTable, id: i64, members: &[Bytes]) -> Result<Option<Vec<(Bytes, Option<f64>)>>, CmdError> {
+pub fn read_members(table: MemberTable, id: i64, members: &[Bytes]) -> Result<Option<Vec<FoundMember>>, CmdError> {
     // SAFETY: as in `lock_rows`.
     unsafe {
         if pg_sys::XactIsoLevel != pg_sys::XACT_READ_COMMITTED as i32 {
             return Ok(None);
         }
-        let (name, pkey, columns) = table.shape();
-        let ns = pg_sys::get_namespace_oid(c"kv".as_ptr(), true);
-        if ns == pg_sys::InvalidOid {
-            return Ok(None);
-        }
-        let (heap_oid, index_oid) = (pg_sys::get_relname_relid(name.as_ptr(), ns), pg_sys::get_relname_relid(pkey.as_ptr(), ns));
-        if heap_oid == pg_sys::InvalidOid || index_oid == pg_sys::InvalidOid || !open_to_user(heap_oid, false) {
+        let Some((heap_oid, index_oid)) = member_relations(table) else { return Ok(None) };
+        if !open_to_user(heap_oid, pg_sys::ACL_SELECT) {
             return Ok(None);
         }
         pg_sys::CommandCounterIncrement();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
         let heap = pg_sys::table_open(heap_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-        let out = member_shape_ok(heap, index, columns).then(|| probe_members(heap, index, id, members, table == MemberTable::ZSets));
+        let out = member_shape_ok(heap, index, table.shape().2).then(|| probe_members(heap, index, id, members, table == MemberTable::ZSets));
         pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
         pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
         pg_sys::PopActiveSnapshot();
         Ok(out)
+    }
+}
+
+/// A member `read_members` found: its score (zsets), and the ctid of its
+/// visible version when the heap was visited (not when the index alone
+/// answered).
+pub struct FoundMember {
+    pub member: Bytes,
+    pub score: Option<f64>,
+    pub tid: Option<Tid>,
+}
+
+/// The member table and its primary key, by name (a syscache lookup each).
+unsafe fn member_relations(table: MemberTable) -> Option<(pg_sys::Oid, pg_sys::Oid)> {
+    unsafe {
+        let (name, pkey, _) = table.shape();
+        let ns = pg_sys::get_namespace_oid(c"kv".as_ptr(), true);
+        if ns == pg_sys::InvalidOid {
+            return None;
+        }
+        let (heap, index) = (pg_sys::get_relname_relid(name.as_ptr(), ns), pg_sys::get_relname_relid(pkey.as_ptr(), ns));
+        (heap != pg_sys::InvalidOid && index != pg_sys::InvalidOid).then_some((heap, index))
+    }
+}
+
+/// Writes queued member rows: a new member (`None`) is inserted, and an
+/// existing one is updated at the ctid the read-ahead found it at (its
+/// value or score; a set member has nothing to update). What the upsert
+/// statements (`HASH_QUEUED`...) do, without their conflict check, which
+/// the read-ahead made redundant: the collection's key row is locked, so
+/// its members are as read. Answers, per write, whether it was written: an
+/// update whose ctid no longer holds the member's current version is not,
+/// and goes by statement. `None` where this does not apply (see
+/// `read_members`; also a role without INSERT and UPDATE, or a table with
+/// columns of its own beyond `sql/schema.sql`'s, whose defaults an insert
+/// here would not fill).
+pub fn write_members(table: MemberTable, writes: &[(&PendingMember, Option<Tid>)]) -> Result<Option<Vec<bool>>, CmdError> {
+    // SAFETY: as in `write_back`.
+    unsafe {
+        if pg_sys::XactIsoLevel != pg_sys::XACT_READ_COMMITTED as i32 {
+            return Ok(None);
+        }
+        let Some((heap_oid, index_oid)) = member_relations(table) else { return Ok(None) };
+        if !open_to_user(heap_oid, pg_sys::ACL_SELECT | pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE) {
+            return Ok(None);
+        }
+        let columns = table.shape().2;
+        let heap = pg_sys::table_open(heap_oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+        let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let ok = member_shape_ok(heap, index, columns) && (*(*heap).rd_att).natts == columns.len() as i32;
+        pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+        if !ok {
+            pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
+            return Ok(None);
+        }
+        pg_sys::CommandCounterIncrement();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        let snapshot = pg_sys::GetActiveSnapshot();
+        // Column 3 is a hash field's value and a member's score.
+        let changed: &[i32] = if table == MemberTable::Sets { &[] } else { &[3] };
+        let modify = Modify::begin(heap, snapshot, changed);
+        let old = pg_sys::table_slot_create(heap, &mut (*modify.estate).es_tupleTable);
+        let new = modify.row_slot();
+        let natts = columns.len();
+        let mut written = Vec::with_capacity(writes.len());
+        for (w, tid) in writes {
+            let per_row = modify.next_row();
+            let caller = pg_sys::MemoryContextSwitchTo(per_row);
+            // Column 3: a field's value, a member's score; sets have none.
+            let value = match (&w.value, table) {
+                (MemberValue::Field(v), MemberTable::Hashes) => v.as_ref().into_datum(),
+                (MemberValue::Score(score), MemberTable::ZSets) => score.into_datum(),
+                (MemberValue::Set, MemberTable::Sets) => None,
+                _ => unreachable!("a member write queued for another table"),
+            };
+            let member = w.member.as_ref().into_datum().expect("a bytea datum");
+            pg_sys::MemoryContextSwitchTo(caller);
+            pg_sys::ExecClearTuple(new);
+            let values = std::slice::from_raw_parts_mut((*new).tts_values, natts);
+            let nulls = std::slice::from_raw_parts_mut((*new).tts_isnull, natts);
+            match (tid, value) {
+                (None, value) => {
+                    nulls.fill(false);
+                    values[0] = w.id.into();
+                    values[1] = member;
+                    match value {
+                        Some(v) => (values[2], values[3]) = (v, w.seq.into()),
+                        None => values[2] = w.seq.into(),
+                    }
+                    pg_sys::ExecStoreVirtualTuple(new);
+                    modify.insert(new);
+                    written.push(true);
+                }
+                (Some(tid), Some(value)) => {
+                    let mut at = *tid;
+                    let current = pg_sys::table_tuple_fetch_row_version(heap, &mut at, snapshot, old)
+                        && get::<i64>(old, 1) == Some(w.id)
+                        && same_bytes(old, 2, &w.member);
+                    written.push(current);
+                    if !current {
+                        continue;
+                    }
+                    pg_sys::slot_getallattrs(old);
+                    values.copy_from_slice(std::slice::from_raw_parts((*old).tts_values, natts));
+                    nulls.copy_from_slice(std::slice::from_raw_parts((*old).tts_isnull, natts));
+                    values[2] = value;
+                    pg_sys::ExecStoreVirtualTuple(new);
+                    modify.update(old, new);
+                }
+                // A set member that exists has nothing to write (and is
+                // never queued): the statement decides.
+                (Some(_), None) => written.push(false),
+            }
+        }
+        modify.end();
+        pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
+        pg_sys::PopActiveSnapshot();
+        pg_sys::CommandCounterIncrement();
+        Ok(Some(written))
     }
 }
 
@@ -193,7 +316,7 @@ unsafe fn probe_members(
     id: i64,
     members: &[Bytes],
     scores: bool,
-) -> Vec<(Bytes, Option<f64>)> {
+) -> Vec<FoundMember> {
     unsafe {
         let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
         let scan = pg_sys::index_beginscan(heap, index, pg_sys::GetActiveSnapshot(), 2, 0);
@@ -213,11 +336,12 @@ unsafe fn probe_members(
                 // A B-tree's equality is exact: the entry is this member's.
                 let block = pgrx::itemptr::item_pointer_get_block_number_no_check(*tid);
                 if !scores && pg_sys::visibilitymap_get_status(heap, block, &mut vm) as u32 & pg_sys::VISIBILITYMAP_ALL_VISIBLE != 0 {
-                    found.push((m.clone(), None));
+                    found.push(FoundMember { member: m.clone(), score: None, tid: None });
                     break;
                 }
                 if pg_sys::index_fetch_heap(scan, slot) {
-                    found.push((m.clone(), if scores { get::<f64>(slot, SCORE) } else { None }));
+                    let score = if scores { get::<f64>(slot, SCORE) } else { None };
+                    found.push(FoundMember { member: m.clone(), score, tid: Some((*slot).tts_tid) });
                     break;
                 }
             }
@@ -254,15 +378,17 @@ unsafe fn member_shape_ok(heap: pg_sys::Relation, index: pg_sys::Relation, colum
     }
 }
 
-/// Whether the current user may read the table (and, with `update`,
-/// change it) with no row-level security in the way; if not, the
-/// statement runs instead, with Postgres's own checks and errors.
-unsafe fn open_to_user(table: pg_sys::Oid, update: bool) -> bool {
+/// Whether the current user holds every privilege of `modes` (ACL_SELECT,
+/// ACL_INSERT, ACL_UPDATE) on the table, with no row-level security in
+/// the way; if not, the statement runs instead, with Postgres's own checks
+/// and errors.
+unsafe fn open_to_user(table: pg_sys::Oid, modes: u32) -> bool {
     unsafe {
         let user = pg_sys::GetUserId();
-        let may = |mode: u32| pg_sys::pg_class_aclcheck(table, user, mode as pg_sys::AclMode) == pg_sys::AclResult::ACLCHECK_OK;
-        may(pg_sys::ACL_SELECT)
-            && (!update || may(pg_sys::ACL_UPDATE))
+        [pg_sys::ACL_SELECT, pg_sys::ACL_INSERT, pg_sys::ACL_UPDATE]
+            .into_iter()
+            .filter(|m| modes & m != 0)
+            .all(|m| pg_sys::pg_class_aclcheck(table, user, m as pg_sys::AclMode) == pg_sys::AclResult::ACLCHECK_OK)
             && pg_sys::check_enable_rls(table, pg_sys::InvalidOid, true) != pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
     }
 }
@@ -290,7 +416,7 @@ pub fn write_back(rows: &[(Entry, Tid)]) -> Result<Option<Vec<bool>>, CmdError> 
             return Ok(None);
         }
         let Some((heap_oid, _)) = relations() else { return Ok(None) };
-        if !open_to_user(heap_oid, true) {
+        if !open_to_user(heap_oid, pg_sys::ACL_SELECT | pg_sys::ACL_UPDATE) {
             return Ok(None);
         }
         let heap = pg_sys::table_open(heap_oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
@@ -303,14 +429,13 @@ pub fn write_back(rows: &[(Entry, Tid)]) -> Result<Option<Vec<bool>>, CmdError> 
         pg_sys::CommandCounterIncrement();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
         let snapshot = pg_sys::GetActiveSnapshot();
-        let update = Update::begin(heap, snapshot);
+        let update = Modify::begin(heap, snapshot, &[EXPIRE_AT, VALUE, CARD, HEAD]);
         let old = pg_sys::table_slot_create(heap, &mut (*update.estate).es_tupleTable);
-        let new = pg_sys::ExecInitExtraTupleSlot(update.estate, (*heap).rd_att, &pg_sys::TTSOpsVirtual);
+        let new = update.row_slot();
         let natts = (*(*heap).rd_att).natts as usize;
-        let per_row = (*pg_sys::MakePerTupleExprContext(update.estate)).ecxt_per_tuple_memory;
         let mut written = Vec::with_capacity(rows.len());
         for (e, tid) in rows {
-            pg_sys::MemoryContextReset(per_row);
+            let per_row = update.next_row();
             let mut at = *tid;
             let current = pg_sys::table_tuple_fetch_row_version(heap, &mut at, snapshot, old)
                 && get::<i16>(old, DB) == Some(e.db)
@@ -340,7 +465,7 @@ pub fn write_back(rows: &[(Entry, Tid)]) -> Result<Option<Vec<bool>>, CmdError> 
             set(HEAD, e.head.into_datum());
             pg_sys::MemoryContextSwitchTo(caller);
             pg_sys::ExecStoreVirtualTuple(new);
-            update.row(old, new);
+            update.update(old, new);
         }
         update.end();
         pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
@@ -351,20 +476,21 @@ pub fn write_back(rows: &[(Entry, Tid)]) -> Result<Option<Vec<bool>>, CmdError> 
     }
 }
 
-/// The executor state a run of `ExecSimpleRelationUpdate`s on kv.keys
-/// needs, set up as logical replication's apply worker sets up its own
-/// (`create_edata_for_relation`): a range table of the one relation, whose
-/// updated columns are the four `write_back` sets (so `UPDATE OF`
-/// triggers fire as they would for the statement), a result relation with
-/// its indexes open, and an after-trigger query level.
-struct Update {
+/// The executor state a run of `ExecSimpleRelationUpdate`s and
+/// `ExecSimpleRelationInsert`s on one table needs, set up as logical
+/// replication's apply worker sets up its own (`create_edata_for_relation`):
+/// a range table of the one relation, whose updated columns are the ones
+/// the caller changes (so `UPDATE OF` triggers fire as they would for the
+/// statement), a result relation with its indexes open, and an
+/// after-trigger query level.
+struct Modify {
     estate: *mut pg_sys::EState,
     result: *mut pg_sys::ResultRelInfo,
     epq: *mut pg_sys::EPQState,
 }
 
-impl Update {
-    unsafe fn begin(heap: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> Update {
+impl Modify {
+    unsafe fn begin(heap: pg_sys::Relation, snapshot: pg_sys::Snapshot, updated: &[i32]) -> Modify {
         unsafe {
             let estate = pg_sys::CreateExecutorState();
             (*estate).es_snapshot = snapshot;
@@ -375,8 +501,8 @@ impl Update {
             (*rte).rellockmode = pg_sys::RowExclusiveLock as i32;
             let mut perminfos: *mut pg_sys::List = std::ptr::null_mut();
             let perminfo = pg_sys::addRTEPermissionInfo(&mut perminfos, rte);
-            (*perminfo).requiredPerms = (pg_sys::ACL_SELECT | pg_sys::ACL_UPDATE) as pg_sys::AclMode;
-            for attnum in [EXPIRE_AT, VALUE, CARD, HEAD] {
+            (*perminfo).requiredPerms = (pg_sys::ACL_SELECT | pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE) as pg_sys::AclMode;
+            for &attnum in updated {
                 (*perminfo).updatedCols =
                     pg_sys::bms_add_member((*perminfo).updatedCols, attnum - pg_sys::FirstLowInvalidHeapAttributeNumber);
             }
@@ -389,15 +515,36 @@ impl Update {
             pg_sys::ExecOpenIndices(result, false);
             let epq = pg_sys::palloc0(std::mem::size_of::<pg_sys::EPQState>()).cast::<pg_sys::EPQState>();
             pg_sys::EvalPlanQualInit(epq, estate, std::ptr::null_mut(), std::ptr::null_mut(), -1, std::ptr::null_mut());
-            Update { estate, result, epq }
+            Modify { estate, result, epq }
         }
     }
 
     /// Replaces the version `old` (fetched by its ctid) with `new`.
-    unsafe fn row(&self, old: *mut pg_sys::TupleTableSlot, new: *mut pg_sys::TupleTableSlot) {
+    unsafe fn update(&self, old: *mut pg_sys::TupleTableSlot, new: *mut pg_sys::TupleTableSlot) {
         unsafe {
             (*self.epq).origslot = new;
             pg_sys::ExecSimpleRelationUpdate(self.result, self.estate, self.epq, old, new);
+        }
+    }
+
+    /// Inserts `new` (a unique index that already holds its key raises
+    /// the usual error).
+    unsafe fn insert(&self, new: *mut pg_sys::TupleTableSlot) {
+        unsafe { pg_sys::ExecSimpleRelationInsert(self.result, self.estate, new) }
+    }
+
+    /// A virtual slot of the table's row type, and the memory context its
+    /// values may be made in, reset with `next_row`.
+    unsafe fn row_slot(&self) -> *mut pg_sys::TupleTableSlot {
+        unsafe { pg_sys::ExecInitExtraTupleSlot(self.estate, (*(*self.result).ri_RelationDesc).rd_att, &pg_sys::TTSOpsVirtual) }
+    }
+
+    /// The per-row memory context (reset by each call).
+    unsafe fn next_row(&self) -> pg_sys::MemoryContext {
+        unsafe {
+            let cx = (*pg_sys::MakePerTupleExprContext(self.estate)).ecxt_per_tuple_memory;
+            pg_sys::MemoryContextReset(cx);
+            cx
         }
     }
 

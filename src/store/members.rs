@@ -72,6 +72,7 @@ impl<'a> Store<'a> {
         wanted.dedup();
         if e.card == 0 {
             // A collection created by this batch: nothing to read.
+            cache::learn_member_rows(e.id, wanted.iter().map(|m| (m.clone(), None)));
             cache::learn_members(e.id, wanted.into_iter().map(|m| (m, Known::Absent)));
         } else {
             let found = self.read_members(e, &wanted)?;
@@ -95,7 +96,17 @@ impl<'a> Store<'a> {
         };
         self.before_reading()?;
         if let Some(found) = direct::read_members(table, e.id, wanted)? {
-            return Ok(found.into_iter().map(|(m, score)| (m, score.map_or(Known::Present, Known::Score))).collect());
+            // Where each member is, for the write-out: absent, or at the
+            // ctid the heap gave (not known when the index alone answered).
+            let mut rows: HashMap<Bytes, Option<cache::Tid>> = wanted.iter().map(|m| (m.clone(), None)).collect();
+            for f in &found {
+                match f.tid {
+                    Some(tid) => rows.insert(f.member.clone(), Some(tid)),
+                    None => rows.remove(&f.member),
+                };
+            }
+            cache::learn_member_rows(e.id, rows.into_iter());
+            return Ok(found.into_iter().map(|f| (f.member, f.score.map_or(Known::Present, Known::Score))).collect());
         }
         let args = [e.id.into(), bytea_array(wanted)];
         let found: Vec<(Vec<u8>, Known)> = match e.ktype {
@@ -118,8 +129,10 @@ impl<'a> Store<'a> {
         if writes.is_empty() {
             return Ok(());
         }
+        let writes = self.write_members_directly(dedup(writes))?;
+        cache::forget_member_rows();
         let (mut fields, mut sets, mut scores) = (Columns::default(), Columns::default(), Columns::default());
-        for w in dedup(writes) {
+        for w in writes {
             match w.value {
                 MemberValue::Field(v) => fields.push(w.id, w.member, w.seq, v, 0.0),
                 MemberValue::Set => sets.push(w.id, w.member, w.seq, Bytes::new(), 0.0),
@@ -143,6 +156,36 @@ impl<'a> Store<'a> {
             super::sql::run(self.spi, &ZSET_QUEUED, &args, |_| Ok(()))?;
         }
         Ok(())
+    }
+}
+
+impl Store<'_> {
+    /// Writes the queued member writes whose member the read-ahead placed
+    /// (absent, or at a ctid) through `direct::write_members`, a table at a
+    /// time; returns the rest (never read, read from the index alone, no
+    /// longer at that ctid, or where that does not apply), for the upsert
+    /// statements.
+    fn write_members_directly(self, writes: Vec<PendingMember>) -> Result<Vec<PendingMember>, CmdError> {
+        let tables = [direct::MemberTable::Hashes, direct::MemberTable::Sets, direct::MemberTable::ZSets];
+        let mut placed: [Vec<(usize, Option<cache::Tid>)>; 3] = Default::default();
+        for (i, w) in writes.iter().enumerate() {
+            if let Some(row) = cache::member_row(w.id, &w.member) {
+                placed[direct::MemberTable::of(&w.value) as usize].push((i, row));
+            }
+        }
+        let mut done = vec![false; writes.len()];
+        for (table, list) in tables.into_iter().zip(&placed) {
+            if list.is_empty() {
+                continue;
+            }
+            let args: Vec<(&PendingMember, Option<cache::Tid>)> = list.iter().map(|&(i, row)| (&writes[i], row)).collect();
+            if let Some(written) = direct::write_members(table, &args)? {
+                for (&(i, _), w) in list.iter().zip(written) {
+                    done[i] = w;
+                }
+            }
+        }
+        Ok(writes.into_iter().zip(done).filter(|(_, d)| !d).map(|(w, _)| w).collect())
     }
 }
 
