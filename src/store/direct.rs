@@ -23,7 +23,7 @@
 //! unusual happen (see `lock_rows`), these answer `None` and the caller
 //! runs the statement instead.
 
-use super::cache::{MemberValue, PendingMember, Tid};
+use super::cache::{MemberValue, PendingMember, PendingPush, Tid};
 use super::{Entry, KeyType};
 use crate::error::CmdError;
 use bytes::Bytes;
@@ -305,6 +305,56 @@ pub fn write_members(table: MemberTable, writes: &[(&PendingMember, Option<Tid>)
         pg_sys::PopActiveSnapshot();
         pg_sys::CommandCounterIncrement();
         Ok(Some(written))
+    }
+}
+
+/// Inserts the queued list elements (`PendingPush`): what the
+/// `INSERT_QUEUED` statement does, without its function scan and
+/// per-statement executor start-up. `false` where this does not apply (not
+/// READ COMMITTED, a role without INSERT on kv.lists or with row-level
+/// security on it, kv.lists not shaped as `sql/schema.sql` made it), and
+/// the statement runs instead.
+pub fn insert_list_elements(pushes: &[PendingPush]) -> Result<bool, CmdError> {
+    // SAFETY: as in `write_back`.
+    unsafe {
+        if pg_sys::XactIsoLevel != pg_sys::XACT_READ_COMMITTED as i32 {
+            return Ok(false);
+        }
+        let ns = pg_sys::get_namespace_oid(c"kv".as_ptr(), true);
+        let heap_oid = if ns == pg_sys::InvalidOid { pg_sys::InvalidOid } else { pg_sys::get_relname_relid(c"lists".as_ptr(), ns) };
+        if heap_oid == pg_sys::InvalidOid || !open_to_user(heap_oid, pg_sys::ACL_INSERT) {
+            return Ok(false);
+        }
+        let heap = pg_sys::table_open(heap_oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+        let columns = [pg_sys::INT8OID, pg_sys::INT8OID, pg_sys::BYTEAOID];
+        let desc = (*heap).rd_att;
+        let shaped = (*desc).natts == 3
+            && (*desc).attrs.as_slice(3).iter().zip(columns).all(|(a, t)| !a.attisdropped && a.atttypid == t);
+        if !shaped {
+            pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
+            return Ok(false);
+        }
+        pg_sys::CommandCounterIncrement();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        let modify = Modify::begin(heap, pg_sys::GetActiveSnapshot(), &[]);
+        let new = modify.row_slot();
+        for p in pushes {
+            let per_row = modify.next_row();
+            let caller = pg_sys::MemoryContextSwitchTo(per_row);
+            let value = p.value.as_slice().into_datum().expect("a bytea datum");
+            pg_sys::MemoryContextSwitchTo(caller);
+            pg_sys::ExecClearTuple(new);
+            let values = std::slice::from_raw_parts_mut((*new).tts_values, 3);
+            std::slice::from_raw_parts_mut((*new).tts_isnull, 3).fill(false);
+            values.copy_from_slice(&[p.id.into(), p.pos.into(), value]);
+            pg_sys::ExecStoreVirtualTuple(new);
+            modify.insert(new);
+        }
+        modify.end();
+        pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
+        pg_sys::PopActiveSnapshot();
+        pg_sys::CommandCounterIncrement();
+        Ok(true)
     }
 }
 

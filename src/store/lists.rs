@@ -34,7 +34,7 @@ impl<'a> Store<'a> {
     /// Sends the queued list pushes in one statement.
     pub(super) fn write_pushes(self) -> Result<(), CmdError> {
         let pushes = super::cache::take_pushes();
-        if pushes.is_empty() {
+        if pushes.is_empty() || super::direct::insert_list_elements(&pushes)? {
             return Ok(());
         }
         let (mut ids, mut positions, mut values) = (Vec::with_capacity(pushes.len()), Vec::with_capacity(pushes.len()), Vec::with_capacity(pushes.len()));
