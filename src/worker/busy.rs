@@ -66,6 +66,7 @@ impl Drop for Guard {
             for key in armed.batch {
                 if let Some(c) = server.conns.get_mut(key) {
                     c.readable = true;
+                    c.read_to_block = true;
                 }
             }
         }
@@ -139,6 +140,7 @@ fn serve() {
         if let Some(c) = server.conns.get_mut(t) {
             if ev.is_readable() || ev.is_read_closed() {
                 c.readable = true;
+                c.read_to_block |= ev.is_read_closed();
             }
             if ev.is_writable() {
                 c.flush();

@@ -395,6 +395,7 @@ impl Server {
             if let Some(c) = self.conns.get_mut(t) {
                 if ev.is_readable() || ev.is_read_closed() {
                     c.readable = true;
+                    c.read_to_block |= ev.is_read_closed();
                 }
                 if ev.is_writable() {
                     c.flush();

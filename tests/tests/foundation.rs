@@ -663,3 +663,31 @@ fn idle_and_slow_clients_do_not_slow_down_others() {
     assert!(grown < 64 * (target as u64 + 21), "worker RSS grew by {grown} kB for {target} idle clients");
     drop(idle);
 }
+
+/// A client that sends its commands and closes its side at once (`nc`,
+/// a shell's `printf | ...`) gets every reply and then a closed
+/// connection, whether its FIN arrives with the commands or after the
+/// server has read them (the worker stops reading at a short read and
+/// relies on the next event, which must then report the close).
+#[test]
+fn half_closed_clients_get_their_replies_and_are_dropped() {
+    use std::io::{Read, Write};
+    let c = shared();
+    // Without a pause the FIN often arrives before the server looks, in
+    // the same readiness event as the commands: try that a few times.
+    let pauses = std::iter::repeat(None).take(10).chain([Some(Duration::from_millis(100))]);
+    for pause in pauses {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", c.redis_port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"SET halfclosed 7\r\nINCR halfclosed\r\n").unwrap();
+        if let Some(p) = pause {
+            std::thread::sleep(p);
+        }
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut out = Vec::new();
+        let started = Instant::now();
+        s.read_to_end(&mut out).expect("the server closes the connection");
+        assert_eq!(show(&out), show(b"+OK\r\n:8\r\n"), "pause {pause:?}");
+        assert!(started.elapsed() < Duration::from_secs(5), "closed promptly ({pause:?})");
+    }
+}
