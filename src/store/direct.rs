@@ -225,86 +225,72 @@ unsafe fn member_relations(table: MemberTable) -> Option<(pg_sys::Oid, pg_sys::O
 pub fn write_members(table: MemberTable, writes: &[(&PendingMember, Option<Tid>)]) -> Result<Option<Vec<bool>>, CmdError> {
     // SAFETY: as in `write_back`.
     unsafe {
-        if pg_sys::XactIsoLevel != pg_sys::XACT_READ_COMMITTED as i32 {
-            return Ok(None);
-        }
         let Some((heap_oid, index_oid)) = member_relations(table) else { return Ok(None) };
-        if !open_to_user(heap_oid, pg_sys::ACL_SELECT | pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE) {
-            return Ok(None);
-        }
         let columns = table.shape().2;
-        let heap = pg_sys::table_open(heap_oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
-        let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-        let ok = member_shape_ok(heap, index, columns) && (*(*heap).rd_att).natts == columns.len() as i32;
-        pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
-        if !ok {
-            pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
-            return Ok(None);
-        }
-        pg_sys::CommandCounterIncrement();
-        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        let snapshot = pg_sys::GetActiveSnapshot();
+        let shaped = |heap: pg_sys::Relation| {
+            let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+            let ok = member_shape_ok(heap, index, columns) && (*(*heap).rd_att).natts == columns.len() as i32;
+            pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
+            ok
+        };
         // Column 3 is a hash field's value and a member's score.
         let changed: &[i32] = if table == MemberTable::Sets { &[] } else { &[3] };
-        let modify = Modify::begin(heap, snapshot, changed);
-        let old = pg_sys::table_slot_create(heap, &mut (*modify.estate).es_tupleTable);
-        let new = modify.row_slot();
-        let natts = columns.len();
-        let mut written = Vec::with_capacity(writes.len());
-        for (w, tid) in writes {
-            let per_row = modify.next_row();
-            let caller = pg_sys::MemoryContextSwitchTo(per_row);
-            // Column 3: a field's value, a member's score; sets have none.
-            let value = match (&w.value, table) {
-                (MemberValue::Field(v), MemberTable::Hashes) => v.as_ref().into_datum(),
-                (MemberValue::Score(score), MemberTable::ZSets) => score.into_datum(),
-                (MemberValue::Set, MemberTable::Sets) => None,
-                _ => unreachable!("a member write queued for another table"),
-            };
-            let member = w.member.as_ref().into_datum().expect("a bytea datum");
-            pg_sys::MemoryContextSwitchTo(caller);
-            pg_sys::ExecClearTuple(new);
-            let values = std::slice::from_raw_parts_mut((*new).tts_values, natts);
-            let nulls = std::slice::from_raw_parts_mut((*new).tts_isnull, natts);
-            match (tid, value) {
-                (None, value) => {
-                    nulls.fill(false);
-                    values[0] = w.id.into();
-                    values[1] = member;
-                    match value {
-                        Some(v) => (values[2], values[3]) = (v, w.seq.into()),
-                        None => values[2] = w.seq.into(),
+        let modes = pg_sys::ACL_SELECT | pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE;
+        Ok(modifying(heap_oid, modes, changed, shaped, |modify, heap, snapshot| {
+            let old = pg_sys::table_slot_create(heap, &mut (*modify.estate).es_tupleTable);
+            let new = modify.row_slot();
+            let natts = columns.len();
+            let mut written = Vec::with_capacity(writes.len());
+            for (w, tid) in writes {
+                let per_row = modify.next_row();
+                let caller = pg_sys::MemoryContextSwitchTo(per_row);
+                let value = match (&w.value, table) {
+                    (MemberValue::Field(v), MemberTable::Hashes) => v.as_ref().into_datum(),
+                    (MemberValue::Score(score), MemberTable::ZSets) => score.into_datum(),
+                    (MemberValue::Set, MemberTable::Sets) => None,
+                    _ => unreachable!("a member write queued for another table"),
+                };
+                let member = w.member.as_ref().into_datum().expect("a bytea datum");
+                pg_sys::MemoryContextSwitchTo(caller);
+                pg_sys::ExecClearTuple(new);
+                let values = std::slice::from_raw_parts_mut((*new).tts_values, natts);
+                let nulls = std::slice::from_raw_parts_mut((*new).tts_isnull, natts);
+                match (tid, value) {
+                    (None, value) => {
+                        nulls.fill(false);
+                        values[0] = w.id.into();
+                        values[1] = member;
+                        match value {
+                            Some(v) => (values[2], values[3]) = (v, w.seq.into()),
+                            None => values[2] = w.seq.into(),
+                        }
+                        pg_sys::ExecStoreVirtualTuple(new);
+                        modify.insert(new);
+                        written.push(true);
                     }
-                    pg_sys::ExecStoreVirtualTuple(new);
-                    modify.insert(new);
-                    written.push(true);
-                }
-                (Some(tid), Some(value)) => {
-                    let mut at = *tid;
-                    let current = pg_sys::table_tuple_fetch_row_version(heap, &mut at, snapshot, old)
-                        && get::<i64>(old, 1) == Some(w.id)
-                        && same_bytes(old, 2, &w.member);
-                    written.push(current);
-                    if !current {
-                        continue;
+                    (Some(tid), Some(value)) => {
+                        let mut at = *tid;
+                        let current = pg_sys::table_tuple_fetch_row_version(heap, &mut at, snapshot, old)
+                            && get::<i64>(old, 1) == Some(w.id)
+                            && same_bytes(old, 2, &w.member);
+                        written.push(current);
+                        if !current {
+                            continue;
+                        }
+                        pg_sys::slot_getallattrs(old);
+                        values.copy_from_slice(std::slice::from_raw_parts((*old).tts_values, natts));
+                        nulls.copy_from_slice(std::slice::from_raw_parts((*old).tts_isnull, natts));
+                        values[2] = value;
+                        pg_sys::ExecStoreVirtualTuple(new);
+                        modify.update(old, new);
                     }
-                    pg_sys::slot_getallattrs(old);
-                    values.copy_from_slice(std::slice::from_raw_parts((*old).tts_values, natts));
-                    nulls.copy_from_slice(std::slice::from_raw_parts((*old).tts_isnull, natts));
-                    values[2] = value;
-                    pg_sys::ExecStoreVirtualTuple(new);
-                    modify.update(old, new);
+                    // A set member that exists has nothing to write (and is
+                    // never queued): the statement decides.
+                    (Some(_), None) => written.push(false),
                 }
-                // A set member that exists has nothing to write (and is
-                // never queued): the statement decides.
-                (Some(_), None) => written.push(false),
             }
-        }
-        modify.end();
-        pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
-        pg_sys::PopActiveSnapshot();
-        pg_sys::CommandCounterIncrement();
-        Ok(Some(written))
+            written
+        }))
     }
 }
 
@@ -317,44 +303,31 @@ pub fn write_members(table: MemberTable, writes: &[(&PendingMember, Option<Tid>)
 pub fn insert_list_elements(pushes: &[PendingPush]) -> Result<bool, CmdError> {
     // SAFETY: as in `write_back`.
     unsafe {
-        if pg_sys::XactIsoLevel != pg_sys::XACT_READ_COMMITTED as i32 {
-            return Ok(false);
-        }
         let ns = pg_sys::get_namespace_oid(c"kv".as_ptr(), true);
         let heap_oid = if ns == pg_sys::InvalidOid { pg_sys::InvalidOid } else { pg_sys::get_relname_relid(c"lists".as_ptr(), ns) };
-        if heap_oid == pg_sys::InvalidOid || !open_to_user(heap_oid, pg_sys::ACL_INSERT) {
+        if heap_oid == pg_sys::InvalidOid {
             return Ok(false);
         }
-        let heap = pg_sys::table_open(heap_oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
         let columns = [pg_sys::INT8OID, pg_sys::INT8OID, pg_sys::BYTEAOID];
-        let desc = (*heap).rd_att;
-        let shaped = (*desc).natts == 3
-            && (*desc).attrs.as_slice(3).iter().zip(columns).all(|(a, t)| !a.attisdropped && a.atttypid == t);
-        if !shaped {
-            pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
-            return Ok(false);
-        }
-        pg_sys::CommandCounterIncrement();
-        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        let modify = Modify::begin(heap, pg_sys::GetActiveSnapshot(), &[]);
-        let new = modify.row_slot();
-        for p in pushes {
-            let per_row = modify.next_row();
-            let caller = pg_sys::MemoryContextSwitchTo(per_row);
-            let value = p.value.as_slice().into_datum().expect("a bytea datum");
-            pg_sys::MemoryContextSwitchTo(caller);
-            pg_sys::ExecClearTuple(new);
-            let values = std::slice::from_raw_parts_mut((*new).tts_values, 3);
-            std::slice::from_raw_parts_mut((*new).tts_isnull, 3).fill(false);
-            values.copy_from_slice(&[p.id.into(), p.pos.into(), value]);
-            pg_sys::ExecStoreVirtualTuple(new);
-            modify.insert(new);
-        }
-        modify.end();
-        pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
-        pg_sys::PopActiveSnapshot();
-        pg_sys::CommandCounterIncrement();
-        Ok(true)
+        let shaped = |heap: pg_sys::Relation| {
+            let desc = (*heap).rd_att;
+            (*desc).natts == 3 && (*desc).attrs.as_slice(3).iter().zip(columns).all(|(a, t)| !a.attisdropped && a.atttypid == t)
+        };
+        let done = modifying(heap_oid, pg_sys::ACL_INSERT, &[], shaped, |modify, _, _| {
+            let new = modify.row_slot();
+            for p in pushes {
+                let per_row = modify.next_row();
+                let caller = pg_sys::MemoryContextSwitchTo(per_row);
+                let value = p.value.as_slice().into_datum().expect("a bytea datum");
+                pg_sys::MemoryContextSwitchTo(caller);
+                pg_sys::ExecClearTuple(new);
+                std::slice::from_raw_parts_mut((*new).tts_isnull, 3).fill(false);
+                std::slice::from_raw_parts_mut((*new).tts_values, 3).copy_from_slice(&[p.id.into(), p.pos.into(), value]);
+                pg_sys::ExecStoreVirtualTuple(new);
+                modify.insert(new);
+            }
+        });
+        Ok(done.is_some())
     }
 }
 
@@ -460,69 +433,89 @@ unsafe fn open_to_user(table: pg_sys::Oid, modes: u32) -> bool {
 pub fn write_back(rows: &[(Entry, Tid)]) -> Result<Option<Vec<bool>>, CmdError> {
     // SAFETY: as in `lock_rows`. The executor state lives in the current
     // memory context and is freed here, or by the abort on an ERROR,
-    // which also resets the after-trigger query level this opens.
+    // which also resets the after-trigger query level `modifying` opens.
     unsafe {
-        if pg_sys::XactIsoLevel != pg_sys::XACT_READ_COMMITTED as i32 {
-            return Ok(None);
-        }
         let Some((heap_oid, _)) = relations() else { return Ok(None) };
-        if !open_to_user(heap_oid, pg_sys::ACL_SELECT | pg_sys::ACL_UPDATE) {
-            return Ok(None);
+        let modes = pg_sys::ACL_SELECT | pg_sys::ACL_UPDATE;
+        Ok(modifying(heap_oid, modes, &[EXPIRE_AT, VALUE, CARD, HEAD], |heap| heap_shape_ok(heap), |update, heap, snapshot| {
+            let old = pg_sys::table_slot_create(heap, &mut (*update.estate).es_tupleTable);
+            let new = update.row_slot();
+            let natts = (*(*heap).rd_att).natts as usize;
+            let mut written = Vec::with_capacity(rows.len());
+            for (e, tid) in rows {
+                let per_row = update.next_row();
+                // The version this transaction locked, unless it replaced
+                // it since (then not visible to this fresh snapshot).
+                let mut at = *tid;
+                let current = pg_sys::table_tuple_fetch_row_version(heap, &mut at, snapshot, old)
+                    && get::<i16>(old, DB) == Some(e.db)
+                    && same_bytes(old, KEY, &e.key)
+                    && get::<i64>(old, ID) == Some(e.id);
+                written.push(current);
+                if !current {
+                    continue;
+                }
+                pg_sys::slot_getallattrs(old);
+                pg_sys::ExecClearTuple(new);
+                let values = std::slice::from_raw_parts_mut((*new).tts_values, natts);
+                let nulls = std::slice::from_raw_parts_mut((*new).tts_isnull, natts);
+                values.copy_from_slice(std::slice::from_raw_parts((*old).tts_values, natts));
+                nulls.copy_from_slice(std::slice::from_raw_parts((*old).tts_isnull, natts));
+                let caller = pg_sys::MemoryContextSwitchTo(per_row);
+                let mut set = |attnum: i32, datum: Option<pg_sys::Datum>| {
+                    let i = attnum as usize - 1;
+                    values[i] = datum.unwrap_or(pg_sys::Datum::from(0));
+                    nulls[i] = datum.is_none();
+                };
+                set(EXPIRE_AT, e.expire_at.into_datum());
+                if let Some(v) = &e.value {
+                    set(VALUE, v.as_ref().into_datum());
+                }
+                set(CARD, e.card.into_datum());
+                set(HEAD, e.head.into_datum());
+                pg_sys::MemoryContextSwitchTo(caller);
+                pg_sys::ExecStoreVirtualTuple(new);
+                update.update(old, new);
+            }
+            written
+        }))
+    }
+}
+
+/// Opens `table` for writing and runs `f` with a `Modify` on it, under a
+/// fresh snapshot that sees the transaction's earlier writes (a version
+/// this transaction replaced since is then not visible); later statements
+/// see what `f` wrote, as after a statement of its own. `None`, and the
+/// caller runs its statement, outside READ COMMITTED (SSI's predicate
+/// locks, another snapshot rule), for a user without every privilege of
+/// `modes` or under row-level security, or when `shaped` refuses the
+/// table.
+unsafe fn modifying<T>(
+    table: pg_sys::Oid,
+    modes: u32,
+    updated: &[i32],
+    shaped: impl FnOnce(pg_sys::Relation) -> bool,
+    f: impl FnOnce(&Modify, pg_sys::Relation, pg_sys::Snapshot) -> T,
+) -> Option<T> {
+    unsafe {
+        if pg_sys::XactIsoLevel != pg_sys::XACT_READ_COMMITTED as i32 || !open_to_user(table, modes) {
+            return None;
         }
-        let heap = pg_sys::table_open(heap_oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
-        if !heap_shape_ok(heap) {
+        let heap = pg_sys::table_open(table, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+        if !shaped(heap) {
             pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
-            return Ok(None);
+            return None;
         }
-        // Earlier statements' writes become visible: a version this
-        // transaction replaced since its lock is then not current.
         pg_sys::CommandCounterIncrement();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
         let snapshot = pg_sys::GetActiveSnapshot();
-        let update = Modify::begin(heap, snapshot, &[EXPIRE_AT, VALUE, CARD, HEAD]);
-        let old = pg_sys::table_slot_create(heap, &mut (*update.estate).es_tupleTable);
-        let new = update.row_slot();
-        let natts = (*(*heap).rd_att).natts as usize;
-        let mut written = Vec::with_capacity(rows.len());
-        for (e, tid) in rows {
-            let per_row = update.next_row();
-            let mut at = *tid;
-            let current = pg_sys::table_tuple_fetch_row_version(heap, &mut at, snapshot, old)
-                && get::<i16>(old, DB) == Some(e.db)
-                && same_bytes(old, KEY, &e.key)
-                && get::<i64>(old, ID) == Some(e.id);
-            written.push(current);
-            if !current {
-                continue;
-            }
-            pg_sys::slot_getallattrs(old);
-            pg_sys::ExecClearTuple(new);
-            let values = std::slice::from_raw_parts_mut((*new).tts_values, natts);
-            let nulls = std::slice::from_raw_parts_mut((*new).tts_isnull, natts);
-            values.copy_from_slice(std::slice::from_raw_parts((*old).tts_values, natts));
-            nulls.copy_from_slice(std::slice::from_raw_parts((*old).tts_isnull, natts));
-            let caller = pg_sys::MemoryContextSwitchTo(per_row);
-            let mut set = |attnum: i32, datum: Option<pg_sys::Datum>| {
-                let i = attnum as usize - 1;
-                values[i] = datum.unwrap_or(pg_sys::Datum::from(0));
-                nulls[i] = datum.is_none();
-            };
-            set(EXPIRE_AT, e.expire_at.into_datum());
-            if let Some(v) = &e.value {
-                set(VALUE, v.as_ref().into_datum());
-            }
-            set(CARD, e.card.into_datum());
-            set(HEAD, e.head.into_datum());
-            pg_sys::MemoryContextSwitchTo(caller);
-            pg_sys::ExecStoreVirtualTuple(new);
-            update.update(old, new);
-        }
-        update.end();
+        let modify = Modify::begin(heap, snapshot, updated);
+        let out = f(&modify, heap, snapshot);
+        modify.end();
         pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
         pg_sys::PopActiveSnapshot();
-        // Later statements see these rows, as after a statement of their own.
         pg_sys::CommandCounterIncrement();
-        Ok(Some(written))
+        Some(out)
     }
 }
 
