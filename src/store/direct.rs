@@ -1,27 +1,30 @@
-//! The batch's read-ahead of key rows through Postgres's access methods
-//! rather than SQL: one hash-index scan, rescanned per key, and the
-//! matching heap tuple's columns read from a slot. Likewise the members'
-//! read-ahead (`read_members`, one B-tree scan rescanned per member) and
-//! the key rows' write-back (`write_back`, the executor's single-row
-//! update).
+//! The store's hottest paths through Postgres's access methods and the
+//! executor's single-row writes rather than SQL statements:
 //!
-//! `read_rows` returns what the `PREFETCH` statement returns, `lock_rows`
-//! what `LOCK_PREFETCH` returns and locks (same snapshot rules, same
-//! index, same visibility: `index_getnext_slot` applies the snapshot),
-//! without those statements' per-key executor work (nested loop, subquery,
-//! limit, projection, row marks) and SPI's copy of every row into a tuple
-//! table. Under GET at `-P 16` those were a third of the worker's time.
-//!
-//! Only the batch's prefetch uses it, and that skips clients logged in as
-//! a Postgres role of their own: their reads run as SQL, as that role,
-//! with its privileges.
+//! - `read_rows` and `lock_rows`: the batch's read-ahead and locking of key
+//!   rows, one hash-index scan rescanned per key, the matching heap
+//!   tuple's columns read from a slot. They return what the `PREFETCH` and
+//!   `LOCK_PREFETCH` statements return (same snapshot rules, same index,
+//!   same visibility: `index_getnext_slot` applies the snapshot), without
+//!   those statements' per-key executor work (nested loop, subquery,
+//!   limit, projection, row marks) and SPI's copy of every row into a
+//!   tuple table. Under GET at `-P 16` those were a third of the worker's
+//!   time. Only the batch's prefetch uses them, and that skips clients
+//!   logged in as a Postgres role of their own: their reads run as SQL, as
+//!   that role, with its privileges.
+//! - `read_members`: the members' read-ahead, one B-tree scan of the
+//!   member table's primary key rescanned per member.
+//! - `write_back`, `write_members`, `insert_list_elements`: the key rows'
+//!   write-back, the queued member writes and list pushes, through
+//!   `ExecSimpleRelationUpdate` and `ExecSimpleRelationInsert` (see
+//!   `modifying`). These check the current user's privileges themselves.
 //!
 //! The relations are opened with the locks the executor would take
 //! (AccessShareLock; RowShareLock on the table for `lock_rows`, as FOR
-//! UPDATE) and kept until the transaction ends. Should kv.keys or its hash
-//! index not look as `sql/schema.sql` made them, or should anything
-//! unusual happen (see `lock_rows`), these answer `None` and the caller
-//! runs the statement instead.
+//! UPDATE; RowExclusiveLock for the writes) and kept until the transaction
+//! ends. Should a table or index not look as `sql/schema.sql` made it, or
+//! should anything unusual happen (see `lock_rows`), these answer `None`
+//! (or `false`) and the caller runs the statement instead.
 
 use super::cache::{MemberValue, PendingMember, PendingPush, Tid};
 use super::{Entry, KeyType};

@@ -31,7 +31,8 @@ static DROP_ALL: Sql = write("DELETE FROM kv.lists WHERE id = $1", &[INT8]);
 static SET: Sql = write("UPDATE kv.lists SET value = $3 WHERE id = $1 AND pos = $2", &[INT8, INT8, BYTEA]);
 
 impl<'a> Store<'a> {
-    /// Sends the queued list pushes in one statement.
+    /// Sends the queued list pushes: through the executor's single-row
+    /// insert (`direct::insert_list_elements`), or in one statement.
     pub(super) fn write_pushes(self) -> Result<(), CmdError> {
         let pushes = super::cache::take_pushes();
         if pushes.is_empty() || super::direct::insert_list_elements(&pushes)? {

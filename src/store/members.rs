@@ -1,12 +1,16 @@
 //! Queued member writes: a batch's HSET, SADD and ZADD commands on one
-//! collection cost two statements, not one each.
+//! collection read its members once and write them together, not a
+//! statement or two each.
 //!
 //! Their replies depend on which members exist (and, for ZADD, on their
 //! scores), so the first of them to run reads every member the batch's
-//! commands name (`cache::hint_members`) in one statement; each command
-//! then answers from that, and queues its write. The writes go out with
-//! the batch's other queued writes, one statement per table, before the
-//! next statement of any kind or at the end of the batch.
+//! commands name (`cache::hint_members`), one primary-key probe each
+//! (`direct::read_members`, or one statement); each command then answers
+//! from that, and queues its write. The writes go out with the batch's
+//! other queued writes before the next statement of any kind or at the end
+//! of the batch: a member the read found absent is inserted and one it
+//! found at a ctid updated there (`direct::write_members`), the rest
+//! upserted, one statement per table.
 //!
 //! Why this is safe: every command that changes a collection's members
 //! first locks its key row, so no other transaction can change them while
@@ -123,7 +127,8 @@ impl<'a> Store<'a> {
         Ok(found.into_iter().map(|(m, k)| (Bytes::from(m), k)).collect())
     }
 
-    /// Sends the queued member writes, one statement per table.
+    /// Sends the queued member writes: directly where the read-ahead placed
+    /// the member, the rest in one upsert statement per table.
     pub(super) fn write_members(self) -> Result<(), CmdError> {
         let writes = cache::take_member_writes();
         if writes.is_empty() {
@@ -157,9 +162,7 @@ impl<'a> Store<'a> {
         }
         Ok(())
     }
-}
 
-impl Store<'_> {
     /// Writes the queued member writes whose member the read-ahead placed
     /// (absent, or at a ctid) through `direct::write_members`, a table at a
     /// time; returns the rest (never read, read from the index alone, no
