@@ -62,9 +62,10 @@ pub fn read_rows(db: i16, keys: &[Bytes]) -> Result<Option<Vec<(Entry, Option<Ti
     // here unwinds through pgrx's guard to the batch's PgTry, and aborting
     // the transaction releases pins, locks, snapshots and memory.
     unsafe {
-        with_relations(pg_sys::AccessShareLock, |heap, index| {
+        let Some(oids) = relations() else { return Ok(None) };
+        Ok(with_relations(oids, pg_sys::AccessShareLock, |h, i| shape_ok(h, i), |heap, index| {
             scan(heap, index, pg_sys::GetActiveSnapshot(), db, keys, |slot, key| Some(Some((entry(slot, db, key)?, None))))
-        })
+        }))
     }
 }
 
@@ -87,11 +88,12 @@ pub fn lock_rows(db: i16, keys: &[Bytes]) -> Result<Option<Vec<(Entry, Option<Ti
         if pg_sys::XactIsoLevel != pg_sys::XACT_READ_COMMITTED as i32 {
             return Ok(None);
         }
+        let Some(oids) = relations() else { return Ok(None) };
         pg_sys::CommandCounterIncrement();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
         let snapshot = pg_sys::GetActiveSnapshot();
         let cid = pg_sys::GetCurrentCommandId(true);
-        let out = with_relations(pg_sys::RowShareLock, |heap, index| {
+        let out = with_relations(oids, pg_sys::RowShareLock, |h, i| shape_ok(h, i), |heap, index| {
             let locked = pg_sys::table_slot_create(heap, std::ptr::null_mut());
             let rows = scan(heap, index, snapshot, db, keys, |slot, key| {
                 let mut tmfd: pg_sys::TM_FailureData = std::mem::zeroed();
@@ -121,7 +123,7 @@ pub fn lock_rows(db: i16, keys: &[Bytes]) -> Result<Option<Vec<(Entry, Option<Ti
             rows
         });
         pg_sys::PopActiveSnapshot();
-        out
+        Ok(out)
     }
 }
 
@@ -176,17 +178,16 @@ pub fn read_members(table: MemberTable, id: i64, members: &[Bytes]) -> Result<Op
         if pg_sys::XactIsoLevel != pg_sys::XACT_READ_COMMITTED as i32 {
             return Ok(None);
         }
-        let Some((heap_oid, index_oid)) = member_relations(table) else { return Ok(None) };
-        if !open_to_user(heap_oid, pg_sys::ACL_SELECT) {
+        let Some(oids) = member_relations(table) else { return Ok(None) };
+        if !open_to_user(oids.0, pg_sys::ACL_SELECT) {
             return Ok(None);
         }
         pg_sys::CommandCounterIncrement();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        let heap = pg_sys::table_open(heap_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-        let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-        let out = member_shape_ok(heap, index, table.shape().2).then(|| probe_members(heap, index, id, members, table == MemberTable::ZSets));
-        pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
-        pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
+        let shaped = |heap, index| member_shape_ok(heap, index, table.shape().2);
+        let out = with_relations(oids, pg_sys::AccessShareLock, shaped, |heap, index| {
+            Some(probe_members(heap, index, id, members, table == MemberTable::ZSets))
+        });
         pg_sys::PopActiveSnapshot();
         Ok(out)
     }
@@ -203,15 +204,8 @@ pub struct FoundMember {
 
 /// The member table and its primary key, by name (a syscache lookup each).
 unsafe fn member_relations(table: MemberTable) -> Option<(pg_sys::Oid, pg_sys::Oid)> {
-    unsafe {
-        let (name, pkey, _) = table.shape();
-        let ns = pg_sys::get_namespace_oid(c"kv".as_ptr(), true);
-        if ns == pg_sys::InvalidOid {
-            return None;
-        }
-        let (heap, index) = (pg_sys::get_relname_relid(name.as_ptr(), ns), pg_sys::get_relname_relid(pkey.as_ptr(), ns));
-        (heap != pg_sys::InvalidOid && index != pg_sys::InvalidOid).then_some((heap, index))
-    }
+    let (name, pkey, _) = table.shape();
+    unsafe { kv_relations(name, pkey) }
 }
 
 /// Writes queued member rows: a new member (`None`) is inserted, and an
@@ -232,7 +226,7 @@ pub fn write_members(table: MemberTable, writes: &[(&PendingMember, Option<Tid>)
         let columns = table.shape().2;
         let shaped = |heap: pg_sys::Relation| {
             let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-            let ok = member_shape_ok(heap, index, columns) && (*(*heap).rd_att).natts == columns.len() as i32;
+            let ok = member_shape_ok(heap, index, columns) && columns_are(heap, columns, true);
             pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
             ok
         };
@@ -306,16 +300,11 @@ pub fn write_members(table: MemberTable, writes: &[(&PendingMember, Option<Tid>)
 pub fn insert_list_elements(pushes: &[PendingPush]) -> Result<bool, CmdError> {
     // SAFETY: as in `write_back`.
     unsafe {
-        let ns = pg_sys::get_namespace_oid(c"kv".as_ptr(), true);
-        let heap_oid = if ns == pg_sys::InvalidOid { pg_sys::InvalidOid } else { pg_sys::get_relname_relid(c"lists".as_ptr(), ns) };
+        let heap_oid = kv_relation(c"lists");
         if heap_oid == pg_sys::InvalidOid {
             return Ok(false);
         }
-        let columns = [pg_sys::INT8OID, pg_sys::INT8OID, pg_sys::BYTEAOID];
-        let shaped = |heap: pg_sys::Relation| {
-            let desc = (*heap).rd_att;
-            (*desc).natts == 3 && (*desc).attrs.as_slice(3).iter().zip(columns).all(|(a, t)| !a.attisdropped && a.atttypid == t)
-        };
+        let shaped = |heap| columns_are(heap, &[pg_sys::INT8OID, pg_sys::INT8OID, pg_sys::BYTEAOID], true);
         let done = modifying(heap_oid, pg_sys::ACL_INSERT, &[], shaped, |modify, _, _| {
             let new = modify.row_slot();
             for p in pushes {
@@ -386,12 +375,7 @@ unsafe fn probe_members(
 /// first two.
 unsafe fn member_shape_ok(heap: pg_sys::Relation, index: pg_sys::Relation, columns: &[pg_sys::Oid]) -> bool {
     unsafe {
-        let desc = (*heap).rd_att;
-        if (*desc).natts < columns.len() as i32 {
-            return false;
-        }
-        let attrs = (*desc).attrs.as_slice(columns.len());
-        if attrs.iter().zip(columns).any(|(a, t)| a.attisdropped || a.atttypid != *t) {
+        if !columns_are(heap, columns, false) {
             return false;
         }
         let ix = (*index).rd_index;
@@ -608,34 +592,47 @@ impl Modify {
     }
 }
 
-/// Opens kv.keys (with `lockmode`) and its hash index, checks their
-/// shape, and runs `f`; `None` when something is not as expected.
+/// Opens a table (with `lockmode`) and one of its indexes, checks their
+/// shape with `shaped`, and runs `f`; `None` when something is not as
+/// expected.
 unsafe fn with_relations<T>(
+    (heap_oid, index_oid): (pg_sys::Oid, pg_sys::Oid),
     lockmode: u32,
+    shaped: impl FnOnce(pg_sys::Relation, pg_sys::Relation) -> bool,
     f: impl FnOnce(pg_sys::Relation, pg_sys::Relation) -> Option<T>,
-) -> Result<Option<T>, CmdError> {
+) -> Option<T> {
     unsafe {
-        let Some((heap_oid, index_oid)) = relations() else { return Ok(None) };
         let heap = pg_sys::table_open(heap_oid, lockmode as pg_sys::LOCKMODE);
         let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-        let out = if shape_ok(heap, index) { f(heap, index) } else { None };
+        let out = if shaped(heap, index) { f(heap, index) } else { None };
         pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
         pg_sys::table_close(heap, pg_sys::NoLock as pg_sys::LOCKMODE);
-        Ok(out)
+        out
     }
 }
 
-/// kv.keys and its hash index on `key`, by name (a syscache lookup each).
-unsafe fn relations() -> Option<(pg_sys::Oid, pg_sys::Oid)> {
+/// A relation of schema kv by name (a syscache lookup), or `InvalidOid`.
+unsafe fn kv_relation(name: &std::ffi::CStr) -> pg_sys::Oid {
     unsafe {
         let ns = pg_sys::get_namespace_oid(c"kv".as_ptr(), true);
         if ns == pg_sys::InvalidOid {
-            return None;
+            return ns;
         }
-        let heap = pg_sys::get_relname_relid(c"keys".as_ptr(), ns);
-        let index = pg_sys::get_relname_relid(c"keys_key_hash".as_ptr(), ns);
+        pg_sys::get_relname_relid(name.as_ptr(), ns)
+    }
+}
+
+/// A kv table and one of its indexes, by name, if both exist.
+unsafe fn kv_relations(table: &std::ffi::CStr, index: &std::ffi::CStr) -> Option<(pg_sys::Oid, pg_sys::Oid)> {
+    unsafe {
+        let (heap, index) = (kv_relation(table), kv_relation(index));
         (heap != pg_sys::InvalidOid && index != pg_sys::InvalidOid).then_some((heap, index))
     }
+}
+
+/// kv.keys and its hash index on `key`.
+unsafe fn relations() -> Option<(pg_sys::Oid, pg_sys::Oid)> {
+    unsafe { kv_relations(c"keys", c"keys_key_hash") }
 }
 
 /// The heap has the eight columns of `COLUMN_TYPES`, and the index is a
@@ -656,13 +653,19 @@ unsafe fn shape_ok(heap: pg_sys::Relation, index: pg_sys::Relation) -> bool {
 
 /// The heap begins with the eight columns of `COLUMN_TYPES`.
 unsafe fn heap_shape_ok(heap: pg_sys::Relation) -> bool {
+    unsafe { columns_are(heap, &COLUMN_TYPES, false) }
+}
+
+/// The heap's first columns have the types of `columns`, none dropped;
+/// with `only`, it has no other column (an insert here fills every one).
+unsafe fn columns_are(heap: pg_sys::Relation, columns: &[pg_sys::Oid], only: bool) -> bool {
     unsafe {
-        let desc = (*heap).rd_att;
-        if (*desc).natts < COLUMN_TYPES.len() as i32 {
+        let (desc, n) = ((*heap).rd_att, columns.len() as i32);
+        if (*desc).natts < n || (only && (*desc).natts != n) {
             return false;
         }
-        let attrs = (*desc).attrs.as_slice(COLUMN_TYPES.len());
-        !attrs.iter().zip(COLUMN_TYPES).any(|(a, t)| a.attisdropped || a.atttypid != t)
+        let attrs = (*desc).attrs.as_slice(columns.len());
+        !attrs.iter().zip(columns).any(|(a, t)| a.attisdropped || a.atttypid != *t)
     }
 }
 
