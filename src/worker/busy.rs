@@ -65,8 +65,7 @@ impl Drop for Guard {
             let server = unsafe { &mut *armed.server };
             for key in armed.batch {
                 if let Some(c) = server.conns.get_mut(key) {
-                    c.readable = true;
-                    c.read_to_block = true;
+                    c.read_again();
                 }
             }
         }
@@ -138,13 +137,7 @@ fn serve() {
             continue;
         }
         if let Some(c) = server.conns.get_mut(t) {
-            if ev.is_readable() || ev.is_read_closed() {
-                c.readable = true;
-                c.read_to_block |= ev.is_read_closed();
-            }
-            if ev.is_writable() {
-                c.flush();
-            }
+            c.on_event(ev);
         }
     }
     let auth_required = gucs::auth_required();

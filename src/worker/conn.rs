@@ -33,7 +33,7 @@ pub struct Conn {
     /// was seen (a new client, one whose events a busy batch skipped), or
     /// that event said the peer closed its side, which only a read of 0
     /// bytes confirms.
-    pub read_to_block: bool,
+    read_to_block: bool,
     /// The peer closed its side: answer what it sent, then drop.
     pub eof: bool,
     /// The socket failed: drop now.
@@ -146,6 +146,25 @@ impl Conn {
             resp: s.proto.version(),
             pubsub: s.subs.any(),
         }
+    }
+
+    /// Notes a readiness event: readable, and, if the peer closed its
+    /// side, to be read until a read of 0 bytes says so.
+    pub fn on_event(&mut self, ev: &mio::event::Event) {
+        if ev.is_readable() || ev.is_read_closed() {
+            self.readable = true;
+            self.read_to_block |= ev.is_read_closed();
+        }
+        if ev.is_writable() {
+            self.flush();
+        }
+    }
+
+    /// Readable without an event seen (its events were skipped): read
+    /// until the socket would block.
+    pub fn read_again(&mut self) {
+        self.readable = true;
+        self.read_to_block = true;
     }
 
     /// Reads what the socket has, up to the budget.

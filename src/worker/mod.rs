@@ -393,13 +393,7 @@ impl Server {
                 continue;
             }
             if let Some(c) = self.conns.get_mut(t) {
-                if ev.is_readable() || ev.is_read_closed() {
-                    c.readable = true;
-                    c.read_to_block |= ev.is_read_closed();
-                }
-                if ev.is_writable() {
-                    c.flush();
-                }
+                c.on_event(ev);
             }
         }
         for (_, c) in self.conns.iter_mut() {
