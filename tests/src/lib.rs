@@ -337,6 +337,23 @@ extern "C" fn stop_shared_redis() {
 }
 
 /// The port of a redis-server shared by a test binary.
+/// Starts `n` threads, each with a Redis connection of its own to `url`,
+/// running `f(thread index, connection)`; join the handles for what each
+/// returned.
+pub fn spawn_clients<T, F>(url: &str, n: usize, f: F) -> Vec<std::thread::JoinHandle<T>>
+where
+    T: Send + 'static,
+    F: Fn(usize, redis::Connection) -> T + Send + Sync + 'static,
+{
+    let f = std::sync::Arc::new(f);
+    (0..n)
+        .map(|t| {
+            let (url, f) = (url.to_string(), f.clone());
+            std::thread::spawn(move || f(t, redis::Client::open(url).unwrap().get_connection().unwrap()))
+        })
+        .collect()
+}
+
 pub fn shared_redis_port() -> u16 {
     let m = SHARED_REDIS.get_or_init(|| {
         unsafe { libc::atexit(stop_shared_redis) };

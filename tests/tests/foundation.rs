@@ -3,7 +3,7 @@
 //! scratch PG16 cluster with pgkv preloaded, through the `redis` client crate
 //! or raw bytes where byte-exactness matters.
 
-use pgkv_tests::{key, shared, show, PgCluster};
+use pgkv_tests::{key, shared, show, spawn_clients, PgCluster};
 use redis::Commands;
 use std::time::{Duration, Instant};
 
@@ -39,22 +39,16 @@ fn pipelining_1000_commands_answers_each_in_order() {
 #[test]
 fn fifty_concurrent_clients_each_see_their_own_writes() {
     let url = shared().redis_url();
-    let threads: Vec<_> = (0..50)
-        .map(|t| {
-            let url = url.clone();
-            std::thread::spawn(move || {
-                let mut r = redis::Client::open(url).unwrap().get_connection().unwrap();
-                for i in 0..40 {
-                    let k = format!("conc:{t}:{i}");
-                    let _: () = r.set(&k, format!("{t}-{i}")).unwrap();
-                    let v: String = r.get(&k).unwrap();
-                    assert_eq!(v, format!("{t}-{i}"));
-                }
-                let n: i64 = redis::cmd("DEL").arg(format!("conc:{t}:0")).arg(format!("conc:{t}:1")).query(&mut r).unwrap();
-                assert_eq!(n, 2);
-            })
-        })
-        .collect();
+    let threads = spawn_clients(&url, 50, |t, mut r| {
+        for i in 0..40 {
+            let k = format!("conc:{t}:{i}");
+            let _: () = r.set(&k, format!("{t}-{i}")).unwrap();
+            let v: String = r.get(&k).unwrap();
+            assert_eq!(v, format!("{t}-{i}"));
+        }
+        let n: i64 = redis::cmd("DEL").arg(format!("conc:{t}:0")).arg(format!("conc:{t}:1")).query(&mut r).unwrap();
+        assert_eq!(n, 2);
+    });
     for t in threads {
         t.join().unwrap();
     }
@@ -400,22 +394,16 @@ fn sigterm_stops_the_worker_promptly() {
 fn concurrent_writers_on_two_workers_and_sql_lose_no_update() {
     let c = PgCluster::start_with(&["pgkv.workers = 2"]);
     let url = c.redis_url();
-    let threads: Vec<_> = (0..16)
-        .map(|t| {
-            let url = url.clone();
-            std::thread::spawn(move || {
-                let mut r = redis::Client::open(url).unwrap().get_connection().unwrap();
-                for i in 0..100 {
-                    let mut p = redis::pipe();
-                    p.cmd("INCR").arg("lu:counter").ignore();
-                    p.cmd("RPUSH").arg("lu:list").arg(format!("{t}-{i}")).ignore();
-                    p.cmd("HINCRBY").arg("lu:hash").arg("n").arg(1).ignore();
-                    p.cmd("SADD").arg("lu:set").arg(format!("{t}-{i}")).ignore();
-                    let _: () = p.query(&mut r).unwrap();
-                }
-            })
-        })
-        .collect();
+    let threads = spawn_clients(&url, 16, |t, mut r| {
+        for i in 0..100 {
+            let mut p = redis::pipe();
+            p.cmd("INCR").arg("lu:counter").ignore();
+            p.cmd("RPUSH").arg("lu:list").arg(format!("{t}-{i}")).ignore();
+            p.cmd("HINCRBY").arg("lu:hash").arg("n").arg(1).ignore();
+            p.cmd("SADD").arg("lu:set").arg(format!("{t}-{i}")).ignore();
+            let _: () = p.query(&mut r).unwrap();
+        }
+    });
     let sql = std::thread::spawn({
         let mut sql = c.sql();
         move || {
@@ -449,25 +437,19 @@ fn concurrent_writers_on_two_workers_and_sql_lose_no_update() {
 fn overlapping_member_writes_on_two_workers_and_sql_count_each_member_once() {
     let c = PgCluster::start_with(&["pgkv.workers = 2"]);
     let url = c.redis_url();
-    let threads: Vec<_> = (0..8)
-        .map(|_| {
-            let url = url.clone();
-            std::thread::spawn(move || {
-                let mut r = redis::Client::open(url).unwrap().get_connection().unwrap();
-                let (mut hash_new, mut set_new) = (0i64, 0i64);
-                for i in 0..100 {
-                    let mut p = redis::pipe();
-                    p.cmd("HSET").arg("ov:hash").arg(format!("f{i}")).arg(i);
-                    p.cmd("SADD").arg("ov:set").arg(format!("m{i}")).arg(format!("m{}", (i + 1) % 100));
-                    p.cmd("ZINCRBY").arg("ov:z").arg(1).arg(format!("z{}", i % 10)).ignore();
-                    let (h, s): (i64, i64) = p.query(&mut r).unwrap();
-                    hash_new += h;
-                    set_new += s;
-                }
-                (hash_new, set_new)
-            })
-        })
-        .collect();
+    let threads = spawn_clients(&url, 8, |_, mut r| {
+        let (mut hash_new, mut set_new) = (0i64, 0i64);
+        for i in 0..100 {
+            let mut p = redis::pipe();
+            p.cmd("HSET").arg("ov:hash").arg(format!("f{i}")).arg(i);
+            p.cmd("SADD").arg("ov:set").arg(format!("m{i}")).arg(format!("m{}", (i + 1) % 100));
+            p.cmd("ZINCRBY").arg("ov:z").arg(1).arg(format!("z{}", i % 10)).ignore();
+            let (h, s): (i64, i64) = p.query(&mut r).unwrap();
+            hash_new += h;
+            set_new += s;
+        }
+        (hash_new, set_new)
+    });
     let sql = std::thread::spawn({
         let mut sql = c.sql();
         move || {

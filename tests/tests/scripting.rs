@@ -3,7 +3,7 @@
 //! scripts, the busy state and SCRIPT KILL, Postgres errors inside
 //! scripts, and the script cache across workers and restarts.
 
-use pgkv_tests::{shared, shared_redis_port, show, Differential, PgCluster, RawClient, RedisServer};
+use pgkv_tests::{shared, shared_redis_port, show, spawn_clients, Differential, PgCluster, RawClient, RedisServer};
 use std::time::{Duration, Instant};
 
 const DB: u8 = 11;
@@ -438,40 +438,35 @@ fn locks_and_rate_limits_hold_under_concurrency(c: &PgCluster, prefix: &str, wit
     let lock = format!("{prefix}:lock");
     let counter = format!("{prefix}:counter");
     let window = format!("{prefix}:window");
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let url = c.redis_url();
-            let (lock, counter, window) = (lock.clone(), counter.clone(), window.clone());
-            std::thread::spawn(move || {
-                let mut r = redis::Client::open(url).unwrap().get_connection().unwrap();
-                let mut admitted = 0;
-                for i in 0..rounds {
-                    if !with_lock {
-                        let _: i64 = redis::cmd("EVAL").arg("return redis.call('incr', KEYS[1])").arg(1).arg(&counter).query(&mut r).unwrap();
-                        let ok: i64 = redis::cmd("EVAL").arg(LIMIT).arg(1).arg(&window).arg(limit).arg(60000).query(&mut r).unwrap();
-                        admitted += ok;
-                        continue;
-                    }
-                    let token = format!("{t}-{i}");
-                    loop {
-                        let got: Option<String> = redis::cmd("SET").arg(&lock).arg(&token).arg("NX").arg("PX").arg(30000).query(&mut r).unwrap();
-                        if got.is_some() {
-                            break;
-                        }
-                    }
-                    let n: Option<i64> = redis::cmd("GET").arg(&counter).query(&mut r).unwrap();
-                    let _: () = redis::cmd("SET").arg(&counter).arg(n.unwrap_or(0) + 1).query(&mut r).unwrap();
-                    let wrong: i64 = redis::cmd("EVAL").arg(RELEASE).arg(1).arg(&lock).arg("not-mine").query(&mut r).unwrap();
-                    assert_eq!(wrong, 0, "another token must not release the lock");
-                    let released: i64 = redis::cmd("EVAL").arg(RELEASE).arg(1).arg(&lock).arg(&token).query(&mut r).unwrap();
-                    assert_eq!(released, 1);
-                    let ok: i64 = redis::cmd("EVAL").arg(LIMIT).arg(1).arg(&window).arg(limit).arg(60000).query(&mut r).unwrap();
-                    admitted += ok;
+    let keys = (lock.clone(), counter.clone(), window.clone());
+    let handles = spawn_clients(&c.redis_url(), threads, move |t, mut r| {
+        let (lock, counter, window) = &keys;
+        let mut admitted = 0;
+        for i in 0..rounds {
+            if !with_lock {
+                let _: i64 = redis::cmd("EVAL").arg("return redis.call('incr', KEYS[1])").arg(1).arg(&counter).query(&mut r).unwrap();
+                let ok: i64 = redis::cmd("EVAL").arg(LIMIT).arg(1).arg(&window).arg(limit).arg(60000).query(&mut r).unwrap();
+                admitted += ok;
+                continue;
+            }
+            let token = format!("{t}-{i}");
+            loop {
+                let got: Option<String> = redis::cmd("SET").arg(&lock).arg(&token).arg("NX").arg("PX").arg(30000).query(&mut r).unwrap();
+                if got.is_some() {
+                    break;
                 }
-                admitted
-            })
-        })
-        .collect();
+            }
+            let n: Option<i64> = redis::cmd("GET").arg(&counter).query(&mut r).unwrap();
+            let _: () = redis::cmd("SET").arg(&counter).arg(n.unwrap_or(0) + 1).query(&mut r).unwrap();
+            let wrong: i64 = redis::cmd("EVAL").arg(RELEASE).arg(1).arg(&lock).arg("not-mine").query(&mut r).unwrap();
+            assert_eq!(wrong, 0, "another token must not release the lock");
+            let released: i64 = redis::cmd("EVAL").arg(RELEASE).arg(1).arg(&lock).arg(&token).query(&mut r).unwrap();
+            assert_eq!(released, 1);
+            let ok: i64 = redis::cmd("EVAL").arg(LIMIT).arg(1).arg(&window).arg(limit).arg(60000).query(&mut r).unwrap();
+            admitted += ok;
+        }
+        admitted
+    });
     let admitted: i64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
     let mut r = c.redis();
     let total: i64 = redis::cmd("GET").arg(&counter).query(&mut r).unwrap();

@@ -4,16 +4,18 @@
 use pgkv_tests::shared;
 use redis::Commands;
 
+/// One SQL expression's value as text ("NULL" for NULL).
+fn one(sql: &mut impl postgres::GenericClient, q: &str) -> String {
+    let row = sql.query_one(&format!("SELECT ({q})::text"), &[]).unwrap();
+    row.get::<_, Option<String>>(0).unwrap_or_else(|| "NULL".into())
+}
+
 #[test]
 fn typed_functions_return_natural_sql_types() {
     let c = shared();
     let mut sql = c.sql();
     sql.batch_execute("SET pgkv.sql_db = 13").unwrap();
     sql.batch_execute("SELECT kv.call('FLUSHDB')").unwrap();
-    let one = |sql: &mut postgres::Client, q: &str| -> String {
-        let row = sql.query_one(&format!("SELECT ({q})::text"), &[]).unwrap();
-        row.get::<_, Option<String>>(0).unwrap_or_else(|| "NULL".into())
-    };
     assert_eq!(one(&mut sql, "kv.hset('h', 'f1', 'v1')"), "1");
     assert_eq!(one(&mut sql, "kv.hset('h', 'f2', 'v2')"), "1");
     assert_eq!(one(&mut sql, "kv.hget('h', 'f2')"), "v2");
@@ -253,30 +255,27 @@ fn typed_functions_in_repeatable_read_and_serializable_transactions() {
     let mut sql = c.sql();
     sql.batch_execute("SET pgkv.sql_db = 9").unwrap();
     sql.batch_execute("SELECT kv.call('FLUSHDB')").unwrap();
-    for level in ["REPEATABLE READ", "SERIALIZABLE"] {
-        let mut tx = sql.build_transaction().isolation_level(if level == "SERIALIZABLE" {
-            postgres::IsolationLevel::Serializable
-        } else {
-            postgres::IsolationLevel::RepeatableRead
-        });
-        let mut tx = tx.start().unwrap();
-        let one = |tx: &mut postgres::Transaction, q: &str| -> String {
-            tx.query_one(&format!("SELECT ({q})::text"), &[]).unwrap().get::<_, Option<String>>(0).unwrap_or_else(|| "NULL".into())
-        };
-        let tag = if level == "SERIALIZABLE" { "s" } else { "r" };
-        assert_eq!(one(&mut tx, &format!("kv.call('SET', '{tag}:n', '5')")), "\"OK\"", "{level}");
-        assert_eq!(one(&mut tx, &format!("kv.incr('{tag}:n')")), "6", "{level}");
-        assert_eq!(one(&mut tx, &format!("kv.incr('{tag}:n', 10)")), "16", "{level}");
-        assert_eq!(one(&mut tx, &format!("kv.hset('{tag}:h', 'a', '1')")), "1", "{level}");
-        assert_eq!(one(&mut tx, &format!("kv.hset('{tag}:h', 'a', '2')")), "0", "{level}");
-        assert_eq!(one(&mut tx, &format!("kv.call('HSET', '{tag}:h', 'a', '3', 'b', '4')")), "1", "{level}");
-        assert_eq!(one(&mut tx, &format!("kv.sadd('{tag}:s', 'x', 'y')")), "2", "{level}");
-        assert_eq!(one(&mut tx, &format!("kv.sadd('{tag}:s', 'y', 'z')")), "1", "{level}");
-        assert_eq!(one(&mut tx, &format!("kv.zadd('{tag}:z', 1, 'm')")), "1", "{level}");
-        assert_eq!(one(&mut tx, &format!("kv.call('ZINCRBY', '{tag}:z', '2', 'm')")), "3.0", "{level}");
-        assert_eq!(one(&mut tx, &format!("kv.rpush('{tag}:l', 'a', 'b')")), "2", "{level}");
-        assert_eq!(one(&mut tx, &format!("kv.lpush('{tag}:l', 'z')")), "3", "{level}");
-        assert_eq!(one(&mut tx, &format!("kv.call('EXPIRE', '{tag}:n', '1000')")), "1", "{level}");
+    let levels = [("r", postgres::IsolationLevel::RepeatableRead), ("s", postgres::IsolationLevel::Serializable)];
+    for (tag, level) in levels {
+        let mut tx = sql.build_transaction().isolation_level(level).start().unwrap();
+        for (call, want) in [
+            ("kv.call('SET', '{tag}:n', '5')", "\"OK\""),
+            ("kv.incr('{tag}:n')", "6"),
+            ("kv.incr('{tag}:n', 10)", "16"),
+            ("kv.hset('{tag}:h', 'a', '1')", "1"),
+            ("kv.hset('{tag}:h', 'a', '2')", "0"),
+            ("kv.call('HSET', '{tag}:h', 'a', '3', 'b', '4')", "1"),
+            ("kv.sadd('{tag}:s', 'x', 'y')", "2"),
+            ("kv.sadd('{tag}:s', 'y', 'z')", "1"),
+            ("kv.zadd('{tag}:z', 1, 'm')", "1"),
+            ("kv.call('ZINCRBY', '{tag}:z', '2', 'm')", "3.0"),
+            ("kv.rpush('{tag}:l', 'a', 'b')", "2"),
+            ("kv.lpush('{tag}:l', 'z')", "3"),
+            ("kv.call('EXPIRE', '{tag}:n', '1000')", "1"),
+        ] {
+            let call = call.replace("{tag}", tag);
+            assert_eq!(one(&mut tx, &call), want, "{call} at {level:?}");
+        }
         tx.commit().unwrap();
     }
     let mut r = c.redis();
