@@ -5,7 +5,7 @@
 //!   rows, one hash-index scan rescanned per key, the matching heap
 //!   tuple's columns read from a slot. They return what the `PREFETCH` and
 //!   `LOCK_PREFETCH` statements return (same snapshot rules, same index,
-//!   same visibility: `index_getnext_slot` applies the snapshot), without
+//!   same visibility: `index_fetch_heap` applies the snapshot), without
 //!   those statements' per-key executor work (nested loop, subquery,
 //!   limit, projection, row marks) and SPI's copy of every row into a
 //!   tuple table. Under GET at `-P 16` those were a third of the worker's
@@ -266,6 +266,9 @@ pub fn write_members(table: MemberTable, writes: &[(&PendingMember, Option<Tid>)
                         written.push(true);
                     }
                     (Some(tid), Some(value)) => {
+                        pg_sys::ExecClearTuple(old);
+                        let longer = if let MemberValue::Field(v) = &w.value { v.len() } else { 0 };
+                        make_room(heap, tid, longer);
                         let mut at = *tid;
                         let current = pg_sys::table_tuple_fetch_row_version(heap, &mut at, snapshot, old)
                             && get::<i64>(old, 1) == Some(w.id)
@@ -354,7 +357,7 @@ unsafe fn probe_members(
                     found.push(FoundMember { member: m.clone(), score: None, tid: None });
                     break;
                 }
-                if pg_sys::index_fetch_heap(scan, slot) {
+                if fetch_unpruned(scan, slot) {
                     let score = if scores { get::<f64>(slot, SCORE) } else { None };
                     found.push(FoundMember { member: m.clone(), score, tid: Some((*slot).tts_tid) });
                     break;
@@ -433,6 +436,9 @@ pub fn write_back(rows: &[(Entry, Tid)]) -> Result<Option<Vec<bool>>, CmdError> 
                 let per_row = update.next_row();
                 // The version this transaction locked, unless it replaced
                 // it since (then not visible to this fresh snapshot).
+                // At most the new value and an expiry time longer.
+                pg_sys::ExecClearTuple(old);
+                make_room(heap, tid, e.value.as_ref().map_or(0, Bytes::len) + 8);
                 let mut at = *tid;
                 let current = pg_sys::table_tuple_fetch_row_version(heap, &mut at, snapshot, old)
                     && get::<i16>(old, DB) == Some(e.db)
@@ -689,7 +695,10 @@ unsafe fn scan(
             let arg = key.as_ref().into_datum().expect("a bytea datum");
             pg_sys::ScanKeyInit(&mut skey, 1, pg_sys::HTEqualStrategyNumber as u16, pg_sys::F_BYTEAEQ.into(), arg);
             pg_sys::index_rescan(scan, &mut skey, 1, std::ptr::null_mut(), 0);
-            while pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
+            while !pg_sys::index_getnext_tid(scan, pg_sys::ScanDirection::ForwardScanDirection).is_null() {
+                if !fetch_unpruned(scan, slot) {
+                    continue;
+                }
                 // A hash index matches hash codes: recheck the key (and the
                 // database, which the index does not hold).
                 if get::<i16>(slot, DB) != Some(db) || !same_bytes(slot, KEY, key) {
@@ -753,5 +762,61 @@ unsafe fn same_bytes(slot: *mut pg_sys::TupleTableSlot, attnum: i32, want: &[u8]
             pg_sys::pfree(plain.cast());
         }
         same
+    }
+}
+
+/// `index_fetch_heap` for the index entry `scan` just returned (under an
+/// MVCC snapshot, as every scan here uses), without pruning the page.
+///
+/// An index fetch that lands on a new heap page prunes it
+/// (`heap_page_prune_opt`) once its free space is below the fillfactor's
+/// reserve (at least a tenth of the page) and it holds a dead version.
+/// Rows are inserted until exactly that reserve is left and every HOT
+/// update takes from it, so under a stream of updates nearly every lock
+/// of a key row or member pruned its whole page (a hundred line pointers,
+/// to reclaim one or two dead versions): 14 % of the worker under SET at
+/// `-c 50`. The worker's writes prune instead, when a page would not hold
+/// the new version (`make_room`), so one pruning reclaims the versions of
+/// many earlier batches and the updates stay HOT. Skipping a pruning is
+/// always safe; VACUUM and other sessions' scans prune as they do anyway.
+unsafe fn fetch_unpruned(scan: pg_sys::IndexScanDesc, slot: *mut pg_sys::TupleTableSlot) -> bool {
+    unsafe {
+        let heap = (*scan).heapRelation;
+        if (*(*heap).rd_rel).relam == pg_sys::HEAP_TABLE_AM_OID {
+            // Switch pages here: index_fetch_heap then finds its buffer
+            // current and does not prune it.
+            let fetch = (*scan).xs_heapfetch.cast::<pg_sys::IndexFetchHeapData>();
+            let block = pgrx::itemptr::item_pointer_get_block_number_no_check((*scan).xs_heaptid);
+            (*fetch).xs_cbuf = pg_sys::ReleaseAndReadBuffer((*fetch).xs_cbuf, heap, block);
+        }
+        pg_sys::index_fetch_heap(scan, slot)
+    }
+}
+
+/// Before a version at `tid` is replaced by one up to `extra` bytes
+/// longer: prunes its page if the new version would not fit, so that the
+/// update can stay on the page (HOT). `heap_page_prune_opt` still decides
+/// (its own threshold, a version dead to every transaction, nobody else
+/// holding the page); this process must hold no pin on it.
+unsafe fn make_room(heap: pg_sys::Relation, tid: &Tid, extra: usize) {
+    unsafe {
+        if (*(*heap).rd_rel).relam != pg_sys::HEAP_TABLE_AM_OID {
+            return;
+        }
+        let block = pgrx::itemptr::item_pointer_get_block_number_no_check(*tid);
+        let offset = pgrx::itemptr::item_pointer_get_offset_number_no_check(*tid);
+        let buffer = pg_sys::ReadBuffer(heap, block);
+        pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_SHARE as i32);
+        let page = pg_sys::BufferGetPage(buffer);
+        let fits = offset <= pg_sys::PageGetMaxOffsetNumber(page) && {
+            let item = pg_sys::PageGetItemId(page, offset);
+            let need = ((*item).lp_len() as usize + extra).next_multiple_of(pg_sys::MAXIMUM_ALIGNOF as usize);
+            pg_sys::PageGetHeapFreeSpace(page) >= need
+        };
+        pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_UNLOCK as i32);
+        if !fits {
+            pg_sys::heap_page_prune_opt(heap, buffer);
+        }
+        pg_sys::ReleaseBuffer(buffer);
     }
 }
