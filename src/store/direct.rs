@@ -14,6 +14,8 @@
 //!   that role, with its privileges.
 //! - `read_members`: the members' read-ahead, one B-tree scan of the
 //!   member table's primary key rescanned per member.
+//! - These fetches do not prune heap pages; the writes below prune a page
+//!   when the new version would not fit (`fetch_unpruned`, `make_room`).
 //! - `write_back`, `write_members`, `insert_list_elements`: the key rows'
 //!   write-back, the queued member writes and list pushes, through
 //!   `ExecSimpleRelationUpdate` and `ExecSimpleRelationInsert` (see
@@ -434,11 +436,12 @@ pub fn write_back(rows: &[(Entry, Tid)]) -> Result<Option<Vec<bool>>, CmdError> 
             let mut written = Vec::with_capacity(rows.len());
             for (e, tid) in rows {
                 let per_row = update.next_row();
-                // The version this transaction locked, unless it replaced
-                // it since (then not visible to this fresh snapshot).
-                // At most the new value and an expiry time longer.
+                // The new version is at most the new value and an expiry
+                // time longer.
                 pg_sys::ExecClearTuple(old);
                 make_room(heap, tid, e.value.as_ref().map_or(0, Bytes::len) + 8);
+                // The version this transaction locked, unless it replaced
+                // it since (then not visible to this fresh snapshot).
                 let mut at = *tid;
                 let current = pg_sys::table_tuple_fetch_row_version(heap, &mut at, snapshot, old)
                     && get::<i16>(old, DB) == Some(e.db)
