@@ -237,6 +237,9 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
         }),
         _ => {}
     }
+    if matches!(event, XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE) {
+        crate::store::direct::checks::reset();
+    }
     crate::cmd::pubsub::xact_event(event);
 }
 

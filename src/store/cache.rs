@@ -27,6 +27,9 @@ pub struct PendingSet {
     pub key: Vec<u8>,
     pub value: Vec<u8>,
     pub expire_at: Option<i64>,
+    /// The batch's locking read found no row for the key (so the write
+    /// may be a plain insert; see `direct::insert_keys`).
+    pub absent: bool,
 }
 
 /// A list element pushed by LPUSH/RPUSH (or a move's push) not sent yet:
@@ -286,7 +289,9 @@ pub fn take_pushes() -> Vec<PendingPush> {
 /// row is replaced outright, pending changes included (the upsert rewrites
 /// every column). Unlocked: a writing command that needs the row reads it
 /// again, which first sends the pending writes.
-pub fn push_set(set: PendingSet) {
+pub fn push_set(db: i16, key: &[u8], value: &[u8], expire_at: Option<i64>) {
+    let absent = matches!(get(db, key, true, false), Some(None));
+    let set = PendingSet { db, key: key.to_vec(), value: value.to_vec(), expire_at, absent };
     let entry = Entry {
         db: set.db,
         key: Bytes::copy_from_slice(&set.key),
@@ -320,7 +325,13 @@ pub fn take_pending() -> Vec<PendingSet> {
     let mut out: Vec<PendingSet> = Vec::with_capacity(sets.len());
     for s in sets {
         match out.last_mut() {
-            Some(last) if last.db == s.db && last.key == s.key => *last = s,
+            // Absent before the first write is absent before the last:
+            // nothing but this list wrote the key in between.
+            Some(last) if last.db == s.db && last.key == s.key => {
+                let absent = last.absent;
+                *last = s;
+                last.absent |= absent;
+            }
             _ => out.push(s),
         }
     }

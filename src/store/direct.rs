@@ -28,7 +28,7 @@
 //! should anything unusual happen (see `lock_rows`), these answer `None`
 //! (or `false`) and the caller runs the statement instead.
 
-use super::cache::{MemberValue, PendingMember, PendingPush, Tid};
+use super::cache::{MemberValue, PendingMember, PendingPush, PendingSet, Tid};
 use super::{Entry, KeyType};
 use crate::error::CmdError;
 use bytes::Bytes;
@@ -296,6 +296,100 @@ pub fn write_members(table: MemberTable, writes: &[(&PendingMember, Option<Tid>)
     }
 }
 
+/// Inserts the rows of new strings (blind SETs of keys the batch's
+/// locking read found absent) with the executor's single-row insert:
+/// what the `UPSERT_PENDING` statement does for them, without its function
+/// scan, executor start-up and conflict check (half of that statement).
+/// `false` where this does not apply (`modifying`'s conditions, kv.keys
+/// with a column of its own added, or not allowed: see `KeyInserts`), and
+/// the statement runs instead.
+///
+/// Nothing locks an absent key, so another transaction may create the
+/// same key meanwhile. The primary key then raises a unique violation
+/// here (after waiting for that transaction, if it is still running),
+/// where the upsert would have overwritten its row: the batch's caller
+/// learns so (`take_key_conflict`) and runs the whole batch again with
+/// this path off, and the batch then finds and locks the other
+/// transaction's row.
+pub fn insert_keys(sets: &[&PendingSet]) -> Result<bool, CmdError> {
+    if !KEY_INSERTS.with(|k| k.get() == KeyInserts::Allowed) {
+        return Ok(false);
+    }
+    // SAFETY: as in `write_back`; the sequence is kv.key_ids, the id
+    // column's default.
+    unsafe {
+        let Some((heap_oid, _)) = relations() else { return Ok(false) };
+        let seq = kv_relation(c"key_ids");
+        if seq == pg_sys::InvalidOid {
+            return Ok(false);
+        }
+        let modes = pg_sys::ACL_SELECT | pg_sys::ACL_INSERT;
+        let done = modifying(heap_oid, modes, &[], |heap| columns_are(heap, &COLUMN_TYPES, true), |modify, _, _| {
+            let new = modify.row_slot();
+            KEY_INSERTS.with(|k| k.set(KeyInserts::Inserting));
+            for set in sets {
+                let per_row = modify.next_row();
+                let caller = pg_sys::MemoryContextSwitchTo(per_row);
+                pg_sys::ExecClearTuple(new);
+                let values = std::slice::from_raw_parts_mut((*new).tts_values, COLUMN_TYPES.len());
+                let nulls = std::slice::from_raw_parts_mut((*new).tts_isnull, COLUMN_TYPES.len());
+                nulls.fill(false);
+                values[DB as usize - 1] = set.db.into();
+                values[KEY as usize - 1] = set.key.as_slice().into_datum().expect("a bytea datum");
+                values[ID as usize - 1] = pg_sys::OidFunctionCall1Coll(pg_sys::Oid::from(pg_sys::F_NEXTVAL), pg_sys::InvalidOid, seq.into());
+                values[TYPE as usize - 1] = KeyType::String.code().into();
+                match set.expire_at {
+                    Some(at) => values[EXPIRE_AT as usize - 1] = at.into(),
+                    None => nulls[EXPIRE_AT as usize - 1] = true,
+                }
+                values[VALUE as usize - 1] = set.value.as_slice().into_datum().expect("a bytea datum");
+                values[CARD as usize - 1] = 0i64.into();
+                values[HEAD as usize - 1] = 0i64.into();
+                pg_sys::MemoryContextSwitchTo(caller);
+                pg_sys::ExecStoreVirtualTuple(new);
+                modify.insert(new);
+            }
+            KEY_INSERTS.with(|k| k.set(KeyInserts::Allowed));
+        });
+        Ok(done.is_some())
+    }
+}
+
+/// Whether `insert_keys` may insert (only for the worker's batches, whose
+/// caller can run a batch again), and whether it is inserting now.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyInserts {
+    Off,
+    Allowed,
+    Inserting,
+    Conflicted,
+}
+
+thread_local! {
+    static KEY_INSERTS: std::cell::Cell<KeyInserts> = const { std::cell::Cell::new(KeyInserts::Off) };
+}
+
+/// Lets `insert_keys` insert (for the end of a worker batch) or not.
+pub fn allow_key_inserts(allow: bool) {
+    KEY_INSERTS.with(|k| k.set(if allow { KeyInserts::Allowed } else { KeyInserts::Off }));
+}
+
+/// A unique violation was raised: if it came from inside `insert_keys`,
+/// another transaction created one of the keys.
+pub fn note_unique_violation() {
+    KEY_INSERTS.with(|k| {
+        if k.get() == KeyInserts::Inserting {
+            k.set(KeyInserts::Conflicted);
+        }
+    });
+}
+
+/// Whether `note_unique_violation` found a key created meanwhile; inserts
+/// are off again either way.
+pub fn take_key_conflict() -> bool {
+    KEY_INSERTS.with(|k| k.replace(KeyInserts::Off) == KeyInserts::Conflicted)
+}
+
 /// Inserts the queued list elements (`PendingPush`): what the
 /// `INSERT_QUEUED` statement does, without its function scan and
 /// per-statement executor start-up. `false` where this does not apply (not
@@ -548,6 +642,7 @@ impl Modify {
             pg_sys::ExecInitRangeTable(estate, pg_sys::lappend(std::ptr::null_mut(), rte.cast()), perminfos);
             let result = pgrx::PgBox::<pg_sys::ResultRelInfo>::alloc_node(pg_sys::NodeTag::T_ResultRelInfo).into_pg();
             pg_sys::InitResultRelInfo(result, heap, 1, std::ptr::null_mut(), 0);
+            (*result).ri_ConstraintExprs = checks::lend(heap);
             (*estate).es_opened_result_relations = pg_sys::lappend((*estate).es_opened_result_relations, result.cast());
             (*estate).es_output_cid = pg_sys::GetCurrentCommandId(true);
             pg_sys::AfterTriggerBeginQuery();
@@ -592,6 +687,7 @@ impl Modify {
     /// does), so it is not closed here, as in the apply worker.
     unsafe fn end(self) {
         unsafe {
+            checks::give_back((*self.result).ri_ConstraintExprs);
             pg_sys::ExecCloseIndices(self.result);
             pg_sys::EvalPlanQualEnd(self.epq);
             pg_sys::AfterTriggerEndQuery(self.estate);
@@ -821,5 +917,119 @@ unsafe fn make_room(heap: pg_sys::Relation, tid: &Tid, extra: usize) {
             pg_sys::heap_page_prune_opt(heap, buffer);
         }
         pg_sys::ReleaseBuffer(buffer);
+    }
+}
+
+/// The CHECK constraints of the tables written here, compiled once per
+/// process rather than once per batch. `ExecConstraints` compiles a
+/// result relation's CHECK constraints on its first row (parsing each
+/// stored expression, planning and compiling it), and every batch makes a
+/// new result relation: under LPUSH at `-c 50` that compilation was 2.7 %
+/// of the worker, for kv.keys's one CHECK. Here a table's compiled
+/// constraints are kept with the text of the constraints they were
+/// compiled from (`ccbin`, which names columns, operators and functions by
+/// number), and lent to a result relation only while that text is still
+/// the table's, so a changed constraint is compiled afresh. A compiled
+/// expression is evaluated by one result relation at a time: a nested one
+/// (a trigger that writes through pgkv again) compiles its own, as the
+/// executor does.
+pub mod checks {
+    use pgrx::pg_sys;
+    use std::cell::RefCell;
+    use std::ffi::CStr;
+
+    struct Compiled {
+        relid: pg_sys::Oid,
+        /// Each constraint's `ccbin`, in the relation's order.
+        text: Vec<Vec<u8>>,
+        exprs: *mut *mut pg_sys::ExprState,
+        lent: bool,
+    }
+
+    thread_local! {
+        static COMPILED: RefCell<Vec<Compiled>> = const { RefCell::new(Vec::new()) };
+        static CONTEXT: std::cell::Cell<pg_sys::MemoryContext> = const { std::cell::Cell::new(std::ptr::null_mut()) };
+    }
+
+    /// The compiled CHECK constraints of `heap` for a new result relation
+    /// (null: none, or in use; `ExecConstraints` then compiles its own).
+    pub unsafe fn lend(heap: pg_sys::Relation) -> *mut *mut pg_sys::ExprState {
+        unsafe {
+            let constr = (*(*heap).rd_att).constr;
+            if constr.is_null() || (*constr).num_check == 0 {
+                return std::ptr::null_mut();
+            }
+            let checks = std::slice::from_raw_parts((*constr).check, (*constr).num_check as usize);
+            let relid = (*heap).rd_id;
+            let same = |c: &Compiled| {
+                c.relid == relid
+                    && c.text.len() == checks.len()
+                    && c.text.iter().zip(checks).all(|(t, k)| CStr::from_ptr(k.ccbin).to_bytes() == t.as_slice())
+            };
+            let found = COMPILED.with(|all| {
+                let mut all = all.borrow_mut();
+                let c = all.iter_mut().find(|c| same(c))?;
+                if c.lent {
+                    return Some(std::ptr::null_mut());
+                }
+                c.lent = true;
+                Some(c.exprs)
+            });
+            if let Some(exprs) = found {
+                return exprs;
+            }
+            // Compiled as ExecRelCheck does, into memory that outlives the
+            // batch. A table's constraints change only by DDL, so the
+            // superseded entries stay few.
+            let cx = context();
+            let caller = pg_sys::MemoryContextSwitchTo(cx);
+            let exprs = pg_sys::palloc(checks.len() * std::mem::size_of::<*mut pg_sys::ExprState>()).cast::<*mut pg_sys::ExprState>();
+            for (i, check) in checks.iter().enumerate() {
+                let expr = pg_sys::stringToNode(check.ccbin).cast::<pg_sys::Expr>();
+                *exprs.add(i) = pg_sys::ExecInitExpr(pg_sys::expression_planner(expr), std::ptr::null_mut());
+            }
+            pg_sys::MemoryContextSwitchTo(caller);
+            let text = checks.iter().map(|k| CStr::from_ptr(k.ccbin).to_bytes().to_vec()).collect();
+            COMPILED.with(|all| all.borrow_mut().push(Compiled { relid, text, exprs, lent: true }));
+            exprs
+        }
+    }
+
+    /// The result relation that borrowed `exprs` is done with them.
+    pub fn give_back(exprs: *mut *mut pg_sys::ExprState) {
+        if exprs.is_null() {
+            return;
+        }
+        COMPILED.with(|all| {
+            if let Some(c) = all.borrow_mut().iter_mut().find(|c| c.exprs == exprs) {
+                c.lent = false;
+            }
+        });
+    }
+
+    /// Everything lent is free again: called at the end of every
+    /// transaction, when no result relation is alive (one that an ERROR
+    /// unwound never gave back).
+    pub fn reset() {
+        COMPILED.with(|all| all.borrow_mut().iter_mut().for_each(|c| c.lent = false));
+    }
+
+    fn context() -> pg_sys::MemoryContext {
+        CONTEXT.with(|cx| {
+            if cx.get().is_null() {
+                // SAFETY: a child of TopMemoryContext, made once per process.
+                let made = unsafe {
+                    pg_sys::AllocSetContextCreateInternal(
+                        pg_sys::TopMemoryContext,
+                        c"pgkv check constraints".as_ptr(),
+                        pg_sys::ALLOCSET_SMALL_MINSIZE as usize,
+                        pg_sys::ALLOCSET_SMALL_INITSIZE as usize,
+                        pg_sys::ALLOCSET_SMALL_MAXSIZE as usize,
+                    )
+                };
+                cx.set(made);
+            }
+            cx.get()
+        })
     }
 }

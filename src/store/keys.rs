@@ -109,7 +109,7 @@ impl<'a> Store<'a> {
             if self.overwrite_locked(db, key, value, expire_at) {
                 return Ok(());
             }
-            cache::push_set(cache::PendingSet { db, key: key.to_vec(), value: value.to_vec(), expire_at });
+            cache::push_set(db, key, value, expire_at);
             return Ok(());
         }
         self.exec(&UPSERT_STRING, &[db.into(), bytea(key), expire_at.into(), bytea(value)])?;
@@ -139,9 +139,17 @@ impl<'a> Store<'a> {
         self.delete_popped()?;
         self.write_pushes()?;
         self.write_members()?;
-        let sets = cache::take_pending();
+        let mut sets = cache::take_pending();
         if sets.is_empty() {
             return Ok(());
+        }
+        // Keys the batch found absent are inserted directly, where allowed.
+        let new: Vec<&cache::PendingSet> = sets.iter().filter(|s| s.absent).collect();
+        if !new.is_empty() && super::direct::insert_keys(&new)? {
+            sets.retain(|s| !s.absent);
+            if sets.is_empty() {
+                return Ok(());
+            }
         }
         let mut dbs = Vec::with_capacity(sets.len());
         let mut keys = Vec::with_capacity(sets.len());
@@ -210,7 +218,7 @@ impl<'a> Store<'a> {
                 if self.overwrite_locked(db, k, v, None) {
                     continue;
                 }
-                cache::push_set(cache::PendingSet { db, key: k.to_vec(), value: v.to_vec(), expire_at: None });
+                cache::push_set(db, k, v, None);
             }
             return Ok(());
         }

@@ -19,7 +19,7 @@ mod sets;
 mod zsets;
 mod sql;
 mod cache;
-mod direct;
+pub(crate) mod direct;
 
 use crate::error::CmdError;
 use bytes::Bytes;

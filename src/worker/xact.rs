@@ -18,7 +18,7 @@
 use crate::cmd::{self, CommandSpec, Ctx};
 use crate::error::CmdError;
 use crate::session::Session;
-use crate::store::Store;
+use crate::store::{direct, Store};
 use bytes::{Bytes, BytesMut};
 use pgrx::pg_sys::{self, errcodes::PgSqlErrorCode, panic::CaughtError, PgTryBuilder};
 use pgrx::spi::Spi;
@@ -60,12 +60,15 @@ pub fn run_batch<S: Sessions>(jobs: &mut [Job], sessions: &mut S) -> u64 {
     }
     let mut isolate: HashSet<usize> = HashSet::new();
     let mut retries = 0;
+    // New keys are inserted without a conflict check until one conflicts.
+    let mut key_inserts = true;
     loop {
-        match attempt(jobs, sessions, need_tx, &isolate) {
+        match attempt(jobs, sessions, need_tx, &isolate, key_inserts) {
             Ok(()) => return retries,
             Err(Failure::Command(i, _)) if i < jobs.len() && !isolate.contains(&i) => {
                 isolate.insert(i);
             }
+            Err(Failure::KeyCreated) => key_inserts = false,
             Err(Failure::Commit(_)) if jobs.len() > 1 => {
                 // COMMIT failed (a deferred constraint, say) and cannot be
                 // pinned on one command: run each command in a transaction
@@ -109,9 +112,12 @@ enum Failure {
     Command(usize, String),
     /// COMMIT itself failed.
     Commit(String),
+    /// Another transaction created a key this batch's end inserted as new
+    /// (`store::direct::insert_keys`): run the batch again, with the upsert.
+    KeyCreated,
 }
 
-fn attempt<S: Sessions>(jobs: &mut [Job], sessions: &mut S, need_tx: bool, isolate: &HashSet<usize>) -> Result<(), Failure> {
+fn attempt<S: Sessions>(jobs: &mut [Job], sessions: &mut S, need_tx: bool, isolate: &HashSet<usize>, key_inserts: bool) -> Result<(), Failure> {
     let current = Cell::new(usize::MAX);
     unsafe {
         if need_tx {
@@ -129,21 +135,34 @@ fn attempt<S: Sessions>(jobs: &mut [Job], sessions: &mut S, need_tx: bool, isola
                 execute_all(jobs, sessions, Some(store), isolate, &current);
                 // Deferred key-row writes; a failure here is the batch's,
                 // not one command's (`current` is past the end).
-                store.flush().map_err(|e| String::from_utf8_lossy(&e.text()).into_owned())
+                direct::allow_key_inserts(key_inserts);
+                let flushed = store.flush();
+                direct::allow_key_inserts(false);
+                flushed.map_err(|e| String::from_utf8_lossy(&e.text()).into_owned())
             })?;
         } else {
             execute_all(jobs, sessions, None, isolate, &current);
         }
         Ok(())
     });
-    let outcome = PgTryBuilder::new(run).catch_others(|e| Err(describe(&e))).execute();
+    let outcome = PgTryBuilder::new(run)
+        .catch_others(|e| {
+            if matches!(&e, CaughtError::PostgresError(r) | CaughtError::ErrorReport(r)
+                if r.sql_error_code() == PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION)
+            {
+                direct::note_unique_violation();
+            }
+            Err(describe(&e))
+        })
+        .execute();
+    let key_created = direct::take_key_conflict();
     match outcome {
         Ok(()) => {
             if need_tx {
                 unsafe {
                     pg_sys::PopActiveSnapshot();
                 }
-                commit(true)?;
+                commit(true).map_err(Failure::Commit)?;
             }
             Ok(())
         }
@@ -151,6 +170,9 @@ fn attempt<S: Sessions>(jobs: &mut [Job], sessions: &mut S, need_tx: bool, isola
             crate::store::begin();
             if need_tx {
                 unsafe { pg_sys::AbortCurrentTransaction() };
+            }
+            if key_created {
+                return Err(Failure::KeyCreated);
             }
             match current.get() {
                 usize::MAX => Err(Failure::Commit(msg)),
@@ -162,7 +184,7 @@ fn attempt<S: Sessions>(jobs: &mut [Job], sessions: &mut S, need_tx: bool, isola
 
 /// Commits the current transaction. A batch's commit (`deferred`) may be
 /// asynchronous: its replies then wait for the flush (`durable`).
-fn commit(deferred: bool) -> Result<(), Failure> {
+fn commit(deferred: bool) -> Result<(), String> {
     let run = || {
         PgTryBuilder::new(|| {
             unsafe { pg_sys::CommitTransactionCommand() };
@@ -184,7 +206,7 @@ fn commit(deferred: bool) -> Result<(), Failure> {
         }
         Err(msg) => {
             unsafe { pg_sys::AbortCurrentTransaction() };
-            Err(Failure::Commit(msg))
+            Err(msg)
         }
     }
 }
@@ -397,9 +419,7 @@ pub fn run_maintenance<T>(f: impl FnOnce(Store) -> Result<T, CmdError>) -> Resul
     match PgTryBuilder::new(run).catch_others(|e| Err(describe(&e))).execute() {
         Ok(v) => {
             unsafe { pg_sys::PopActiveSnapshot() };
-            commit(false).map_err(|f| match f {
-                Failure::Commit(m) | Failure::Command(_, m) => m,
-            })?;
+            commit(false)?;
             Ok(v)
         }
         Err(msg) => {

@@ -245,6 +245,90 @@ fn range_reads_planned_on_empty_tables_stay_ordered_index_scans() {
     }
 }
 
+/// A CHECK constraint a user adds to kv.keys binds the worker's writes,
+/// and a changed one binds them at once: the worker keeps its tables'
+/// compiled CHECK constraints across batches (`direct::checks`), keyed by
+/// the constraints' text. On a cluster of its own, as the constraints
+/// would bind every other test's writes too.
+#[test]
+fn user_check_constraints_bind_the_workers_writes() {
+    let c = PgCluster::start();
+    let mut r = c.redis();
+    let set = |r: &mut redis::Connection, value: &str| redis::cmd("SET").arg("k").arg(value).query::<()>(r);
+    let get = |r: &mut redis::Connection| -> String { r.get("k").unwrap() };
+    // Overwrites in place go through the write-back; a new key through
+    // the queued upsert: both are checked.
+    set(&mut r, "short").unwrap();
+    c.psql("ALTER TABLE kv.keys ADD CONSTRAINT short_values CHECK (length(value) < 10)");
+    let err = set(&mut r, "a much longer value").unwrap_err();
+    assert!(err.to_string().contains("short_values"), "{err}");
+    assert_eq!(get(&mut r), "short");
+    let err = redis::cmd("SET").arg("new").arg("a much longer value").query::<()>(&mut r).unwrap_err();
+    assert!(err.to_string().contains("short_values"), "{err}");
+    // Replaced by a stricter one: the next batch applies the new text.
+    set(&mut r, "abc").unwrap();
+    c.psql("ALTER TABLE kv.keys DROP CONSTRAINT short_values, ADD CONSTRAINT shorter_values CHECK (length(value) < 4)");
+    let err = set(&mut r, "12345").unwrap_err();
+    assert!(err.to_string().contains("shorter_values"), "{err}");
+    set(&mut r, "123").unwrap();
+    assert_eq!(get(&mut r), "123");
+    let _: i64 = r.incr("k", 1).unwrap();
+    // Dropped: only the table's own constraint is left.
+    c.psql("ALTER TABLE kv.keys DROP CONSTRAINT shorter_values");
+    set(&mut r, "a much longer value").unwrap();
+    assert_eq!(get(&mut r), "a much longer value");
+}
+
+/// A new key is inserted at the end of its batch without a conflict check
+/// (`direct::insert_keys`). When a SQL transaction creates the same key
+/// meanwhile, the insert waits for it, fails on the primary key once it
+/// commits, and the worker runs the batch again: the SET then finds the
+/// committed row and overwrites it, as the upsert always did. On a cluster
+/// of its own, to count that one re-run.
+#[test]
+fn a_key_created_by_sql_meanwhile_is_overwritten_by_set() {
+    let c = PgCluster::start();
+    let retries = |r: &mut redis::Connection| -> i64 {
+        let info: String = redis::cmd("INFO").arg("stats").query(r).unwrap();
+        let line = info.lines().find_map(|l| l.strip_prefix("pgkv_batch_retries:")).unwrap();
+        line.trim().parse().unwrap()
+    };
+    let mut r = c.redis();
+    // A worker's first batches also run statements (loading its settings),
+    // which send the queued SETs ahead of the batch's end, as upserts.
+    let _: () = r.set("warm", "up").unwrap();
+    let before = retries(&mut r);
+    let mut sql = c.sql();
+    let mut tx = sql.transaction().unwrap();
+    tx.batch_execute("SELECT kv.set('race', 'from sql')").unwrap();
+    let url = c.redis_url();
+    let setter = std::thread::spawn(move || {
+        let mut r = redis::Client::open(url).unwrap().get_connection().unwrap();
+        redis::cmd("SET").arg("race").arg("from resp").query::<String>(&mut r)
+    });
+    // The SET's batch found no row (the insert is not committed) and now
+    // waits for this transaction on the primary key.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(!setter.is_finished());
+    tx.commit().unwrap();
+    assert_eq!(setter.join().unwrap().unwrap(), "OK");
+    let value: String = r.get("race").unwrap();
+    assert_eq!(value, "from resp");
+    let rows: i64 = sql.query_one("SELECT count(*) FROM kv.keys WHERE db = 0 AND key = 'race'", &[]).unwrap().get(0);
+    assert_eq!(rows, 1);
+    assert_eq!(retries(&mut r), before + 1);
+    // New keys with no one else about: inserted directly, no re-run.
+    let _: () = redis::cmd("MSET").arg(&["new:1", "a", "new:2", "b"]).query(&mut r).unwrap();
+    let _: () = redis::cmd("SET").arg("new:3").arg("c").arg("PX").arg(100_000).query(&mut r).unwrap();
+    let got: Vec<String> = r.mget(&["new:1", "new:2", "new:3"]).unwrap();
+    assert_eq!(got, ["a", "b", "c"]);
+    let ttl: i64 = r.pttl("new:3").unwrap();
+    assert!(ttl > 0 && ttl <= 100_000, "{ttl}");
+    let ids: i64 = sql.query_one("SELECT count(DISTINCT id) FROM kv.keys WHERE db = 0 AND convert_from(key, 'UTF8') LIKE 'new:%'", &[]).unwrap().get(0);
+    assert_eq!(ids, 3);
+    assert_eq!(retries(&mut r), before + 1);
+}
+
 /// Overwrites stay HOT updates: key rows and hash fields rewritten again
 /// and again, a few per page in each batch, keep their heap pages, because
 /// the worker's writes prune the dead versions of earlier batches when a
