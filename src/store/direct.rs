@@ -251,9 +251,7 @@ pub fn write_members(table: MemberTable, writes: &[(&PendingMember, Option<Tid>)
                 };
                 let member = w.member.as_ref().into_datum().expect("a bytea datum");
                 pg_sys::MemoryContextSwitchTo(caller);
-                pg_sys::ExecClearTuple(new);
-                let values = std::slice::from_raw_parts_mut((*new).tts_values, natts);
-                let nulls = std::slice::from_raw_parts_mut((*new).tts_isnull, natts);
+                let (values, nulls) = cleared(new, natts);
                 match (tid, value) {
                     (None, value) => {
                         nulls.fill(false);
@@ -268,9 +266,8 @@ pub fn write_members(table: MemberTable, writes: &[(&PendingMember, Option<Tid>)
                         written.push(true);
                     }
                     (Some(tid), Some(value)) => {
-                        pg_sys::ExecClearTuple(old);
                         let longer = if let MemberValue::Field(v) = &w.value { v.len() } else { 0 };
-                        make_room(heap, tid, longer);
+                        make_room(heap, old, tid, longer);
                         let mut at = *tid;
                         let current = pg_sys::table_tuple_fetch_row_version(heap, &mut at, snapshot, old)
                             && get::<i64>(old, 1) == Some(w.id)
@@ -330,9 +327,7 @@ pub fn insert_keys(sets: &[&PendingSet]) -> Result<bool, CmdError> {
             for set in sets {
                 let per_row = modify.next_row();
                 let caller = pg_sys::MemoryContextSwitchTo(per_row);
-                pg_sys::ExecClearTuple(new);
-                let values = std::slice::from_raw_parts_mut((*new).tts_values, COLUMN_TYPES.len());
-                let nulls = std::slice::from_raw_parts_mut((*new).tts_isnull, COLUMN_TYPES.len());
+                let (values, nulls) = cleared(new, COLUMN_TYPES.len());
                 nulls.fill(false);
                 values[DB as usize - 1] = set.db.into();
                 values[KEY as usize - 1] = set.key.as_slice().into_datum().expect("a bytea datum");
@@ -411,9 +406,9 @@ pub fn insert_list_elements(pushes: &[PendingPush]) -> Result<bool, CmdError> {
                 let caller = pg_sys::MemoryContextSwitchTo(per_row);
                 let value = p.value.as_slice().into_datum().expect("a bytea datum");
                 pg_sys::MemoryContextSwitchTo(caller);
-                pg_sys::ExecClearTuple(new);
-                std::slice::from_raw_parts_mut((*new).tts_isnull, 3).fill(false);
-                std::slice::from_raw_parts_mut((*new).tts_values, 3).copy_from_slice(&[p.id.into(), p.pos.into(), value]);
+                let (values, nulls) = cleared(new, 3);
+                nulls.fill(false);
+                values.copy_from_slice(&[p.id.into(), p.pos.into(), value]);
                 pg_sys::ExecStoreVirtualTuple(new);
                 modify.insert(new);
             }
@@ -532,8 +527,7 @@ pub fn write_back(rows: &[(Entry, Tid)]) -> Result<Option<Vec<bool>>, CmdError> 
                 let per_row = update.next_row();
                 // The new version is at most the new value and an expiry
                 // time longer.
-                pg_sys::ExecClearTuple(old);
-                make_room(heap, tid, e.value.as_ref().map_or(0, Bytes::len) + 8);
+                make_room(heap, old, tid, e.value.as_ref().map_or(0, Bytes::len) + 8);
                 // The version this transaction locked, unless it replaced
                 // it since (then not visible to this fresh snapshot).
                 let mut at = *tid;
@@ -546,9 +540,7 @@ pub fn write_back(rows: &[(Entry, Tid)]) -> Result<Option<Vec<bool>>, CmdError> 
                     continue;
                 }
                 pg_sys::slot_getallattrs(old);
-                pg_sys::ExecClearTuple(new);
-                let values = std::slice::from_raw_parts_mut((*new).tts_values, natts);
-                let nulls = std::slice::from_raw_parts_mut((*new).tts_isnull, natts);
+                let (values, nulls) = cleared(new, natts);
                 values.copy_from_slice(std::slice::from_raw_parts((*old).tts_values, natts));
                 nulls.copy_from_slice(std::slice::from_raw_parts((*old).tts_isnull, natts));
                 let caller = pg_sys::MemoryContextSwitchTo(per_row);
@@ -896,9 +888,11 @@ unsafe fn fetch_unpruned(scan: pg_sys::IndexScanDesc, slot: *mut pg_sys::TupleTa
 /// longer: prunes its page if the new version would not fit, so that the
 /// update can stay on the page (HOT). `heap_page_prune_opt` still decides
 /// (its own threshold, a version dead to every transaction, nobody else
-/// holding the page); this process must hold no pin on it.
-unsafe fn make_room(heap: pg_sys::Relation, tid: &Tid, extra: usize) {
+/// holding the page, this process included): `old`, the slot the version
+/// is fetched into next, is cleared first, giving up its pin.
+unsafe fn make_room(heap: pg_sys::Relation, old: *mut pg_sys::TupleTableSlot, tid: &Tid, extra: usize) {
     unsafe {
+        pg_sys::ExecClearTuple(old);
         if (*(*heap).rd_rel).relam != pg_sys::HEAP_TABLE_AM_OID {
             return;
         }
@@ -917,6 +911,15 @@ unsafe fn make_room(heap: pg_sys::Relation, tid: &Tid, extra: usize) {
             pg_sys::heap_page_prune_opt(heap, buffer);
         }
         pg_sys::ReleaseBuffer(buffer);
+    }
+}
+
+/// Clears a virtual slot of `natts` columns for a new row: its values and
+/// null flags, to be filled before `ExecStoreVirtualTuple`.
+unsafe fn cleared<'s>(slot: *mut pg_sys::TupleTableSlot, natts: usize) -> (&'s mut [pg_sys::Datum], &'s mut [bool]) {
+    unsafe {
+        pg_sys::ExecClearTuple(slot);
+        (std::slice::from_raw_parts_mut((*slot).tts_values, natts), std::slice::from_raw_parts_mut((*slot).tts_isnull, natts))
     }
 }
 

@@ -135,10 +135,9 @@ fn attempt<S: Sessions>(jobs: &mut [Job], sessions: &mut S, need_tx: bool, isola
                 execute_all(jobs, sessions, Some(store), isolate, &current);
                 // Deferred key-row writes; a failure here is the batch's,
                 // not one command's (`current` is past the end).
+                // (`take_key_conflict` below turns the inserts off again.)
                 direct::allow_key_inserts(key_inserts);
-                let flushed = store.flush();
-                direct::allow_key_inserts(false);
-                flushed.map_err(|e| String::from_utf8_lossy(&e.text()).into_owned())
+                store.flush().map_err(|e| String::from_utf8_lossy(&e.text()).into_owned())
             })?;
         } else {
             execute_all(jobs, sessions, None, isolate, &current);
