@@ -21,9 +21,20 @@ pub static OUTPUT_LIMIT_KB: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static PUBSUB_OUTPUT_LIMIT_KB: GucSetting<i32> = GucSetting::<i32>::new(32 * 1024);
 pub static PUBSUB_OUTPUT_SOFT_LIMIT_KB: GucSetting<i32> = GucSetting::<i32>::new(8 * 1024);
 pub static PUBSUB_OUTPUT_SOFT_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(60);
+pub static KEY_LOCATION_CACHE_KB: GucSetting<i32> = GucSetting::<i32>::new(32 * 1024);
 pub static PROTO_MAX_BULK_LEN: GucSetting<i32> = GucSetting::<i32>::new(512 * 1024 * 1024);
 
 pub fn init() {
+    GucRegistry::define_int_guc(
+        c"pgkv.key_location_cache",
+        c"Memory each process may use to remember where key rows are in kv.keys, so that a lookup skips the hash index.",
+        c"0 turns it off. Half holds the recently used keys, half the keys used before them.",
+        &KEY_LOCATION_CACHE_KB,
+        0,
+        i32::MAX / 1024,
+        GucContext::Userset,
+        GucFlags::UNIT_KB,
+    );
     GucRegistry::define_int_guc(
         c"pgkv.client_query_buffer_limit",
         c"Unparsed input past which a client is disconnected (Redis's client-query-buffer-limit).",

@@ -2,8 +2,9 @@
 //! executor's single-row writes rather than SQL statements:
 //!
 //! - `read_rows` and `lock_rows`: the batch's read-ahead and locking of key
-//!   rows, one hash-index scan rescanned per key, the matching heap
-//!   tuple's columns read from a slot. They return what the `PREFETCH` and
+//!   rows, one hash-index scan rescanned per key (or a visit to the page
+//!   where the key's row was last found, `store::locations`), the matching
+//!   heap tuple's columns read from a slot. They return what the `PREFETCH` and
 //!   `LOCK_PREFETCH` statements return (same snapshot rules, same index,
 //!   same visibility: `index_fetch_heap` applies the snapshot), without
 //!   those statements' per-key executor work (nested loop, subquery,
@@ -321,8 +322,9 @@ pub fn insert_keys(sets: &[&PendingSet]) -> Result<bool, CmdError> {
             return Ok(false);
         }
         let modes = pg_sys::ACL_SELECT | pg_sys::ACL_INSERT;
-        let done = modifying(heap_oid, modes, &[], |heap| columns_are(heap, &COLUMN_TYPES, true), |modify, _, _| {
+        let done = modifying(heap_oid, modes, &[], |heap| columns_are(heap, &COLUMN_TYPES, true), |modify, heap, _| {
             let new = modify.row_slot();
+            let at = Located::new(heap);
             KEY_INSERTS.with(|k| k.set(KeyInserts::Inserting));
             for set in sets {
                 let per_row = modify.next_row();
@@ -343,7 +345,9 @@ pub fn insert_keys(sets: &[&PendingSet]) -> Result<bool, CmdError> {
                 pg_sys::MemoryContextSwitchTo(caller);
                 pg_sys::ExecStoreVirtualTuple(new);
                 modify.insert(new);
+                at.remember(set.db, &set.key, (*new).tts_tid);
             }
+            at.end();
             KEY_INSERTS.with(|k| k.set(KeyInserts::Allowed));
         });
         Ok(done.is_some())
@@ -634,6 +638,7 @@ impl Modify {
             pg_sys::ExecInitRangeTable(estate, pg_sys::lappend(std::ptr::null_mut(), rte.cast()), perminfos);
             let result = pgrx::PgBox::<pg_sys::ResultRelInfo>::alloc_node(pg_sys::NodeTag::T_ResultRelInfo).into_pg();
             pg_sys::InitResultRelInfo(result, heap, 1, std::ptr::null_mut(), 0);
+            skip_unfired_update_triggers(result, estate);
             (*result).ri_ConstraintExprs = checks::lend(heap);
             (*estate).es_opened_result_relations = pg_sys::lappend((*estate).es_opened_result_relations, result.cast());
             (*estate).es_output_cid = pg_sys::GetCurrentCommandId(true);
@@ -686,6 +691,39 @@ impl Modify {
             pg_sys::ExecResetTupleTable((*self.estate).es_tupleTable, false);
             pg_sys::FreeExecutorState(self.estate);
         }
+    }
+}
+
+/// Turns off the result relation's row-level UPDATE trigger processing
+/// when none of its UPDATE triggers can fire for these updates: each is
+/// `UPDATE OF` columns none of which is updated here, which Postgres's
+/// `TriggerEnabled` would reject row by row. Otherwise an AFTER trigger
+/// makes every update fetch the old version again for it
+/// (`GetTupleForTrigger`): kv.keys's `collect_members_on_new_id` (`UPDATE
+/// OF id`, which the write-back never changes) cost 3 % of the worker under
+/// SET at `-P 16` that way. The result relation's trigger descriptor is its
+/// own copy.
+unsafe fn skip_unfired_update_triggers(result: *mut pg_sys::ResultRelInfo, estate: *mut pg_sys::EState) {
+    unsafe {
+        let desc = (*result).ri_TrigDesc;
+        if desc.is_null() {
+            return;
+        }
+        let updated = pg_sys::ExecGetAllUpdatedCols(result, estate);
+        let triggers = std::slice::from_raw_parts((*desc).triggers, (*desc).numtriggers as usize);
+        let row_update = (pg_sys::TRIGGER_TYPE_ROW | pg_sys::TRIGGER_TYPE_UPDATE) as i16;
+        let may_fire = |t: &pg_sys::Trigger| {
+            t.tgnattr <= 0 || {
+                let columns = std::slice::from_raw_parts(t.tgattr, t.tgnattr as usize);
+                columns.iter().any(|&a| pg_sys::bms_is_member(a as i32 - pg_sys::FirstLowInvalidHeapAttributeNumber, updated))
+            }
+        };
+        if triggers.iter().filter(|t| t.tgtype & row_update == row_update).any(may_fire) {
+            return;
+        }
+        (*desc).trig_update_before_row = false;
+        (*desc).trig_update_after_row = false;
+        (*desc).trig_update_instead_row = false;
     }
 }
 
@@ -769,6 +807,11 @@ unsafe fn columns_are(heap: pg_sys::Relation, columns: &[pg_sys::Oid], only: boo
 /// Finds each key's visible row in database `db` and hands its slot to
 /// `found`, which answers the row to keep (`Some(None)`: none after all)
 /// or `None` to give up on the whole scan.
+///
+/// A key whose row was found before is looked for there first
+/// (`locations`), without the index probe: the hash index's search was an
+/// eighth of the worker under SET at `-P 16`. If no visible row of that key
+/// is there any more, the index is probed as for any other key.
 unsafe fn scan(
     heap: pg_sys::Relation,
     index: pg_sys::Relation,
@@ -779,36 +822,149 @@ unsafe fn scan(
 ) -> Option<Vec<(Entry, Option<Tid>)>> {
     unsafe {
         let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
-        let scan = pg_sys::index_beginscan(heap, index, snapshot, 1, 0);
+        let mut at = Located::new(heap);
+        let mut scan: pg_sys::IndexScanDesc = std::ptr::null_mut();
         let mut out = Some(Vec::with_capacity(keys.len()));
         let mut skey: pg_sys::ScanKeyData = std::mem::zeroed();
         for key in keys {
-            let arg = key.as_ref().into_datum().expect("a bytea datum");
-            pg_sys::ScanKeyInit(&mut skey, 1, pg_sys::HTEqualStrategyNumber as u16, pg_sys::F_BYTEAEQ.into(), arg);
-            pg_sys::index_rescan(scan, &mut skey, 1, std::ptr::null_mut(), 0);
-            while !pg_sys::index_getnext_tid(scan, pg_sys::ScanDirection::ForwardScanDirection).is_null() {
-                if !fetch_unpruned(scan, slot) {
-                    continue;
+            let mut row = None;
+            if at.fetch(snapshot, db, key, slot) {
+                row = Some(found(slot, key));
+            } else {
+                if scan.is_null() {
+                    scan = pg_sys::index_beginscan(heap, index, snapshot, 1, 0);
                 }
-                // A hash index matches hash codes: recheck the key (and the
-                // database, which the index does not hold).
-                if get::<i16>(slot, DB) != Some(db) || !same_bytes(slot, KEY, key) {
-                    continue;
+                let arg = key.as_ref().into_datum().expect("a bytea datum");
+                pg_sys::ScanKeyInit(&mut skey, 1, pg_sys::HTEqualStrategyNumber as u16, pg_sys::F_BYTEAEQ.into(), arg);
+                pg_sys::index_rescan(scan, &mut skey, 1, std::ptr::null_mut(), 0);
+                while !pg_sys::index_getnext_tid(scan, pg_sys::ScanDirection::ForwardScanDirection).is_null() {
+                    // The index entry's TID is the root of the row's HOT
+                    // chain; the fetch moves it to the visible version.
+                    let root = (*scan).xs_heaptid;
+                    if !fetch_unpruned(scan, slot) {
+                        continue;
+                    }
+                    // A hash index matches hash codes: recheck the key (and
+                    // the database, which the index does not hold).
+                    if get::<i16>(slot, DB) != Some(db) || !same_bytes(slot, KEY, key) {
+                        continue;
+                    }
+                    at.remember(db, key, root);
+                    row = Some(found(slot, key));
+                    break;
                 }
-                match found(slot, key) {
-                    Some(row) => out.as_mut().expect("not given up").extend(row),
-                    None => out = None,
-                }
-                break;
+                pg_sys::pfree(arg.cast_mut_ptr());
             }
-            pg_sys::pfree(arg.cast_mut_ptr());
-            if out.is_none() {
-                break;
+            match row {
+                Some(Some(row)) => out.as_mut().expect("not given up").extend(row),
+                Some(None) => {
+                    out = None;
+                    break;
+                }
+                None => {}
             }
         }
-        pg_sys::index_endscan(scan);
+        if !scan.is_null() {
+            pg_sys::index_endscan(scan);
+        }
+        at.end();
         pg_sys::ExecDropSingleTupleTableSlot(slot);
         out
+    }
+}
+
+/// Key rows looked for where `locations` last found them.
+struct Located {
+    heap: pg_sys::Relation,
+    /// The heap's relfilenumber; 0 where remembered locations do not apply
+    /// (a table not stored as heap).
+    table: u32,
+    /// The heap's size when the lookups began: a location past it is not
+    /// visited (its page may be gone). The lock this transaction holds on
+    /// the table keeps VACUUM from truncating it until the end.
+    blocks: pg_sys::BlockNumber,
+    buffer: pg_sys::Buffer,
+    hits: u64,
+    misses: u64,
+}
+
+impl Located {
+    unsafe fn new(heap: pg_sys::Relation) -> Located {
+        unsafe {
+            let heap_am = (*(*heap).rd_rel).relam == pg_sys::HEAP_TABLE_AM_OID;
+            let table = if heap_am { (*heap).rd_locator.relNumber.to_u32() } else { 0 };
+            Located { heap, table, blocks: 0, buffer: pg_sys::InvalidBuffer as pg_sys::Buffer, hits: 0, misses: 0 }
+        }
+    }
+
+    /// Looks for `key`'s row where it was last found and, if a version of
+    /// it visible to `snapshot` is there, stores that version in `slot`.
+    unsafe fn fetch(&mut self, snapshot: pg_sys::Snapshot, db: i16, key: &[u8], slot: *mut pg_sys::TupleTableSlot) -> bool {
+        unsafe {
+            if self.table == 0 {
+                return false;
+            }
+            let Some(tid) = super::locations::get(self.table, db, key) else { return false };
+            let found = self.fetch_at(tid, snapshot, db, key, slot);
+            *(if found { &mut self.hits } else { &mut self.misses }) += 1;
+            found
+        }
+    }
+
+    /// `fetch` at `tid`, a remembered root.
+    unsafe fn fetch_at(&mut self, mut tid: Tid, snapshot: pg_sys::Snapshot, db: i16, key: &[u8], slot: *mut pg_sys::TupleTableSlot) -> bool {
+        unsafe {
+            if self.blocks == 0 {
+                self.blocks = pg_sys::RelationGetNumberOfBlocksInFork(self.heap, pg_sys::ForkNumber::MAIN_FORKNUM);
+            }
+            let block = pgrx::itemptr::item_pointer_get_block_number_no_check(tid);
+            if block >= self.blocks {
+                return false;
+            }
+            // What heapam's index fetch does for an index entry pointing
+            // at `tid` (without pruning the page, as `fetch_unpruned`).
+            self.buffer = pg_sys::ReleaseAndReadBuffer(self.buffer, self.heap, block);
+            let tuple = &mut (*slot.cast::<pg_sys::BufferHeapTupleTableSlot>()).base.tupdata;
+            let mut all_dead = false;
+            pg_sys::LockBuffer(self.buffer, pg_sys::BUFFER_LOCK_SHARE as i32);
+            let visible = pg_sys::heap_hot_search_buffer(&mut tid, self.heap, self.buffer, snapshot, tuple, &mut all_dead, true);
+            tuple.t_self = tid;
+            pg_sys::LockBuffer(self.buffer, pg_sys::BUFFER_LOCK_UNLOCK as i32);
+            if !visible {
+                pg_sys::ExecClearTuple(slot);
+                return false;
+            }
+            (*slot).tts_tableOid = (*self.heap).rd_id;
+            pg_sys::ExecStoreBufferHeapTuple(tuple, slot, self.buffer);
+            // A line pointer freed by VACUUM may hold another key's row.
+            if get::<i16>(slot, DB) != Some(db) || !same_bytes(slot, KEY, key) {
+                pg_sys::ExecClearTuple(slot);
+                return false;
+            }
+            true
+        }
+    }
+
+    /// Remembers that `key`'s row was found through the index entry
+    /// pointing at `root`.
+    fn remember(&self, db: i16, key: &[u8], root: Tid) {
+        if self.table != 0 {
+            super::locations::put(self.table, db, key, root);
+        }
+    }
+
+    unsafe fn end(self) {
+        unsafe {
+            if self.buffer != pg_sys::InvalidBuffer as pg_sys::Buffer {
+                pg_sys::ReleaseBuffer(self.buffer);
+            }
+        }
+        if self.hits + self.misses > 0 {
+            crate::stats::with(|r| {
+                r.key_location_hits += self.hits;
+                r.key_location_misses += self.misses;
+            });
+        }
     }
 }
 

@@ -20,6 +20,7 @@ mod zsets;
 mod sql;
 mod cache;
 pub(crate) mod direct;
+mod locations;
 
 use crate::error::CmdError;
 use bytes::Bytes;

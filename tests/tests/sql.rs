@@ -388,6 +388,121 @@ fn overwritten_rows_stay_on_their_heap_pages() {
     }
 }
 
+/// The worker remembers where each key's row was found and looks there
+/// first (`store::locations`). Every way a remembered place goes stale must
+/// send the lookup back to the index: rows moved by a non-HOT update, a
+/// table rewrite (VACUUM FULL, and FLUSHALL's TRUNCATE), line pointers
+/// that VACUUM freed and other keys' rows took, and pages VACUUM cut off
+/// the table's end. On a cluster of its own, for the VACUUMs.
+#[test]
+fn stale_key_locations_send_lookups_back_to_the_index() {
+    let c = PgCluster::start();
+    let mut r = c.redis();
+    let mut sql = c.sql();
+    let counters = |r: &mut redis::Connection| -> [i64; 2] {
+        let info: String = redis::cmd("INFO").arg("stats").query(r).unwrap();
+        ["pgkv_key_location_hits:", "pgkv_key_location_misses:"]
+            .map(|name| info.lines().find_map(|l| l.strip_prefix(name)).unwrap().trim().parse().unwrap())
+    };
+    let n = 2000;
+    let set_all = |r: &mut redis::Connection, keys: std::ops::Range<usize>, tag: &str| {
+        let mut pipe = redis::pipe();
+        for i in keys {
+            pipe.cmd("SET").arg(format!("k{i}")).arg(format!("{tag}-{i}")).ignore();
+        }
+        pipe.query::<()>(r).unwrap();
+    };
+    // Every key's value (None for absent ones), read in one pipeline.
+    let get_all = |r: &mut redis::Connection, keys: std::ops::Range<usize>| -> Vec<Option<String>> {
+        let mut pipe = redis::pipe();
+        for i in keys {
+            pipe.cmd("GET").arg(format!("k{i}"));
+        }
+        pipe.query(r).unwrap()
+    };
+    let want = |keys: std::ops::Range<usize>, tag: &str| -> Vec<Option<String>> { keys.map(|i| Some(format!("{tag}-{i}"))).collect() };
+    // The first key of `from..` whose value is not the one wanted.
+    let check = |got: Vec<Option<String>>, want: Vec<Option<String>>, from: usize, what: &str| {
+        let wrong: Vec<usize> = (0..want.len()).filter(|&i| got.get(i) != Some(&want[i])).collect();
+        if let Some(&i) = wrong.first() {
+            panic!("{what}: {} of {} keys wrong, k{}: {:?}, not {:?}", wrong.len(), want.len(), from + i, got.get(i), want[i]);
+        }
+    };
+
+    set_all(&mut r, 0..n, "a");
+    check(get_all(&mut r, 0..n), want(0..n, "a"), 0, "after SET");
+    // Found where they were inserted or first read.
+    let [hits, misses] = counters(&mut r);
+    check(get_all(&mut r, 0..n), want(0..n, "a"), 0, "read again");
+    let [hits2, misses2] = counters(&mut r);
+    assert!(hits2 - hits >= n as i64 && misses2 == misses, "{hits}/{misses} -> {hits2}/{misses2}");
+
+    // Moved by a non-HOT update: values too long for their pages.
+    sql.batch_execute("UPDATE kv.keys SET value = value || convert_to(repeat(md5(key::text), 40), 'UTF8') WHERE key < 'k5'")
+        .unwrap();
+    let moved = sql.query_one("SELECT count(*) FROM kv.keys WHERE key < 'k5'", &[]).unwrap().get::<_, i64>(0) as usize;
+    let got = get_all(&mut r, 0..n);
+    let long = got.iter().filter(|v| v.as_ref().unwrap().len() > 1000).count();
+    assert_eq!(long, moved);
+    for (i, v) in got.iter().enumerate() {
+        assert!(v.as_ref().unwrap().starts_with(&format!("a-{i}")), "k{i}: {v:?}");
+    }
+    let [_, misses3] = counters(&mut r);
+    assert!(misses3 - misses2 >= moved as i64 / 2, "{misses2} -> {misses3} misses, {moved} rows moved");
+    set_all(&mut r, 0..n, "b");
+    check(get_all(&mut r, 0..n), want(0..n, "b"), 0, "rewritten through SQL: SET again");
+
+    // A table rewrite: every row elsewhere, in a new file.
+    c.psql("VACUUM FULL kv.keys");
+    check(get_all(&mut r, 0..n), want(0..n, "b"), 0, "after VACUUM FULL");
+    set_all(&mut r, 0..n, "c");
+    check(get_all(&mut r, 0..n), want(0..n, "c"), 0, "SET after VACUUM FULL");
+
+    // Freed line pointers taken by other keys: the first half deleted,
+    // VACUUM frees their line pointers, new keys take them.
+    let deleted: Vec<String> = (0..n / 2).map(|i| format!("k{i}")).collect();
+    let places = "SELECT ctid::text FROM kv.keys WHERE db = 0 AND key = ANY($1::text[]::bytea[])";
+    let old_places: Vec<String> = sql.query(places, &[&deleted]).unwrap().iter().map(|row| row.get(0)).collect();
+    let _: i64 = r.del(&deleted).unwrap();
+    c.psql("VACUUM kv.keys");
+    set_all(&mut r, n..2 * n, "d");
+    let added: Vec<String> = (n..2 * n).map(|i| format!("k{i}")).collect();
+    let new_places: Vec<String> = sql.query(places, &[&added]).unwrap().iter().map(|row| row.get(0)).collect();
+    let taken = new_places.iter().filter(|p| old_places.contains(p)).count();
+    assert!(taken * 10 >= n, "new keys took {taken} of the {} freed places", old_places.len());
+    let [_, misses4] = counters(&mut r);
+    let mut expected: Vec<Option<String>> = vec![None; n / 2];
+    expected.extend(want(n / 2..n, "c"));
+    check(get_all(&mut r, 0..n), expected, 0, "deleted, and the keys kept");
+    check(get_all(&mut r, n..2 * n), want(n..2 * n, "d"), n, "keys in freed places");
+    let [_, misses5] = counters(&mut r);
+    assert!(misses5 > misses4, "deleted keys' places are stale");
+    // Setting a deleted key creates it; it does not overwrite the key now
+    // at its old place.
+    set_all(&mut r, 0..n / 2, "e");
+    let mut expected = want(0..n / 2, "e");
+    expected.extend(want(n / 2..n, "c"));
+    expected.extend(want(n..2 * n, "d"));
+    check(get_all(&mut r, 0..2 * n), expected, 0, "deleted keys set again");
+    let rows: i64 = sql.query_one("SELECT count(*) FROM kv.keys WHERE db = 0", &[]).unwrap().get(0);
+    assert_eq!(rows, 2 * n as i64);
+
+    // Pages cut off the table's end: every row deleted, VACUUM truncates.
+    sql.batch_execute("DELETE FROM kv.keys").unwrap();
+    c.psql("VACUUM kv.keys");
+    let pages: i64 = sql.query_one("SELECT pg_relation_size('kv.keys') / 8192", &[]).unwrap().get(0);
+    assert_eq!(pages, 0, "VACUUM truncated kv.keys");
+    check(get_all(&mut r, 0..2 * n), vec![None; 2 * n], 0, "after the truncating VACUUM");
+    set_all(&mut r, 0..n, "f");
+    check(get_all(&mut r, 0..n), want(0..n, "f"), 0, "SET after the truncating VACUUM");
+
+    // FLUSHALL truncates the tables (a new file, the old places gone).
+    let _: () = redis::cmd("FLUSHALL").query(&mut r).unwrap();
+    check(get_all(&mut r, 0..n), vec![None; n], 0, "after FLUSHALL");
+    set_all(&mut r, 0..n, "g");
+    check(get_all(&mut r, 0..n), want(0..n, "g"), 0, "SET after FLUSHALL");
+}
+
 /// Outside READ COMMITTED the worker's shortcuts through the access
 /// methods and the executor's single-row writes stand aside, and the
 /// statements do the work: the same results in a REPEATABLE READ and a
