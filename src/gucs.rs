@@ -18,17 +18,17 @@ pub static TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static PROTECTED_MODE: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static QUERY_BUFFER_LIMIT_KB: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
 pub static OUTPUT_LIMIT_KB: GucSetting<i32> = GucSetting::<i32>::new(0);
-pub static PUBSUB_OUTPUT_LIMIT_KB: GucSetting<i32> = GucSetting::<i32>::new(32 * 1024);
+pub static PUBSUB_OUTPUT_LIMIT_KB: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);
 pub static PUBSUB_OUTPUT_SOFT_LIMIT_KB: GucSetting<i32> = GucSetting::<i32>::new(8 * 1024);
 pub static PUBSUB_OUTPUT_SOFT_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(60);
-pub static KEY_LOCATION_CACHE_KB: GucSetting<i32> = GucSetting::<i32>::new(32 * 1024);
+pub static KEY_LOCATION_CACHE_KB: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);
 pub static PROTO_MAX_BULK_LEN: GucSetting<i32> = GucSetting::<i32>::new(512 * 1024 * 1024);
 
 pub fn init() {
     GucRegistry::define_int_guc(
         c"pgkv.key_location_cache",
-        c"Memory each process may use to remember where key rows are in kv.keys, so that a lookup skips the hash index.",
-        c"0 turns it off. Half holds the recently used keys, half the keys used before them.",
+        c"Memory each pgkv worker uses to remember where key rows are in kv.keys, so that a lookup can skip the hash index.",
+        c"16 bytes per key; 0 turns it off.",
         &KEY_LOCATION_CACHE_KB,
         0,
         i32::MAX / 1024,

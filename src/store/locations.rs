@@ -10,94 +10,78 @@
 //! look. The lookup applies the snapshot to the chain it finds there, as
 //! the index fetch does, and checks the row's database and key, so a
 //! stale location costs one page visit and then the index probe it would
-//! have made anyway.
-//!
-//! Memory is bounded by `pgkv.key_location_cache`, split between two
-//! generations: new locations go to the young one; when it has used its
-//! half, it becomes the old one and the previous old one is dropped. A key
-//! found in the old generation moves to the young one, so the keys in use
-//! stay. An entry is counted as its key's length plus `OVERHEAD`.
+//! have made anyway. That is why the keys themselves are not kept: a slot
+//! holds a 64-bit hash of (table, database, key) and the TID, in a table
+//! of `pgkv.key_location_cache` bytes, one slot per hash (direct-mapped,
+//! like a CPU cache). Two keys that share a slot take turns; a collision
+//! of whole hashes costs a page visit. The table is allocated on first use;
+//! a table rewrite (VACUUM FULL, TRUNCATE) gives kv.keys a new file number,
+//! which is part of the hash, so old slots stop matching.
 
 use super::cache::Tid;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
 
-type Generation = HashMap<i16, HashMap<Box<[u8]>, Tid>>;
+/// One slot: the hash (0: empty) and the TID (`item_pointer_to_u64`).
+type Slot = [u64; 2];
 
 #[derive(Default)]
 struct Locations {
-    /// The table they belong to (its relfilenumber): a rewrite of the
-    /// table (VACUUM FULL, TRUNCATE, CLUSTER) invalidates them all.
-    table: u32,
-    young: Generation,
-    young_bytes: usize,
-    old: Generation,
+    slots: Vec<Slot>,
+    hasher: std::collections::hash_map::RandomState,
 }
 
 thread_local! {
     static LOCATIONS: RefCell<Locations> = RefCell::new(Locations::default());
 }
 
-/// What an entry takes besides its key's bytes: the key's allocation
-/// header, the map's slot (the boxed key's pointer and length, the TID)
-/// and its control byte, and the map's spare room.
-const OVERHEAD: usize = 64;
-
-/// Bytes per generation; 0 turns the cache off.
-fn capacity() -> usize {
-    crate::gucs::KEY_LOCATION_CACHE_KB.get().max(0) as usize * 1024 / 2
+/// Slots for the configured size (0: off).
+fn wanted_slots() -> usize {
+    let bytes = crate::gucs::KEY_LOCATION_CACHE_KB.get().max(0) as usize * 1024;
+    bytes / std::mem::size_of::<Slot>()
 }
 
-/// Where `key` of database `db` was last found in the table whose
-/// relfilenumber is `table`, if remembered.
+impl Locations {
+    /// The slot index and the tag of (table, db, key), after resizing the
+    /// table to the configured size; `None` when it is off.
+    fn place(&mut self, table: u32, db: i16, key: &[u8]) -> Option<(usize, u64)> {
+        let n = wanted_slots();
+        if self.slots.len() != n {
+            // Freed first: a new size is not added to the old one.
+            self.slots = Vec::new();
+            self.slots = vec![[0; 2]; n];
+        }
+        if n == 0 {
+            return None;
+        }
+        let mut h = self.hasher.build_hasher();
+        (table, db, key).hash(&mut h);
+        let hash = h.finish() | 1;
+        Some(((hash >> 1) as usize % n, hash))
+    }
+}
+
+/// Where `key` of database `db` was last found in the table whose file
+/// number is `table`, if remembered.
 pub fn get(table: u32, db: i16, key: &[u8]) -> Option<Tid> {
     LOCATIONS.with(|l| {
         let mut l = l.borrow_mut();
-        if l.table != table || capacity() == 0 {
-            if l.young_bytes > 0 || !l.old.is_empty() {
-                *l = Locations::default();
-            }
-            l.table = table;
-            return None;
-        }
-        if let Some(tid) = l.young.get(&db).and_then(|keys| keys.get(key)) {
-            return Some(*tid);
-        }
-        let (key, tid) = l.old.get_mut(&db)?.remove_entry(key)?;
-        l.insert(db, key, tid);
-        Some(tid)
+        let (i, tag) = l.place(table, db, key)?;
+        let [t, at] = l.slots[i];
+        (t == tag).then(|| {
+            let mut tid = Tid::default();
+            pgrx::itemptr::u64_to_item_pointer(at, &mut tid);
+            tid
+        })
     })
 }
 
 /// Remembers that `key` of database `db` was found at `root`.
 pub fn put(table: u32, db: i16, key: &[u8], root: Tid) {
-    if capacity() == 0 {
-        return;
-    }
     LOCATIONS.with(|l| {
         let mut l = l.borrow_mut();
-        if l.table != table {
-            *l = Locations { table, ..Locations::default() };
+        if let Some((i, tag)) = l.place(table, db, key) {
+            l.slots[i] = [tag, pgrx::itemptr::item_pointer_to_u64(root)];
         }
-        if let Some(tid) = l.young.get_mut(&db).and_then(|keys| keys.get_mut(key)) {
-            *tid = root;
-            return;
-        }
-        if let Some(keys) = l.old.get_mut(&db) {
-            keys.remove(key);
-        }
-        l.insert(db, key.into(), root);
     })
-}
-
-impl Locations {
-    fn insert(&mut self, db: i16, key: Box<[u8]>, tid: Tid) {
-        let bytes = key.len() + OVERHEAD;
-        if self.young_bytes + bytes > capacity() {
-            self.old = std::mem::take(&mut self.young);
-            self.young_bytes = 0;
-        }
-        self.young.entry(db).or_default().insert(key, tid);
-        self.young_bytes += bytes;
-    }
 }
