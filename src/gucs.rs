@@ -21,15 +21,15 @@ pub static OUTPUT_LIMIT_KB: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static PUBSUB_OUTPUT_LIMIT_KB: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);
 pub static PUBSUB_OUTPUT_SOFT_LIMIT_KB: GucSetting<i32> = GucSetting::<i32>::new(8 * 1024);
 pub static PUBSUB_OUTPUT_SOFT_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(60);
-pub static KEY_LOCATION_CACHE_KB: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);
+pub static ROW_LOCATION_CACHE_KB: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);
 pub static PROTO_MAX_BULK_LEN: GucSetting<i32> = GucSetting::<i32>::new(512 * 1024 * 1024);
 
 pub fn init() {
     GucRegistry::define_int_guc(
-        c"pgkv.key_location_cache",
-        c"Memory each pgkv worker uses to remember where key rows are in kv.keys, so that a lookup can skip the hash index.",
-        c"16 bytes per key; 0 turns it off.",
-        &KEY_LOCATION_CACHE_KB,
+        c"pgkv.row_location_cache",
+        c"Memory each pgkv worker uses to remember where the rows of keys and collection members are, so that a lookup can skip the index.",
+        c"16 bytes per row; 0 turns it off.",
+        &ROW_LOCATION_CACHE_KB,
         0,
         i32::MAX / 1024,
         GucContext::Userset,

@@ -19,10 +19,11 @@ pub struct Runtime {
     pub expired_keys: u64,
     pub batches: u64,
     pub batch_retries: u64,
-    /// Key rows found where they were last found (`store::locations`),
-    /// and remembered locations that no longer held the row.
-    pub key_location_hits: u64,
-    pub key_location_misses: u64,
+    /// Key and member rows found where they were last found
+    /// (`store::locations`), and remembered places that no longer held
+    /// the row.
+    pub row_location_hits: u64,
+    pub row_location_misses: u64,
     pub client_output_limit_disconnections: u64,
     pub blocked_clients: u64,
 }
@@ -43,8 +44,8 @@ impl Default for Runtime {
             expired_keys: 0,
             batches: 0,
             batch_retries: 0,
-            key_location_hits: 0,
-            key_location_misses: 0,
+            row_location_hits: 0,
+            row_location_misses: 0,
             client_output_limit_disconnections: 0,
             blocked_clients: 0,
         }

@@ -75,7 +75,7 @@ fn info(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         sections.push(format!(
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\n\
              total_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\n\
-             pgkv_batches:{}\r\npgkv_batch_retries:{}\r\npgkv_key_location_hits:{}\r\npgkv_key_location_misses:{}\r\n\
+             pgkv_batches:{}\r\npgkv_batch_retries:{}\r\npgkv_row_location_hits:{}\r\npgkv_row_location_misses:{}\r\n\
              pgkv_output_limit_disconnections:{}\r\n",
             rt.total_connections_received,
             rt.total_commands_processed,
@@ -88,8 +88,8 @@ fn info(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             pubsub.2,
             rt.batches,
             rt.batch_retries,
-            rt.key_location_hits,
-            rt.key_location_misses,
+            rt.row_location_hits,
+            rt.row_location_misses,
             rt.client_output_limit_disconnections,
         ));
     }

@@ -240,6 +240,7 @@ pub fn write_members(table: MemberTable, writes: &[(&PendingMember, Option<Tid>)
             let old = pg_sys::table_slot_create(heap, &mut (*modify.estate).es_tupleTable);
             let new = modify.row_slot();
             let natts = columns.len();
+            let located = Located::new(heap);
             let mut written = Vec::with_capacity(writes.len());
             for (w, tid) in writes {
                 let per_row = modify.next_row();
@@ -264,6 +265,7 @@ pub fn write_members(table: MemberTable, writes: &[(&PendingMember, Option<Tid>)
                         }
                         pg_sys::ExecStoreVirtualTuple(new);
                         modify.insert(new);
+                        located.remember(Scope::Id(w.id), &w.member, (*new).tts_tid);
                         written.push(true);
                     }
                     (Some(tid), Some(value)) => {
@@ -283,12 +285,18 @@ pub fn write_members(table: MemberTable, writes: &[(&PendingMember, Option<Tid>)
                         values[2] = value;
                         pg_sys::ExecStoreVirtualTuple(new);
                         modify.update(old, new);
+                        if table == MemberTable::ZSets {
+                            // A new score is indexed: the new version is
+                            // not HOT, and its index entries point at it.
+                            located.remember(Scope::Id(w.id), &w.member, (*new).tts_tid);
+                        }
                     }
                     // A set member that exists has nothing to write (and is
                     // never queued): the statement decides.
                     (Some(_), None) => written.push(false),
                 }
             }
+            located.end();
             written
         }))
     }
@@ -345,7 +353,7 @@ pub fn insert_keys(sets: &[&PendingSet]) -> Result<bool, CmdError> {
                 pg_sys::MemoryContextSwitchTo(caller);
                 pg_sys::ExecStoreVirtualTuple(new);
                 modify.insert(new);
-                at.remember(set.db, &set.key, (*new).tts_tid);
+                at.remember(Scope::Db(set.db), &set.key, (*new).tts_tid);
             }
             at.end();
             KEY_INSERTS.with(|k| k.set(KeyInserts::Allowed));
@@ -432,12 +440,24 @@ unsafe fn probe_members(
 ) -> Vec<FoundMember> {
     unsafe {
         let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
-        let scan = pg_sys::index_beginscan(heap, index, pg_sys::GetActiveSnapshot(), 2, 0);
+        let mut at = Located::new(heap);
+        let mut scan: pg_sys::IndexScanDesc = std::ptr::null_mut();
         let mut skeys: [pg_sys::ScanKeyData; 2] = std::mem::zeroed();
-        pg_sys::ScanKeyInit(&mut skeys[0], 1, pg_sys::BTEqualStrategyNumber as u16, pg_sys::F_INT8EQ.into(), id.into());
         let mut vm = pg_sys::InvalidBuffer as pg_sys::Buffer;
         let mut found = Vec::new();
+        let row = |slot: *mut pg_sys::TupleTableSlot, m: &Bytes| {
+            let score = if scores { get::<f64>(slot, SCORE) } else { None };
+            FoundMember { member: m.clone(), score, tid: Some((*slot).tts_tid) }
+        };
         for m in members {
+            if at.fetch(pg_sys::GetActiveSnapshot(), Scope::Id(id), m, slot) {
+                found.push(row(slot, m));
+                continue;
+            }
+            if scan.is_null() {
+                scan = pg_sys::index_beginscan(heap, index, pg_sys::GetActiveSnapshot(), 2, 0);
+                pg_sys::ScanKeyInit(&mut skeys[0], 1, pg_sys::BTEqualStrategyNumber as u16, pg_sys::F_INT8EQ.into(), id.into());
+            }
             let arg = m.as_ref().into_datum().expect("a bytea datum");
             pg_sys::ScanKeyInit(&mut skeys[1], 2, pg_sys::BTEqualStrategyNumber as u16, pg_sys::F_BYTEAEQ.into(), arg);
             pg_sys::index_rescan(scan, skeys.as_mut_ptr(), 2, std::ptr::null_mut(), 0);
@@ -446,15 +466,18 @@ unsafe fn probe_members(
                 if tid.is_null() {
                     break;
                 }
-                // A B-tree's equality is exact: the entry is this member's.
-                let block = pgrx::itemptr::item_pointer_get_block_number_no_check(*tid);
+                // A B-tree's equality is exact: the entry is this member's,
+                // and it points at the root of the member's HOT chain.
+                let root = *tid;
+                let block = pgrx::itemptr::item_pointer_get_block_number_no_check(root);
                 if !scores && pg_sys::visibilitymap_get_status(heap, block, &mut vm) as u32 & pg_sys::VISIBILITYMAP_ALL_VISIBLE != 0 {
                     found.push(FoundMember { member: m.clone(), score: None, tid: None });
+                    at.remember(Scope::Id(id), m, root);
                     break;
                 }
                 if fetch_unpruned(scan, slot) {
-                    let score = if scores { get::<f64>(slot, SCORE) } else { None };
-                    found.push(FoundMember { member: m.clone(), score, tid: Some((*slot).tts_tid) });
+                    found.push(row(slot, m));
+                    at.remember(Scope::Id(id), m, root);
                     break;
                 }
             }
@@ -463,7 +486,10 @@ unsafe fn probe_members(
         if vm != pg_sys::InvalidBuffer as pg_sys::Buffer {
             pg_sys::ReleaseBuffer(vm);
         }
-        pg_sys::index_endscan(scan);
+        if !scan.is_null() {
+            pg_sys::index_endscan(scan);
+        }
+        at.end();
         pg_sys::ExecDropSingleTupleTableSlot(slot);
         found
     }
@@ -828,7 +854,7 @@ unsafe fn scan(
         let mut skey: pg_sys::ScanKeyData = std::mem::zeroed();
         for key in keys {
             let mut row = None;
-            if at.fetch(snapshot, db, key, slot) {
+            if at.fetch(snapshot, Scope::Db(db), key, slot) {
                 row = Some(found(slot, key));
             } else {
                 if scan.is_null() {
@@ -849,7 +875,7 @@ unsafe fn scan(
                     if get::<i16>(slot, DB) != Some(db) || !same_bytes(slot, KEY, key) {
                         continue;
                     }
-                    at.remember(db, key, root);
+                    at.remember(Scope::Db(db), key, root);
                     row = Some(found(slot, key));
                     break;
                 }
@@ -873,10 +899,12 @@ unsafe fn scan(
     }
 }
 
-/// Key rows looked for where `locations` last found them.
+/// Rows looked for where `locations` last found them: key rows of kv.keys
+/// by (database, key), member rows by (collection id, member). Both kinds
+/// of table hold that pair in their first two columns.
 struct Located {
     heap: pg_sys::Relation,
-    /// The heap's relfilenumber; 0 where remembered locations do not apply
+    /// The heap's file number; 0 where remembered locations do not apply
     /// (a table not stored as heap).
     table: u32,
     /// The heap's size when the lookups began: a location past it is not
@@ -886,6 +914,34 @@ struct Located {
     buffer: pg_sys::Buffer,
     hits: u64,
     misses: u64,
+}
+
+/// What a row's first column must hold: the database of a key row, or
+/// the collection id of a member row.
+#[derive(Clone, Copy)]
+enum Scope {
+    Db(i16),
+    Id(i64),
+}
+
+impl Scope {
+    fn value(self) -> i64 {
+        match self {
+            Scope::Db(db) => db.into(),
+            Scope::Id(id) => id,
+        }
+    }
+
+    /// Whether the row in `slot` is `key`'s, in this scope.
+    unsafe fn holds(self, slot: *mut pg_sys::TupleTableSlot, key: &[u8]) -> bool {
+        unsafe {
+            let scope = match self {
+                Scope::Db(db) => get::<i16>(slot, 1) == Some(db),
+                Scope::Id(id) => get::<i64>(slot, 1) == Some(id),
+            };
+            scope && same_bytes(slot, 2, key)
+        }
+    }
 }
 
 impl Located {
@@ -899,20 +955,20 @@ impl Located {
 
     /// Looks for `key`'s row where it was last found and, if a version of
     /// it visible to `snapshot` is there, stores that version in `slot`.
-    unsafe fn fetch(&mut self, snapshot: pg_sys::Snapshot, db: i16, key: &[u8], slot: *mut pg_sys::TupleTableSlot) -> bool {
+    unsafe fn fetch(&mut self, snapshot: pg_sys::Snapshot, scope: Scope, key: &[u8], slot: *mut pg_sys::TupleTableSlot) -> bool {
         unsafe {
             if self.table == 0 {
                 return false;
             }
-            let Some(tid) = super::locations::get(self.table, db, key) else { return false };
-            let found = self.fetch_at(tid, snapshot, db, key, slot);
+            let Some(tid) = super::locations::get(self.table, scope.value(), key) else { return false };
+            let found = self.fetch_at(tid, snapshot, scope, key, slot);
             *(if found { &mut self.hits } else { &mut self.misses }) += 1;
             found
         }
     }
 
     /// `fetch` at `tid`, a remembered root.
-    unsafe fn fetch_at(&mut self, mut tid: Tid, snapshot: pg_sys::Snapshot, db: i16, key: &[u8], slot: *mut pg_sys::TupleTableSlot) -> bool {
+    unsafe fn fetch_at(&mut self, mut tid: Tid, snapshot: pg_sys::Snapshot, scope: Scope, key: &[u8], slot: *mut pg_sys::TupleTableSlot) -> bool {
         unsafe {
             if self.blocks == 0 {
                 self.blocks = pg_sys::RelationGetNumberOfBlocksInFork(self.heap, pg_sys::ForkNumber::MAIN_FORKNUM);
@@ -936,8 +992,8 @@ impl Located {
             }
             (*slot).tts_tableOid = (*self.heap).rd_id;
             pg_sys::ExecStoreBufferHeapTuple(tuple, slot, self.buffer);
-            // A line pointer freed by VACUUM may hold another key's row.
-            if get::<i16>(slot, DB) != Some(db) || !same_bytes(slot, KEY, key) {
+            // A line pointer freed by VACUUM may hold another row.
+            if !scope.holds(slot, key) {
                 pg_sys::ExecClearTuple(slot);
                 return false;
             }
@@ -946,10 +1002,11 @@ impl Located {
     }
 
     /// Remembers that `key`'s row was found through the index entry
-    /// pointing at `root`.
-    fn remember(&self, db: i16, key: &[u8], root: Tid) {
+    /// pointing at `root` (or inserted there, or moved there by an update
+    /// that was not HOT).
+    fn remember(&self, scope: Scope, key: &[u8], root: Tid) {
         if self.table != 0 {
-            super::locations::put(self.table, db, key, root);
+            super::locations::put(self.table, scope.value(), key, root);
         }
     }
 
@@ -961,8 +1018,8 @@ impl Located {
         }
         if self.hits + self.misses > 0 {
             crate::stats::with(|r| {
-                r.key_location_hits += self.hits;
-                r.key_location_misses += self.misses;
+                r.row_location_hits += self.hits;
+                r.row_location_misses += self.misses;
             });
         }
     }

@@ -1,21 +1,25 @@
-//! Where each key's row was last found: the heap TID of its HOT chain's
-//! root, which is what the hash index on `key` holds, remembered across
-//! batches so that the next lookup of the key can go straight to the heap
-//! page (`direct::scan`). A HOT update keeps the root, so under a stream of
-//! overwrites the location stays good; the index is probed again only
-//! when it is not (the row was deleted, moved by a non-HOT update or a
-//! table rewrite, or its line pointer reused).
+//! Where each key's row, and each collection member's, was last found: the
+//! heap TID of its HOT chain's root, which is what the table's indexes
+//! hold, remembered across batches so that the next lookup can go straight
+//! to the heap page (`direct::scan`, `direct::probe_members`) instead of
+//! searching the hash index on kv.keys's `key` or a member table's B-tree.
+//! A HOT update keeps the root, so under a stream of overwrites the
+//! location stays good; the index is searched again only when it is not
+//! (the row was deleted, moved by a non-HOT update or a table rewrite, or
+//! its line pointer reused). A sorted-set member's score change is never
+//! HOT (the score is indexed): the write remembers the new version.
 //!
 //! Nothing here is trusted: a remembered location is only a place to
 //! look. The lookup applies the snapshot to the chain it finds there, as
-//! the index fetch does, and checks the row's database and key, so a
+//! the index fetch does, and checks the row's scope and key, so a
 //! stale location costs one page visit and then the index probe it would
 //! have made anyway. That is why the keys themselves are not kept: a slot
-//! holds a 64-bit hash of (table, database, key) and the TID, in a table
-//! of `pgkv.key_location_cache` bytes, one slot per hash (direct-mapped,
+//! holds a 64-bit hash of (table, scope, key) and the TID (the scope is a
+//! key row's database or a member's collection id), in a table of
+//! `pgkv.row_location_cache` bytes, one slot per hash (direct-mapped,
 //! like a CPU cache). Two keys that share a slot take turns; a collision
 //! of whole hashes costs a page visit. The table is allocated on first use;
-//! a table rewrite (VACUUM FULL, TRUNCATE) gives kv.keys a new file number,
+//! a table rewrite (VACUUM FULL, TRUNCATE) gives the table a new file number,
 //! which is part of the hash, so old slots stop matching.
 
 use super::cache::Tid;
@@ -37,14 +41,14 @@ thread_local! {
 
 /// Slots for the configured size (0: off).
 fn wanted_slots() -> usize {
-    let bytes = crate::gucs::KEY_LOCATION_CACHE_KB.get().max(0) as usize * 1024;
+    let bytes = crate::gucs::ROW_LOCATION_CACHE_KB.get().max(0) as usize * 1024;
     bytes / std::mem::size_of::<Slot>()
 }
 
 impl Locations {
-    /// The slot index and the tag of (table, db, key), after resizing the
+    /// The slot index and the tag of (table, scope, key), after resizing the
     /// table to the configured size; `None` when it is off.
-    fn place(&mut self, table: u32, db: i16, key: &[u8]) -> Option<(usize, u64)> {
+    fn place(&mut self, table: u32, scope: i64, key: &[u8]) -> Option<(usize, u64)> {
         let n = wanted_slots();
         if self.slots.len() != n {
             // Freed first: a new size is not added to the old one.
@@ -55,18 +59,18 @@ impl Locations {
             return None;
         }
         let mut h = self.hasher.build_hasher();
-        (table, db, key).hash(&mut h);
+        (table, scope, key).hash(&mut h);
         let hash = h.finish() | 1;
         Some(((hash >> 1) as usize % n, hash))
     }
 }
 
-/// Where `key` of database `db` was last found in the table whose file
-/// number is `table`, if remembered.
-pub fn get(table: u32, db: i16, key: &[u8]) -> Option<Tid> {
+/// Where `key` (in `scope`) was last found in the table whose file number
+/// is `table`, if remembered.
+pub fn get(table: u32, scope: i64, key: &[u8]) -> Option<Tid> {
     LOCATIONS.with(|l| {
         let mut l = l.borrow_mut();
-        let (i, tag) = l.place(table, db, key)?;
+        let (i, tag) = l.place(table, scope, key)?;
         let [t, at] = l.slots[i];
         (t == tag).then(|| {
             let mut tid = Tid::default();
@@ -76,11 +80,11 @@ pub fn get(table: u32, db: i16, key: &[u8]) -> Option<Tid> {
     })
 }
 
-/// Remembers that `key` of database `db` was found at `root`.
-pub fn put(table: u32, db: i16, key: &[u8], root: Tid) {
+/// Remembers that `key` (in `scope`) was found at `root`.
+pub fn put(table: u32, scope: i64, key: &[u8], root: Tid) {
     LOCATIONS.with(|l| {
         let mut l = l.borrow_mut();
-        if let Some((i, tag)) = l.place(table, db, key) {
+        if let Some((i, tag)) = l.place(table, scope, key) {
             l.slots[i] = [tag, pgrx::itemptr::item_pointer_to_u64(root)];
         }
     })
