@@ -27,12 +27,12 @@ pub static PROTO_MAX_BULK_LEN: GucSetting<i32> = GucSetting::<i32>::new(512 * 10
 pub fn init() {
     GucRegistry::define_int_guc(
         c"pgkv.row_location_cache",
-        c"Memory each pgkv worker uses to remember where the rows of keys and collection members are, so that a lookup can skip the index.",
+        c"Memory each process (a pgkv worker, a session calling the kv functions) uses to remember where the rows of keys and collection members are, so that a lookup can skip the index.",
         c"16 bytes per row; 0 turns it off.",
         &ROW_LOCATION_CACHE_KB,
         0,
         i32::MAX / 1024,
-        GucContext::Userset,
+        GucContext::Sighup,
         GucFlags::UNIT_KB,
     );
     GucRegistry::define_int_guc(
