@@ -904,8 +904,9 @@ unsafe fn scan(
 /// of table hold that pair in their first two columns.
 struct Located {
     heap: pg_sys::Relation,
-    /// The heap's file number; 0 where remembered locations do not apply
-    /// (a table not stored as heap).
+    /// The heap's file number; 0 where remembered locations do not apply:
+    /// a table not stored as heap, or a transaction above READ COMMITTED,
+    /// whose index searches take SSI's predicate locks.
     table: u32,
     /// The heap's size when the lookups began: a location past it is not
     /// visited (its page may be gone). The lock this transaction holds on
@@ -947,8 +948,9 @@ impl Scope {
 impl Located {
     unsafe fn new(heap: pg_sys::Relation) -> Located {
         unsafe {
-            let heap_am = (*(*heap).rd_rel).relam == pg_sys::HEAP_TABLE_AM_OID;
-            let table = if heap_am { (*heap).rd_locator.relNumber.to_u32() } else { 0 };
+            let applies = (*(*heap).rd_rel).relam == pg_sys::HEAP_TABLE_AM_OID
+                && pg_sys::XactIsoLevel == pg_sys::XACT_READ_COMMITTED as i32;
+            let table = if applies { (*heap).rd_locator.relNumber.to_u32() } else { 0 };
             Located { heap, table, blocks: 0, buffer: pg_sys::InvalidBuffer as pg_sys::Buffer, hits: 0, misses: 0 }
         }
     }

@@ -673,3 +673,53 @@ fn half_closed_clients_get_their_replies_and_are_dropped() {
         assert!(started.elapsed() < Duration::from_secs(5), "closed promptly ({pause:?})");
     }
 }
+
+/// The README's configuration table gives each GUC's default: it must be
+/// the one the extension defines (`pg_settings.boot_val`), and every pgkv
+/// GUC must be in the table.
+#[test]
+fn readme_lists_every_guc_with_its_default() {
+    let c = shared();
+    let mut sql = c.sql();
+    let readme = std::fs::read_to_string(pgkv_tests::repo_root().join("README.md")).unwrap();
+    let cell = |s: &str| s.trim().trim_matches('`').to_string();
+    let mut listed = Vec::new();
+    for line in readme.lines().filter(|l| l.starts_with("| `pgkv.")) {
+        let cols: Vec<&str> = line.split('|').collect();
+        let names: Vec<String> = cols[1].split(" / ").map(cell).collect();
+        let defaults: Vec<String> = cols[2].split(" / ").map(cell).collect();
+        assert_eq!(names.len(), defaults.len(), "{line}");
+        for (name, default) in names.into_iter().zip(defaults) {
+            // A GUC hidden from SHOW ALL (pgkv.password) is not in
+            // pg_settings: its value here, which the test clusters leave.
+            let q = "SELECT coalesce((SELECT boot_val FROM pg_settings WHERE name = $1), current_setting($1)), \
+                     coalesce((SELECT unit FROM pg_settings WHERE name = $1), '')";
+            let row = sql.query_one(q, &[&name]).unwrap_or_else(|e| panic!("{name} is in the README but not defined: {e}"));
+            let (boot, unit): (String, String) = (row.get(0), row.get(1));
+            // The README's default in the GUC's own unit.
+            let want = if default == "empty" {
+                String::new()
+            } else if let Some(split) = default.find(|ch: char| !ch.is_ascii_digit()).filter(|_| !unit.is_empty()) {
+                let (number, suffix) = default.split_at(split);
+                let scale: i64 = match (unit.as_str(), suffix) {
+                    ("B", "B") | ("kB", "kB") | ("ms", "ms") | ("s", "s") => 1,
+                    ("B", "kB") | ("kB", "MB") => 1024,
+                    ("B", "MB") | ("kB", "GB") => 1024 * 1024,
+                    ("B", "GB") => 1024 * 1024 * 1024,
+                    ("ms", "s") => 1000,
+                    ("s", "min") => 60,
+                    _ => panic!("{name}: default {default} in unit {unit}"),
+                };
+                (number.parse::<i64>().unwrap() * scale).to_string()
+            } else {
+                default
+            };
+            assert_eq!(boot, want, "{name}: README default vs boot_val (unit {unit:?})");
+            listed.push(name);
+        }
+    }
+    let defined: Vec<String> =
+        sql.query("SELECT name FROM pg_settings WHERE name LIKE 'pgkv.%' ORDER BY 1", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    let missing: Vec<&String> = defined.iter().filter(|n| !listed.contains(n)).collect();
+    assert!(missing.is_empty(), "GUCs missing from the README's table: {missing:?}");
+}
