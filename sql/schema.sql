@@ -23,7 +23,7 @@ CREATE TABLE kv.keys (
 -- The fillfactors here and on kv.hashes and kv.zsets leave room on every
 -- page for new versions of its rows: an update that fits stays on the page
 -- (HOT, no new index entries), and the worker prunes a page's dead
--- versions when the next one would not fit (store/direct.rs, make_room),
+-- versions when the next one would not fit (store/direct.rs, fetch_with_room),
 -- so the more room, the more versions one pruning reclaims. Under SET at
 -- -c 50, 90 -> 80 took pruning from 3.4 % to 1.3 % of the worker, for 12 %
 -- more pages; kv.hashes at 100 (the default) -> 90 took it from 8.9 % to

@@ -16,7 +16,7 @@
 //! - `read_members`: the members' read-ahead, one B-tree scan of the
 //!   member table's primary key rescanned per member.
 //! - These fetches do not prune heap pages; the writes below prune a page
-//!   when the new version would not fit (`fetch_unpruned`, `make_room`).
+//!   when the new version would not fit (`fetch_unpruned`, `fetch_with_room`).
 //! - `write_back`, `write_members`, `insert_list_elements`: the key rows'
 //!   write-back, the queued member writes and list pushes, through
 //!   `ExecSimpleRelationUpdate` and `ExecSimpleRelationInsert` (see
@@ -270,9 +270,7 @@ pub fn write_members(table: MemberTable, writes: &[(&PendingMember, Option<Tid>)
                     }
                     (Some(tid), Some(value)) => {
                         let longer = if let MemberValue::Field(v) = &w.value { v.len() } else { 0 };
-                        make_room(heap, old, tid, longer);
-                        let mut at = *tid;
-                        let current = pg_sys::table_tuple_fetch_row_version(heap, &mut at, snapshot, old)
+                        let current = fetch_with_room(heap, old, tid, snapshot, longer)
                             && get::<i64>(old, 1) == Some(w.id)
                             && same_bytes(old, 2, &w.member);
                         written.push(current);
@@ -555,13 +553,12 @@ pub fn write_back(rows: &[(Entry, Tid)]) -> Result<Option<Vec<bool>>, CmdError> 
             let mut written = Vec::with_capacity(rows.len());
             for (e, tid) in rows {
                 let per_row = update.next_row();
-                // The new version is at most the new value and an expiry
-                // time longer.
-                make_room(heap, old, tid, e.value.as_ref().map_or(0, Bytes::len) + 8);
                 // The version this transaction locked, unless it replaced
-                // it since (then not visible to this fresh snapshot).
-                let mut at = *tid;
-                let current = pg_sys::table_tuple_fetch_row_version(heap, &mut at, snapshot, old)
+                // it since (then not visible to this fresh snapshot). The
+                // new version is at most the new value and an expiry time
+                // longer.
+                let longer = e.value.as_ref().map_or(0, Bytes::len) + 8;
+                let current = fetch_with_room(heap, old, tid, snapshot, longer)
                     && get::<i16>(old, DB) == Some(e.db)
                     && same_bytes(old, KEY, &e.key)
                     && get::<i64>(old, ID) == Some(e.id);
@@ -1082,7 +1079,7 @@ unsafe fn same_bytes(slot: *mut pg_sys::TupleTableSlot, attnum: i32, want: &[u8]
 /// of a key row or member pruned its whole page (a hundred line pointers,
 /// to reclaim one or two dead versions): 14 % of the worker under SET at
 /// `-c 50`. The worker's writes prune instead, when a page would not hold
-/// the new version (`make_room`), so one pruning reclaims the versions of
+/// the new version (`fetch_with_room`), so one pruning reclaims the versions of
 /// many earlier batches and the updates stay HOT. Skipping a pruning is
 /// always safe; VACUUM and other sessions' scans prune as they do anyway.
 unsafe fn fetch_unpruned(scan: pg_sys::IndexScanDesc, slot: *mut pg_sys::TupleTableSlot) -> bool {
@@ -1099,33 +1096,41 @@ unsafe fn fetch_unpruned(scan: pg_sys::IndexScanDesc, slot: *mut pg_sys::TupleTa
     }
 }
 
-/// Before a version at `tid` is replaced by one up to `extra` bytes
-/// longer: prunes its page if the new version would not fit, so that the
-/// update can stay on the page (HOT). `heap_page_prune_opt` still decides
-/// (its own threshold, a version dead to every transaction, nobody else
-/// holding the page, this process included): `old`, the slot the version
-/// is fetched into next, is cleared first, giving up its pin.
-unsafe fn make_room(heap: pg_sys::Relation, old: *mut pg_sys::TupleTableSlot, tid: &Tid, extra: usize) {
+/// Fetches the version at `tid` into `old` (`table_tuple_fetch_row_version`:
+/// `false` if it is not visible to `snapshot`), for an update that makes it
+/// up to `extra` bytes longer: if the new version would not fit on the
+/// page, prunes the page first so that the update can stay there (HOT),
+/// and fetches the version again. The room is checked on the page the
+/// fetch pinned, so the common case, room enough, costs no buffer lookup of
+/// its own. `heap_page_prune_opt` still decides whether to prune (its own
+/// threshold, a version dead to every transaction, nobody else holding
+/// the page, this process included: `old` gives up its pin first).
+unsafe fn fetch_with_room(heap: pg_sys::Relation, old: *mut pg_sys::TupleTableSlot, tid: &Tid, snapshot: pg_sys::Snapshot, extra: usize) -> bool {
     unsafe {
-        pg_sys::ExecClearTuple(old);
-        if (*(*heap).rd_rel).relam != pg_sys::HEAP_TABLE_AM_OID {
-            return;
+        let mut at = *tid;
+        if !pg_sys::table_tuple_fetch_row_version(heap, &mut at, snapshot, old) {
+            return false;
         }
-        let block = pgrx::itemptr::item_pointer_get_block_number_no_check(*tid);
+        if (*(*heap).rd_rel).relam != pg_sys::HEAP_TABLE_AM_OID {
+            return true;
+        }
+        let buffer = (*old.cast::<pg_sys::BufferHeapTupleTableSlot>()).buffer;
         let offset = pgrx::itemptr::item_pointer_get_offset_number_no_check(*tid);
-        let buffer = pg_sys::ReadBuffer(heap, block);
         pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_SHARE as i32);
         let page = pg_sys::BufferGetPage(buffer);
-        let fits = offset <= pg_sys::PageGetMaxOffsetNumber(page) && {
-            let item = pg_sys::PageGetItemId(page, offset);
-            let need = ((*item).lp_len() as usize + extra).next_multiple_of(pg_sys::MAXIMUM_ALIGNOF as usize);
-            pg_sys::PageGetHeapFreeSpace(page) >= need
-        };
+        let item = pg_sys::PageGetItemId(page, offset);
+        let need = ((*item).lp_len() as usize + extra).next_multiple_of(pg_sys::MAXIMUM_ALIGNOF as usize);
+        let fits = pg_sys::PageGetHeapFreeSpace(page) >= need;
         pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_UNLOCK as i32);
-        if !fits {
-            pg_sys::heap_page_prune_opt(heap, buffer);
+        if fits {
+            return true;
         }
+        pg_sys::ExecClearTuple(old);
+        let buffer = pg_sys::ReadBuffer(heap, pgrx::itemptr::item_pointer_get_block_number_no_check(*tid));
+        pg_sys::heap_page_prune_opt(heap, buffer);
         pg_sys::ReleaseBuffer(buffer);
+        let mut at = *tid;
+        pg_sys::table_tuple_fetch_row_version(heap, &mut at, snapshot, old)
     }
 }
 
