@@ -113,7 +113,7 @@ pub fn lock_rows(db: i16, keys: &[Bytes]) -> Result<Option<Vec<(Entry, Option<Ti
                 );
                 match result {
                     pg_sys::TM_Result::TM_Ok => {
-                        if tmfd.traversed && (get::<i16>(locked, DB) != Some(db) || !same_bytes(locked, KEY, key)) {
+                        if tmfd.traversed && !Scope::Db(db).holds(locked, key) {
                             return Some(None); // now another key's row
                         }
                         Some(Some((entry(locked, db, key)?, Some((*locked).tts_tid))))
@@ -270,9 +270,7 @@ pub fn write_members(table: MemberTable, writes: &[(&PendingMember, Option<Tid>)
                     }
                     (Some(tid), Some(value)) => {
                         let longer = if let MemberValue::Field(v) = &w.value { v.len() } else { 0 };
-                        let current = fetch_with_room(heap, old, tid, snapshot, longer)
-                            && get::<i64>(old, 1) == Some(w.id)
-                            && same_bytes(old, 2, &w.member);
+                        let current = fetch_with_room(heap, old, tid, snapshot, longer) && Scope::Id(w.id).holds(old, &w.member);
                         written.push(current);
                         if !current {
                             continue;
@@ -559,8 +557,7 @@ pub fn write_back(rows: &[(Entry, Tid)]) -> Result<Option<Vec<bool>>, CmdError> 
                 // longer.
                 let longer = e.value.as_ref().map_or(0, Bytes::len) + 8;
                 let current = fetch_with_room(heap, old, tid, snapshot, longer)
-                    && get::<i16>(old, DB) == Some(e.db)
-                    && same_bytes(old, KEY, &e.key)
+                    && Scope::Db(e.db).holds(old, &e.key)
                     && get::<i64>(old, ID) == Some(e.id);
                 written.push(current);
                 if !current {
@@ -869,7 +866,7 @@ unsafe fn scan(
                     }
                     // A hash index matches hash codes: recheck the key (and
                     // the database, which the index does not hold).
-                    if get::<i16>(slot, DB) != Some(db) || !same_bytes(slot, KEY, key) {
+                    if !Scope::Db(db).holds(slot, key) {
                         continue;
                     }
                     at.remember(Scope::Db(db), key, root);
@@ -907,8 +904,9 @@ struct Located {
     table: u32,
     /// The heap's size when the lookups began: a location past it is not
     /// visited (its page may be gone). The lock this transaction holds on
-    /// the table keeps VACUUM from truncating it until the end.
-    blocks: pg_sys::BlockNumber,
+    /// the table keeps VACUUM from truncating it until the end. Read on
+    /// the first visit.
+    blocks: Option<pg_sys::BlockNumber>,
     buffer: pg_sys::Buffer,
     hits: u64,
     misses: u64,
@@ -930,14 +928,15 @@ impl Scope {
         }
     }
 
-    /// Whether the row in `slot` is `key`'s, in this scope.
+    /// Whether the row in `slot` is `key`'s, in this scope (kv.keys's `DB`
+    /// and `KEY`; a member table's id and member).
     unsafe fn holds(self, slot: *mut pg_sys::TupleTableSlot, key: &[u8]) -> bool {
         unsafe {
             let scope = match self {
-                Scope::Db(db) => get::<i16>(slot, 1) == Some(db),
+                Scope::Db(db) => get::<i16>(slot, DB) == Some(db),
                 Scope::Id(id) => get::<i64>(slot, 1) == Some(id),
             };
-            scope && same_bytes(slot, 2, key)
+            scope && same_bytes(slot, KEY, key)
         }
     }
 }
@@ -948,7 +947,7 @@ impl Located {
             let applies = (*(*heap).rd_rel).relam == pg_sys::HEAP_TABLE_AM_OID
                 && pg_sys::XactIsoLevel == pg_sys::XACT_READ_COMMITTED as i32;
             let table = if applies { (*heap).rd_locator.relNumber.to_u32() } else { 0 };
-            Located { heap, table, blocks: 0, buffer: pg_sys::InvalidBuffer as pg_sys::Buffer, hits: 0, misses: 0 }
+            Located { heap, table, blocks: None, buffer: pg_sys::InvalidBuffer as pg_sys::Buffer, hits: 0, misses: 0 }
         }
     }
 
@@ -969,11 +968,11 @@ impl Located {
     /// `fetch` at `tid`, a remembered root.
     unsafe fn fetch_at(&mut self, mut tid: Tid, snapshot: pg_sys::Snapshot, scope: Scope, key: &[u8], slot: *mut pg_sys::TupleTableSlot) -> bool {
         unsafe {
-            if self.blocks == 0 {
-                self.blocks = pg_sys::RelationGetNumberOfBlocksInFork(self.heap, pg_sys::ForkNumber::MAIN_FORKNUM);
-            }
+            let blocks = *self
+                .blocks
+                .get_or_insert_with(|| pg_sys::RelationGetNumberOfBlocksInFork(self.heap, pg_sys::ForkNumber::MAIN_FORKNUM));
             let block = pgrx::itemptr::item_pointer_get_block_number_no_check(tid);
-            if block >= self.blocks {
+            if block >= blocks {
                 return false;
             }
             // What heapam's index fetch does for an index entry pointing

@@ -10,6 +10,15 @@ fn one(sql: &mut impl postgres::GenericClient, q: &str) -> String {
     row.get::<_, Option<String>>(0).unwrap_or_else(|| "NULL".into())
 }
 
+/// Counters of `INFO stats`, by name.
+fn stats<const N: usize>(r: &mut redis::Connection, names: [&str; N]) -> [i64; N] {
+    let info: String = redis::cmd("INFO").arg("stats").query(r).unwrap();
+    names.map(|name| {
+        let line = info.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':'));
+        line.unwrap_or_else(|| panic!("no {name} in INFO")).trim().parse().unwrap()
+    })
+}
+
 #[test]
 fn typed_functions_return_natural_sql_types() {
     let c = shared();
@@ -288,11 +297,7 @@ fn user_check_constraints_bind_the_workers_writes() {
 #[test]
 fn a_key_created_by_sql_meanwhile_is_overwritten_by_set() {
     let c = PgCluster::start();
-    let retries = |r: &mut redis::Connection| -> i64 {
-        let info: String = redis::cmd("INFO").arg("stats").query(r).unwrap();
-        let line = info.lines().find_map(|l| l.strip_prefix("pgkv_batch_retries:")).unwrap();
-        line.trim().parse().unwrap()
-    };
+    let retries = |r: &mut redis::Connection| stats(r, ["pgkv_batch_retries"])[0];
     let mut r = c.redis();
     // A worker's first batches also run statements (loading its settings),
     // which send the queued SETs ahead of the batch's end, as upserts.
@@ -399,11 +404,7 @@ fn stale_key_locations_send_lookups_back_to_the_index() {
     let c = PgCluster::start();
     let mut r = c.redis();
     let mut sql = c.sql();
-    let counters = |r: &mut redis::Connection| -> [i64; 2] {
-        let info: String = redis::cmd("INFO").arg("stats").query(r).unwrap();
-        ["pgkv_row_location_hits:", "pgkv_row_location_misses:"]
-            .map(|name| info.lines().find_map(|l| l.strip_prefix(name)).unwrap().trim().parse().unwrap())
-    };
+    let counters = |r: &mut redis::Connection| stats(r, ["pgkv_row_location_hits", "pgkv_row_location_misses"]);
     let n = 2000;
     let set_all = |r: &mut redis::Connection, keys: std::ops::Range<usize>, tag: &str| {
         let mut pipe = redis::pipe();
@@ -511,11 +512,7 @@ fn stale_key_locations_send_lookups_back_to_the_index() {
 fn stale_member_locations_send_lookups_back_to_the_index() {
     let c = PgCluster::start();
     let mut r = c.redis();
-    let counters = |r: &mut redis::Connection| -> [i64; 2] {
-        let info: String = redis::cmd("INFO").arg("stats").query(r).unwrap();
-        ["pgkv_row_location_hits:", "pgkv_row_location_misses:"]
-            .map(|name| info.lines().find_map(|l| l.strip_prefix(name)).unwrap().trim().parse().unwrap())
-    };
+    let counters = |r: &mut redis::Connection| stats(r, ["pgkv_row_location_hits", "pgkv_row_location_misses"]);
     let n = 1000;
     // One command per member, in one pipeline; the replies summed.
     let each = |r: &mut redis::Connection, args: &dyn Fn(usize) -> Vec<String>| -> i64 {
