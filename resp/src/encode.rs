@@ -170,6 +170,11 @@ pub fn encode(frame: &Frame, proto: Protocol, out: &mut BytesMut) {
 }
 
 fn encode_seq(prefix: u8, items: &[Frame], proto: Protocol, out: &mut BytesMut) {
+    // Room for the whole of a flat sequence at once (a bulk string's
+    // header is at most 14 bytes), rather than the buffer growing and
+    // moving as it fills: LRANGE's hundred elements grew it several times.
+    let room: usize = items.iter().map(|f| if let Frame::Bulk(b) = f { b.len() + 16 } else { 16 }).sum();
+    out.reserve(room + 16);
     put_len(out, prefix, items.len() as i64);
     for item in items {
         encode(item, proto, out);

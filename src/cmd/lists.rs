@@ -39,8 +39,8 @@ fn lookup(ctx: &Ctx, key: &[u8]) -> Result<Option<Entry>, CmdError> {
     ctx.store().lookup_typed(ctx.session.db, key, ctx.now_ms, KeyType::List, Fetch::Meta)
 }
 
-fn bulk(v: Vec<u8>) -> Frame {
-    Frame::Bulk(Bytes::from(v))
+fn bulk(v: Bytes) -> Frame {
+    Frame::Bulk(v)
 }
 
 fn push(ctx: &mut Ctx, args: &mut Args, left: bool, only_if_exists: bool) -> CmdResult {
@@ -166,7 +166,7 @@ fn lset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     Ok(Frame::ok())
 }
 
-fn all(ctx: &Ctx, e: &Entry) -> Result<Vec<Vec<u8>>, CmdError> {
+fn all(ctx: &Ctx, e: &Entry) -> Result<Vec<Bytes>, CmdError> {
     if e.card == 0 {
         return Ok(Vec::new());
     }
@@ -187,9 +187,8 @@ fn linsert(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let (pivot, value) = (args.next_bytes()?, args.next_bytes()?);
     let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
     let mut values = all(ctx, &e)?;
-    let Some(at) = values.iter().position(|v| v.as_slice() == pivot.as_ref()) else { return Ok(Frame::Integer(-1)) };
-    values.insert(if after { at + 1 } else { at }, value.to_vec());
-    let values: Vec<Bytes> = values.into_iter().map(Bytes::from).collect();
+    let Some(at) = values.iter().position(|v| *v == pivot) else { return Ok(Frame::Integer(-1)) };
+    values.insert(if after { at + 1 } else { at }, value);
     ctx.store().list_rewrite(&e, &values)?;
     ctx.notify(LIST, "linsert", &key);
     Ok(Frame::Integer(values.len() as i64))
@@ -207,7 +206,7 @@ fn lrem(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let mut keep = vec![true; values.len()];
     let order: Box<dyn Iterator<Item = usize>> = if count < 0 { Box::new((0..values.len()).rev()) } else { Box::new(0..values.len()) };
     for i in order {
-        if removed < limit && values[i].as_slice() == target.as_ref() {
+        if removed < limit && values[i] == target {
             keep[i] = false;
             removed += 1;
         }
@@ -215,7 +214,6 @@ fn lrem(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     if removed > 0 {
         let mut k = keep.into_iter();
         values.retain(|_| k.next().unwrap_or(true));
-        let values: Vec<Bytes> = values.into_iter().map(Bytes::from).collect();
         ctx.store().list_rewrite(&e, &values)?;
         ctx.notify(LIST, "lrem", &key);
     }
@@ -275,7 +273,7 @@ fn lpos(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             break;
         }
         let i = if from_tail { len - 1 - step } else { step };
-        if values[i as usize].as_slice() == element.as_ref() {
+        if values[i as usize] == element {
             matches += 1;
             if matches >= rank {
                 found.push(i);
@@ -317,7 +315,7 @@ fn move_element(ctx: &mut Ctx, src: &[u8], dst: &[u8], from_left: bool, to_left:
     }
     let value = ctx.store().list_pop(&from, 1, from_left)?.into_iter().next().unwrap_or_default();
     let to = ctx.store().lookup_or_create(ctx.session.db, dst, ctx.now_ms, KeyType::List)?;
-    ctx.store().list_push(&to, &[Bytes::from(value.clone())], to_left)?;
+    ctx.store().list_push(&to, &[value.clone()], to_left)?;
     ctx.notify(LIST, push_event(to_left), dst);
     ctx.notify(LIST, pop_event(from_left), src);
     Ok(bulk(value))

@@ -87,7 +87,7 @@ fn sort_generic(ctx: &mut Ctx, args: &mut Args, read_only: bool) -> CmdResult {
     let mut elements: Vec<Vec<u8>> = match &entry {
         None => Vec::new(),
         Some(e) => match e.ktype {
-            KeyType::List if e.card > 0 => store.list_range(e, 0, e.card - 1)?,
+            KeyType::List if e.card > 0 => store.list_range(e, 0, e.card - 1)?.into_iter().map(Vec::from).collect(),
             KeyType::List => Vec::new(),
             KeyType::Set => store.smembers(e.id)?,
             KeyType::ZSet => {

@@ -98,7 +98,7 @@ thread_local! {
     static PUSHES: RefCell<Vec<PendingPush>> = const { RefCell::new(Vec::new()) };
     /// List elements read ahead for the batch's pops, by (list id, pos).
     /// Valid until the next statement runs (`drop_read_ahead`).
-    static AHEAD: RefCell<HashMap<(i64, i64), Vec<u8>>> = RefCell::new(HashMap::new());
+    static AHEAD: RefCell<HashMap<(i64, i64), Bytes>> = RefCell::new(HashMap::new());
     /// (list id, pos) of elements popped from the read-ahead and not yet
     /// deleted: they go out with the queued writes, before the pushes.
     static POPPED: RefCell<Vec<(i64, i64)>> = const { RefCell::new(Vec::new()) };
@@ -216,7 +216,7 @@ pub fn pops_wanted(db: i16, key: &[u8], left: bool, n: i64) -> i64 {
 }
 
 /// Keeps elements read ahead: `values[i]` is at position `from + i`.
-pub fn read_ahead(id: i64, from: i64, values: Vec<Vec<u8>>) {
+pub fn read_ahead(id: i64, from: i64, values: Vec<Bytes>) {
     AHEAD.with(|a| {
         let mut a = a.borrow_mut();
         for (pos, v) in (from..).zip(values) {
@@ -227,7 +227,7 @@ pub fn read_ahead(id: i64, from: i64, values: Vec<Vec<u8>>) {
 
 /// Pops the elements at `positions` from the read-ahead, if it has them
 /// all, and queues their deletion.
-pub fn pop_read_ahead(id: i64, positions: &[i64]) -> Option<Vec<Vec<u8>>> {
+pub fn pop_read_ahead(id: i64, positions: &[i64]) -> Option<Vec<Bytes>> {
     AHEAD.with(|a| {
         let mut a = a.borrow_mut();
         if !positions.iter().all(|p| a.contains_key(&(id, *p))) {

@@ -5,7 +5,7 @@
 use super::sql::{read, write, Sql, BYTEA, BYTEA_ARRAY, INT8, INT8_ARRAY};
 use super::{bytea, bytea_array, Entry, Store};
 use crate::error::CmdError;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use pgrx::datum::DatumWithOid;
 
 static RANGE: Sql = read("SELECT value FROM kv.lists WHERE id = $1 AND pos BETWEEN $2 AND $3 ORDER BY pos", &[INT8, INT8, INT8]);
@@ -60,8 +60,30 @@ impl<'a> Store<'a> {
     }
 
     /// Elements at list indexes `from..=to` (already clamped to the list).
-    pub fn list_range(self, e: &Entry, from: i64, to: i64) -> Result<Vec<Vec<u8>>, CmdError> {
-        self.bytes_column(&RANGE, &[e.id.into(), (e.head + from).into(), (e.head + to).into()])
+    /// Read straight from the primary key (`direct::list_range`) where
+    /// that applies, into one buffer that the elements are slices of: no
+    /// allocation per element.
+    pub fn list_range(self, e: &Entry, from: i64, to: i64) -> Result<Vec<Bytes>, CmdError> {
+        let (from, to) = (e.head + from, e.head + to);
+        self.before_reading()?;
+        let (mut all, mut ends) = (BytesMut::new(), Vec::new());
+        let direct = super::direct::list_range(e.id, from, to, |v| {
+            all.extend_from_slice(v);
+            ends.push(all.len());
+        })?;
+        if !direct {
+            return Ok(self.bytes_column(&RANGE, &[e.id.into(), from.into(), to.into()])?.into_iter().map(Bytes::from).collect());
+        }
+        let all = all.freeze();
+        let mut start = 0;
+        Ok(ends
+            .into_iter()
+            .map(|end| {
+                let v = all.slice(start..end);
+                start = end;
+                v
+            })
+            .collect())
     }
 
     /// Pushes `values` one after another at the left or right end; returns
@@ -90,7 +112,7 @@ impl<'a> Store<'a> {
     /// each pop then takes its own from there and queues their deletion,
     /// which goes out with the batch's other queued writes, one statement
     /// for the lot.
-    pub fn list_pop(self, e: &Entry, count: i64, left: bool) -> Result<Vec<Vec<u8>>, CmdError> {
+    pub fn list_pop(self, e: &Entry, count: i64, left: bool) -> Result<Vec<Bytes>, CmdError> {
         let count = count.min(e.card);
         if count <= 0 {
             return Ok(Vec::new());
@@ -115,7 +137,7 @@ impl<'a> Store<'a> {
         let mut taken = self.run(&TAKE, &[e.id.into(), from.into(), to.into()], |rows| {
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
-                out.push((row.get::<i64>(1)?.unwrap_or_default(), row.get::<Vec<u8>>(2)?.unwrap_or_default()));
+                out.push((row.get::<i64>(1)?.unwrap_or_default(), Bytes::from(row.get::<Vec<u8>>(2)?.unwrap_or_default())));
             }
             Ok(out)
         })?;

@@ -106,6 +106,43 @@ fn key_rows_written_back_twice_in_one_transaction_match_redis() {
     });
 }
 
+/// A list read in a batch sees what the batch wrote before it, whichever
+/// way that went: pushes queued for the batch's end, LSET's and LINSERT's
+/// statements, pops taken from the read-ahead. (List reads go straight to
+/// kv.lists's index, with a fresh snapshot once the transaction has
+/// written.)
+#[test]
+fn list_reads_see_the_batchs_earlier_writes() {
+    Differential::each_protocol_pair(13, |d, _| {
+        d.check(&["DEL", "rl"]);
+        let steps: &[&[&str]] = &[
+            &["RPUSH", "rl", "a", "b", "c", "d"],
+            &["LRANGE", "rl", "0", "-1"],
+            &["LSET", "rl", "1", "B"],
+            &["LRANGE", "rl", "0", "-1"],
+            &["LPUSH", "rl", "z"],
+            &["LINDEX", "rl", "0"],
+            &["LINSERT", "rl", "AFTER", "c", "C"],
+            &["LRANGE", "rl", "-3", "-1"],
+            &["RPOP", "rl"],
+            &["LPOP", "rl"],
+            &["LRANGE", "rl", "0", "-1"],
+            &["LREM", "rl", "0", "C"],
+            &["LTRIM", "rl", "1", "-1"],
+            &["LRANGE", "rl", "0", "-1"],
+            &["LPOS", "rl", "c"],
+        ];
+        d.check(&["MULTI"]);
+        for step in steps {
+            d.check(step);
+        }
+        d.check(&["EXEC"]);
+        d.check(&["DEL", "rl"]);
+        d.check_pipeline(&steps.iter().map(|s| s.to_vec()).collect::<Vec<_>>());
+        d.check(&["LRANGE", "rl", "0", "-1"]);
+    });
+}
+
 #[test]
 fn watch_matches_redis() {
     Differential::each_protocol_pair(11, |a, b| {

@@ -65,6 +65,25 @@ fn clients_log_in_as_postgres_roles_and_keep_their_privileges() {
     assert!(reply.starts_with(b"-ERR PostgreSQL error: permission denied"), "{}", show(&reply));
     // The read-only client's failures did not disturb the others.
     assert_eq!(r.call(&["INCR", "k"]), b":3\r\n");
+
+    // List elements are read straight from kv.lists's index only where the
+    // role may read the table without row-level security in the way;
+    // otherwise Postgres's statement decides, with its own policies and
+    // errors.
+    c.psql(
+        "CREATE ROLE keysonly LOGIN PASSWORD 'pw'; GRANT pgkv_client TO keysonly; GRANT SELECT ON kv.keys TO keysonly; \
+         ALTER TABLE kv.lists ENABLE ROW LEVEL SECURITY; CREATE POLICY everyone ON kv.lists USING (true); \
+         CREATE POLICY no_a ON kv.lists AS RESTRICTIVE FOR SELECT TO reader USING (value <> 'a');",
+    );
+    assert_eq!(r.call(&["RPUSH", "l", "b"]), b":2\r\n");
+    assert_eq!(r.call(&["LRANGE", "l", "0", "-1"]), b"*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+    assert_eq!(show(&ro.call(&["LRANGE", "l", "0", "-1"])), show(b"*1\r\n$1\r\nb\r\n"));
+    assert_eq!(show(&ro.call(&["LINDEX", "l", "0"])), show(b"$-1\r\n"));
+    let mut k = c.raw();
+    assert_eq!(k.call(&["AUTH", "keysonly", "pw"]), b"+OK\r\n");
+    assert_eq!(k.call(&["LLEN", "l"]), b":2\r\n");
+    let reply = k.call(&["LRANGE", "l", "0", "-1"]);
+    assert!(reply.starts_with(b"-ERR PostgreSQL error: permission denied for table lists"), "{}", show(&reply));
 }
 
 /// This machine's address on its default route (not loopback).
