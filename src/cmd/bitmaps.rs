@@ -235,7 +235,11 @@ fn bitop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     }
     let store = ctx.store();
     if maxlen > 0 {
+        let created = ctx.creates(&dst)?;
         store.set_string(ctx.session.db, &dst, &out, None)?;
+        if created {
+            ctx.notify(super::notify::NEW, "new", &dst);
+        }
         ctx.notify(super::notify::STRING, "set", &dst);
     } else if store.delete_key(ctx.session.db, &dst)? {
         ctx.notify(super::notify::GENERIC, "del", &dst);

@@ -119,7 +119,11 @@ fn config_get(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
                     seen.push(name);
                     // An exact name is echoed as the client spelled it.
                     let shown = if glob { Bytes::from_static(name.as_bytes()) } else { arg.clone() };
-                    out.push((Frame::Bulk(shown), Frame::Bulk(Bytes::from(v.clone()))));
+                    let v = match p.kind {
+                        Kind::Events => super::notify::parse_flags(v.as_bytes()).map(super::notify::flags_to_string).unwrap_or_default(),
+                        _ => v.clone(),
+                    };
+                    out.push((Frame::Bulk(shown), Frame::Bulk(Bytes::from(v))));
                 }
             }
         }
@@ -149,7 +153,7 @@ fn validate(p: &Param, name: &str, v: &str) -> Result<String, CmdError> {
         Kind::Immutable => Err(failed(name, "can't set immutable config")),
         Kind::Str => Ok(v.to_string()),
         Kind::Events => super::notify::parse_flags(v.as_bytes())
-            .map(super::notify::flags_to_string)
+            .map(super::notify::flags_to_stored)
             .ok_or_else(|| failed(name, "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")),
         Kind::Bool => match v.to_ascii_lowercase().as_str() {
             "yes" | "no" => Ok(v.to_ascii_lowercase()),

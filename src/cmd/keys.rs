@@ -3,7 +3,7 @@
 //! the EXPIRE and TTL families, PERSIST, OBJECT ENCODING, TIME.
 
 use super::table::{local, tx, Binding};
-use super::notify::GENERIC;
+use super::notify::{GENERIC, NEW};
 use super::{config, eq_ic, parse_i32_or, parse_i64, Args, Ctx, ScanOptions};
 use crate::error::{CmdError, CmdResult, DB_OUT_OF_RANGE};
 use crate::store::{Entry, Fetch, KeyType};
@@ -104,6 +104,8 @@ fn rename_generic(ctx: &mut Ctx, args: &mut Args, nx: bool) -> CmdResult {
     }
     ctx.store().delete_key(db, &dst)?;
     ctx.store().rename(db, &src, &dst)?;
+    // Redis deletes an existing destination and adds the key anew.
+    ctx.notify(NEW, "new", &dst);
     ctx.notify(GENERIC, "rename_from", &src);
     ctx.notify(GENERIC, "rename_to", &dst);
     Ok(if nx { Frame::Integer(1) } else { Frame::ok() })
@@ -142,6 +144,7 @@ fn copy(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     }
     store.delete_key(to, &dst)?;
     store.copy(&entry, to, &dst)?;
+    super::notify::emit(NEW, "new", to, &dst);
     super::notify::emit(GENERIC, "copy_to", to, &dst);
     Ok(Frame::Integer(1))
 }
@@ -162,6 +165,7 @@ fn move_(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     }
     store.delete_key(to, &key)?;
     store.move_key(ctx.session.db, &key, to)?;
+    super::notify::emit(NEW, "new", to, &key);
     ctx.notify(GENERIC, "move_from", &key);
     super::notify::emit(GENERIC, "move_to", to, &key);
     Ok(Frame::Integer(1))

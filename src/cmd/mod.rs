@@ -86,6 +86,16 @@ impl Ctx<'_> {
         notify::emit(class, event, self.session.db, key);
     }
 
+    /// Whether a blind write of `key` creates it, for its `new` event: asked
+    /// (with a lookup the write would not otherwise make) only while `new`
+    /// events may be wanted; `false` otherwise.
+    pub fn creates(&self, key: &[u8]) -> Result<bool, CmdError> {
+        if !notify::maybe_wanted(notify::NEW) {
+            return Ok(false);
+        }
+        Ok(self.store().lookup(self.session.db, key, self.now_ms, crate::store::Fetch::Meta)?.is_none())
+    }
+
     /// Whether a blocking command may park its client: not inside EXEC or
     /// a script, and only for RESP clients (as in Redis).
     pub fn may_block(&self) -> bool {

@@ -92,6 +92,17 @@ pub fn flags_to_string(flags: u32) -> String {
     s
 }
 
+/// The flags as kept in kv.config: `flags_to_string`, which is what
+/// CONFIG GET shows, plus `n` where that spelling drops it (after `A`, as
+/// Redis's does) while the flag is on.
+pub fn flags_to_stored(flags: u32) -> String {
+    let mut s = flags_to_string(flags);
+    if flags & NEW != 0 && !s.contains('n') {
+        s.push('n');
+    }
+    s
+}
+
 struct Event {
     class: u32,
     event: &'static str,
@@ -110,7 +121,7 @@ thread_local! {
 
 /// Whether events of `class` might be wanted; false only when the cached
 /// flags are current and exclude it (the common case: notifications off).
-fn maybe_wanted(class: u32) -> bool {
+pub fn maybe_wanted(class: u32) -> bool {
     let (epoch, flags) = CACHED.with(|c| c.get());
     epoch != crate::shared::config_epoch() || (flags & class != 0 && flags & (KEYSPACE | KEYEVENT) != 0)
 }

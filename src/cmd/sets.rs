@@ -246,7 +246,7 @@ fn set_op_store(ctx: &mut Ctx, args: &mut Args, op: Op) -> CmdResult {
     let store = ctx.store();
     let existed = store.delete_key(ctx.session.db, &dst)?;
     if !result.is_empty() {
-        let e = store.lookup_or_create(ctx.session.db, &dst, ctx.now_ms, KeyType::Set)?;
+        let e = store.recreate(ctx.session.db, &dst, ctx.now_ms, KeyType::Set, existed)?;
         store.sadd(&e, &result)?;
         let event = match op {
             Op::Inter => "sinterstore",

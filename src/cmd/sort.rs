@@ -176,7 +176,7 @@ fn sort_generic(ctx: &mut Ctx, args: &mut Args, read_only: bool) -> CmdResult {
             let existed = store.delete_key(ctx.session.db, &dst)?;
             if n > 0 {
                 let values: Vec<Bytes> = out.into_iter().map(|v| Bytes::from(v.unwrap_or_default())).collect();
-                let e = store.lookup_or_create(ctx.session.db, &dst, ctx.now_ms, KeyType::List)?;
+                let e = store.recreate(ctx.session.db, &dst, ctx.now_ms, KeyType::List, existed)?;
                 store.list_push(&e, &values, false)?;
                 ctx.notify(super::notify::LIST, "sortstore", &dst);
             } else if existed {

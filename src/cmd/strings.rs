@@ -1,7 +1,7 @@
 //! String commands: GET, SET and its variants, MGET/MSET, ranges, counters.
 
 use super::table::{tx, Binding};
-use super::notify::{GENERIC, STRING};
+use super::notify::{GENERIC, NEW, STRING};
 use super::{eq_ic, parse_i64, Args, Ctx};
 use crate::error::{CmdError, CmdResult};
 use crate::ffi::{add_long_double, AddError};
@@ -163,14 +163,16 @@ fn set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 fn set_generic(ctx: &mut Ctx, key: &[u8], value: &[u8], o: &StringOptions) -> CmdResult {
     let store = ctx.store();
     let (db, now) = (ctx.session.db, ctx.now_ms);
+    let looked = o.get || o.cond != Condition::Always || o.expiry == Expiry::KeepTtl;
     let existing = if o.get {
         store.lookup_typed(db, key, now, KeyType::String, Fetch::Value)?
-    } else if o.cond != Condition::Always || o.expiry == Expiry::KeepTtl {
+    } else if looked {
         store.lookup(db, key, now, Fetch::Meta)?
     } else {
         None
     };
     let found = existing.is_some();
+    let created = if looked { !found } else { ctx.creates(key)? };
     let ttl = if o.expiry == Expiry::KeepTtl { existing.as_ref().and_then(|e| e.expire_at) } else { o.expire_at };
     let old_reply = if o.get { value_frame(existing) } else { Frame::NullBulk };
     if (o.cond == Condition::IfMissing && found) || (o.cond == Condition::IfExists && !found) {
@@ -182,6 +184,9 @@ fn set_generic(ctx: &mut Ctx, key: &[u8], value: &[u8], o: &StringOptions) -> Cm
         store.create_string(db, key, value, ttl)?;
     } else {
         store.set_string(db, key, value, ttl)?;
+    }
+    if created {
+        ctx.notify(NEW, "new", key);
     }
     ctx.notify(STRING, "set", key);
     if o.expiry.timed() {
@@ -283,10 +288,9 @@ fn pairs<'a>(args: &mut Args<'a>, cmd: &str) -> Result<Vec<(Bytes, Bytes)>, CmdE
 /// `MSET key value [key value ...]`
 fn mset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let kvs = pairs(args, "mset")?;
+    let created = created_keys(ctx, &kvs)?;
     ctx.store().set_strings(ctx.session.db, &kvs)?;
-    for (k, _) in &kvs {
-        ctx.notify(STRING, "set", k);
-    }
+    set_events(ctx, &kvs, &created);
     Ok(Frame::ok())
 }
 
@@ -298,11 +302,33 @@ fn msetnx(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             return Ok(Frame::Integer(0));
         }
     }
+    let created = created_keys(ctx, &kvs)?;
     ctx.store().create_strings(ctx.session.db, &kvs)?;
-    for (k, _) in &kvs {
+    set_events(ctx, &kvs, &created);
+    Ok(Frame::Integer(1))
+}
+
+/// Which keys of MSET-style pairs the write creates (`Ctx::creates`): a key
+/// named twice is created by its first pair only, as in Redis, which sets
+/// them one after another.
+fn created_keys(ctx: &Ctx, kvs: &[(Bytes, Bytes)]) -> Result<Vec<bool>, CmdError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut created = Vec::with_capacity(kvs.len());
+    for (k, _) in kvs {
+        created.push(ctx.creates(k)? && seen.insert(k));
+    }
+    Ok(created)
+}
+
+/// The events of MSET-style pairs, key by key: `new` (for the keys
+/// created) and `set`.
+fn set_events(ctx: &Ctx, kvs: &[(Bytes, Bytes)], created: &[bool]) {
+    for ((k, _), created) in kvs.iter().zip(created) {
+        if *created {
+            ctx.notify(NEW, "new", k);
+        }
         ctx.notify(STRING, "set", k);
     }
-    Ok(Frame::Integer(1))
 }
 
 /// `APPEND key value`

@@ -535,7 +535,7 @@ fn store_result(ctx: &mut Ctx, dst: &[u8], pairs: Pairs, event: &'static str) ->
     let existed = store.delete_key(ctx.session.db, dst)?;
     let n = pairs.len() as i64;
     if n > 0 {
-        let e = store.lookup_or_create(ctx.session.db, dst, ctx.now_ms, KeyType::ZSet)?;
+        let e = store.recreate(ctx.session.db, dst, ctx.now_ms, KeyType::ZSet, existed)?;
         let pairs: Vec<(Bytes, f64)> = pairs.into_iter().map(|(m, s)| (Bytes::from(m), s)).collect();
         store.zreplace(&e, &pairs)?;
         ctx.notify(ZSET, event, dst);

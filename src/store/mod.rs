@@ -305,6 +305,17 @@ impl<'a> Store<'a> {
     /// The live key of type `want`, created empty when missing. The caller
     /// must add members (or call `set_card`, which drops an empty key).
     pub fn lookup_or_create(self, db: i16, key: &[u8], now_ms: i64, want: KeyType) -> Result<Entry, CmdError> {
+        self.create_announced(db, key, now_ms, want, true)
+    }
+
+    /// `lookup_or_create` of a destination the command has just deleted
+    /// (SORT ... STORE, SINTERSTORE, ZUNIONSTORE...): Redis overwrites such
+    /// a key, so its `new` event is only for a key that did not exist.
+    pub fn recreate(self, db: i16, key: &[u8], now_ms: i64, want: KeyType, existed: bool) -> Result<Entry, CmdError> {
+        self.create_announced(db, key, now_ms, want, !existed)
+    }
+
+    fn create_announced(self, db: i16, key: &[u8], now_ms: i64, want: KeyType, announce: bool) -> Result<Entry, CmdError> {
         if let Some(e) = self.lookup_typed(db, key, now_ms, want, Fetch::Meta)? {
             return Ok(e);
         }
@@ -321,7 +332,9 @@ impl<'a> Store<'a> {
             cache::forget(db, key);
             return Err(CmdError::Retry);
         };
-        crate::cmd::notify::emit(crate::cmd::notify::NEW, "new", db, key);
+        if announce {
+            crate::cmd::notify::emit(crate::cmd::notify::NEW, "new", db, key);
+        }
         let e = Entry { db, key: Bytes::copy_from_slice(key), id, ktype: want, expire_at: None, value: None, card: 0, head: 0 };
         cache::put(db, key, Some(e.clone()), true, tid);
         Ok(e)

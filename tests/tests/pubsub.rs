@@ -265,11 +265,7 @@ fn keyspace_notifications_match_redis() {
             &["SET", "gone", "x", "PX", "1"],
         ];
         for cmd in script {
-            d.check(cmd);
-            d.check(&["PUBLISH", "kmarker!", "x"]);
-            let ours = until_marker(&mut sub.pgkv);
-            let theirs = until_marker(&mut sub.redis);
-            assert_eq!(ours, theirs, "events differ for {cmd:?}");
+            events_match(&mut d, &mut sub, cmd);
         }
         // Expiry: the key is gone when touched (or by the active cycle).
         std::thread::sleep(Duration::from_millis(50));
@@ -286,9 +282,59 @@ fn keyspace_notifications_match_redis() {
         }
         d.check(&["PUBLISH", "kmarker!", "x"]);
         assert_eq!(until_marker(&mut sub.pgkv), until_marker(&mut sub.redis));
+        // `new`: a key added, by any command. `A` leaves it out, and CONFIG
+        // GET does not show it after `A`, though it stays on.
+        d.check(&["CONFIG", "SET", "notify-keyspace-events", "KEAn"]);
+        d.check(&["CONFIG", "GET", "notify-keyspace-events"]);
+        d.check(&["FLUSHDB"]);
+        let script: &[&[&str]] = &[
+            &["SET", "a", "1"],
+            &["SET", "a", "2"],
+            &["SET", "b", "1", "NX"],
+            &["SET", "c", "1", "GET"],
+            &["SET", "d", "1", "KEEPTTL"],
+            &["SETEX", "e", "100", "v"],
+            &["GETSET", "f", "v"],
+            &["SETNX", "g", "v"],
+            &["MSET", "m", "1", "m", "2", "a", "3"],
+            &["MSETNX", "n1", "1", "n1", "2", "n2", "3"],
+            &["RENAME", "a", "b"],
+            &["RENAME", "b", "new"],
+            &["COPY", "new", "c", "REPLACE"],
+            &["COPY", "new", "copied"],
+            &["BITOP", "OR", "bits", "new"],
+            &["BITOP", "OR", "bits", "new"],
+            &["RPUSH", "l", "3", "1", "2"],
+            &["SORT", "l", "STORE", "sorted"],
+            &["SORT", "l", "STORE", "sorted"],
+            &["SADD", "s", "x"],
+            &["SINTERSTORE", "s2", "s"],
+            &["SUNIONSTORE", "s2", "s"],
+            &["ZADD", "z", "1", "x"],
+            &["ZUNIONSTORE", "z2", "1", "z"],
+            &["ZRANGESTORE", "z2", "z", "0", "-1"],
+            &["INCR", "counter"],
+            &["INCR", "counter"],
+        ];
+        for cmd in script {
+            events_match(&mut d, &mut sub, cmd);
+        }
+        // In one batch: the worker reads the keys ahead and queues the writes.
+        d.check_pipeline(&[vec!["SET", "p1", "x"], vec!["SET", "p1", "y"], vec!["MSET", "p2", "1", "p1", "z"], vec!["INCR", "p3"]]);
+        d.check(&["PUBLISH", "kmarker!", "x"]);
+        assert_eq!(until_marker(&mut sub.pgkv), until_marker(&mut sub.redis), "events of a pipeline");
         d.check(&["CONFIG", "SET", "notify-keyspace-events", ""]);
         sub.check_n(&["PUNSUBSCRIBE"], 2);
     }
+}
+
+/// Runs `cmd` on both servers and compares the events it published.
+fn events_match(d: &mut Differential, sub: &mut Differential, cmd: &[&str]) {
+    d.check(cmd);
+    d.check(&["PUBLISH", "kmarker!", "x"]);
+    let ours = until_marker(&mut sub.pgkv);
+    let theirs = until_marker(&mut sub.redis);
+    assert_eq!(ours, theirs, "events differ for {cmd:?}");
 }
 
 #[test]
