@@ -18,7 +18,8 @@ use bytes::Bytes;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-/// A blind string write (SET, MSET) not sent yet. The batch's pending
+/// A blind string write (SET, MSET), or the creation of a string a
+/// read-modify-write command found missing (INCR...), not sent yet. The batch's pending
 /// writes go out in one multi-row upsert, before the next statement of any
 /// kind runs (so every statement sees them) or at the flush ending the unit
 /// of work; meanwhile the cache answers reads of these keys.
@@ -30,6 +31,9 @@ pub struct PendingSet {
     /// The batch's locking read found no row for the key (so the write
     /// may be a plain insert; see `direct::insert_keys`).
     pub absent: bool,
+    /// The write must create the key, not overwrite one another
+    /// transaction created meanwhile (`push_create`).
+    pub create: bool,
 }
 
 /// A list element pushed by LPUSH/RPUSH (or a move's push) not sent yet:
@@ -291,7 +295,24 @@ pub fn take_pushes() -> Vec<PendingPush> {
 /// again, which first sends the pending writes.
 pub fn push_set(db: i16, key: &[u8], value: &[u8], expire_at: Option<i64>) {
     let absent = matches!(get(db, key, true, false), Some(None));
-    let set = PendingSet { db, key: key.to_vec(), value: value.to_vec(), expire_at, absent };
+    queue_set(PendingSet { db, key: key.to_vec(), value: value.to_vec(), expire_at, absent, create: false });
+}
+
+/// Queues the creation of a string (without a TTL) that the batch's
+/// locking read found absent, as `push_set` queues a blind write; `false`
+/// (nothing queued) when the cache does not know the key to be absent.
+/// The insert must not overwrite a key another transaction created
+/// meanwhile: it fails the batch instead, which runs again without
+/// queuing (see `direct::insert_keys`), and finds that key.
+pub fn push_create(db: i16, key: &[u8], value: &[u8]) -> bool {
+    if !matches!(get(db, key, true, false), Some(None)) {
+        return false;
+    }
+    queue_set(PendingSet { db, key: key.to_vec(), value: value.to_vec(), expire_at: None, absent: true, create: true });
+    true
+}
+
+fn queue_set(set: PendingSet) {
     let entry = Entry {
         db: set.db,
         key: Bytes::copy_from_slice(&set.key),
@@ -328,9 +349,12 @@ pub fn take_pending() -> Vec<PendingSet> {
             // Absent before the first write is absent before the last:
             // nothing but this list wrote the key in between.
             Some(last) if last.db == s.db && last.key == s.key => {
-                let absent = last.absent;
+                let (absent, create) = (last.absent, last.create);
                 *last = s;
                 last.absent |= absent;
+                // A later overwrite does not make a creation's reply right
+                // if the key was created elsewhere meanwhile.
+                last.create |= create;
             }
             _ => out.push(s),
         }

@@ -372,9 +372,23 @@ thread_local! {
     static KEY_INSERTS: std::cell::Cell<KeyInserts> = const { std::cell::Cell::new(KeyInserts::Off) };
 }
 
-/// Lets `insert_keys` insert (for the end of a worker batch) or not.
+/// Lets `insert_keys` insert (for a worker batch) or not.
 pub fn allow_key_inserts(allow: bool) {
     KEY_INSERTS.with(|k| k.set(if allow { KeyInserts::Allowed } else { KeyInserts::Off }));
+}
+
+/// Whether `insert_keys` may insert: in a worker batch that can run again
+/// if a key it inserts turns out to exist.
+pub fn key_inserts_allowed() -> bool {
+    KEY_INSERTS.with(|k| k.get() == KeyInserts::Allowed)
+}
+
+/// A key whose creation was queued (`cache::push_create`) exists after
+/// all, created by another transaction: fails the batch, which runs again
+/// without queuing creations (`take_key_conflict`).
+pub fn raise_key_conflict() -> ! {
+    KEY_INSERTS.with(|k| k.set(KeyInserts::Conflicted));
+    pgrx::error!("pgkv: a key this batch created was created by another transaction meanwhile")
 }
 
 /// A unique violation was raised: if it came from inside `insert_keys`,

@@ -33,6 +33,14 @@ static UPSERT_PENDING: Sql = write(
      card = 0, head = 0, id = CASE WHEN k.type = 's' THEN k.id ELSE nextval('kv.key_ids') END",
     &[INT2_ARRAY, BYTEA_ARRAY, INT8_ARRAY, BYTEA_ARRAY],
 );
+// Queued creations (`cache::push_create`) where the direct insert does not
+// apply: a key that exists is left alone, and reported by its absence.
+static CREATE_PENDING: Sql = write(
+    "INSERT INTO kv.keys (db, key, type, expire_at, value) \
+     SELECT db, key, 's', expire_at, value FROM unnest($1, $2, $3, $4) AS u(db, key, expire_at, value) \
+     ON CONFLICT DO NOTHING RETURNING 1",
+    &[INT2_ARRAY, BYTEA_ARRAY, INT8_ARRAY, BYTEA_ARRAY],
+);
 /// Payloads up to this size are queued (and cached) by SET and MSET; larger
 /// ones are written at once rather than copied around.
 pub(super) const QUEUE_MAX_VALUE: usize = 16 * 1024;
@@ -140,16 +148,18 @@ impl<'a> Store<'a> {
         self.write_pushes()?;
         self.write_members()?;
         let mut sets = cache::take_pending();
-        if sets.is_empty() {
-            return Ok(());
-        }
         // Keys the batch found absent are inserted directly, where allowed.
         let new: Vec<&cache::PendingSet> = sets.iter().filter(|s| s.absent).collect();
         if !new.is_empty() && super::direct::insert_keys(&new)? {
             sets.retain(|s| !s.absent);
-            if sets.is_empty() {
-                return Ok(());
-            }
+        }
+        // Creations the direct insert did not take must not overwrite.
+        let (creates, sets): (Vec<cache::PendingSet>, Vec<cache::PendingSet>) = sets.into_iter().partition(|s| s.create);
+        if !creates.is_empty() {
+            self.create_pending(creates)?;
+        }
+        if sets.is_empty() {
+            return Ok(());
         }
         let mut dbs = Vec::with_capacity(sets.len());
         let mut keys = Vec::with_capacity(sets.len());
@@ -172,15 +182,46 @@ impl<'a> Store<'a> {
     /// the dispatcher runs the command again, now seeing and locking that
     /// key: no update is lost. An upsert here would overwrite the other
     /// writer's value.
+    ///
+    /// In a worker batch that found the key absent, the insert is queued
+    /// with the batch's other new keys instead (`cache::push_create`): a
+    /// statement per new key was most of INCR's cost while keys were being
+    /// created. Should another transaction have created the key meanwhile,
+    /// the batch runs again without queuing, and this command finds it.
     pub fn insert_string(self, db: i16, key: &[u8], value: &[u8]) -> Result<(), CmdError> {
-        let inserted = self.exec(&INSERT_STRING, &[db.into(), bytea(key), bytea(value)])? > 0;
-        cache::forget(db, key);
+        let queued = value.len() <= QUEUE_MAX_VALUE && may_queue() && super::direct::key_inserts_allowed() && cache::push_create(db, key, value);
+        let inserted = queued || {
+            let inserted = self.exec(&INSERT_STRING, &[db.into(), bytea(key), bytea(value)])? > 0;
+            cache::forget(db, key);
+            inserted
+        };
         if inserted {
             crate::cmd::notify::emit(crate::cmd::notify::NEW, "new", db, key);
             Ok(())
         } else {
             Err(CmdError::Retry)
         }
+    }
+
+    /// Inserts queued creations (`cache::push_create`) where the direct
+    /// insert does not apply; one that finds its key created meanwhile fails
+    /// the batch (`direct::raise_key_conflict`).
+    fn create_pending(self, creates: Vec<cache::PendingSet>) -> Result<(), CmdError> {
+        let n = creates.len();
+        let (mut dbs, mut keys, mut expires, mut values) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        for s in creates {
+            dbs.push(s.db);
+            keys.push(s.key);
+            expires.push(s.expire_at);
+            values.push(s.value);
+        }
+        let args = [DatumWithOid::from(dbs), DatumWithOid::from(keys), DatumWithOid::from(expires), DatumWithOid::from(values)];
+        // Straight to SPI: `run` would come back here first.
+        let created = super::sql::run(self.spi, &CREATE_PENDING, &args, |t| Ok(t.len()))?;
+        if created < n {
+            super::direct::raise_key_conflict();
+        }
+        Ok(())
     }
 
     /// SET NX of a key found missing: like `insert_string`, a key another

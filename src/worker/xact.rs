@@ -131,12 +131,14 @@ fn attempt<S: Sessions>(jobs: &mut [Job], sessions: &mut S, need_tx: bool, isola
         if need_tx {
             Spi::connect(|client| -> Result<(), String> {
                 let store = Store::new(client);
+                // New keys may be inserted without a conflict check, and
+                // creations queued (`take_key_conflict` below turns this
+                // off again).
+                direct::allow_key_inserts(key_inserts);
                 prefetch(store, jobs, sessions).map_err(|e| String::from_utf8_lossy(&e.text()).into_owned())?;
                 execute_all(jobs, sessions, Some(store), isolate, &current);
                 // Deferred key-row writes; a failure here is the batch's,
                 // not one command's (`current` is past the end).
-                // (`take_key_conflict` below turns the inserts off again.)
-                direct::allow_key_inserts(key_inserts);
                 store.flush().map_err(|e| String::from_utf8_lossy(&e.text()).into_owned())
             })?;
         } else {
@@ -304,6 +306,11 @@ fn execute_all<S: Sessions>(jobs: &mut [Job], sessions: &mut S, store: Option<St
             if let Err(e) = store.flush_and_forget() {
                 e.into_frame()
             } else {
+                // Its own new keys go by statement: a key created meanwhile
+                // must fail this command's subtransaction as a conflict the
+                // command itself handles, not as a unique violation.
+                let inserts = direct::key_inserts_allowed();
+                direct::allow_key_inserts(false);
                 let frame = in_subtransaction(|| {
                     let frame = dispatch_as(session, Some(store), &job.argv);
                     match store.flush() {
@@ -311,6 +318,7 @@ fn execute_all<S: Sessions>(jobs: &mut [Job], sessions: &mut S, store: Option<St
                         Err(e) => e.into_frame(),
                     }
                 });
+                direct::allow_key_inserts(inserts);
                 crate::store::begin();
                 frame
             }

@@ -143,6 +143,49 @@ fn list_reads_see_the_batchs_earlier_writes() {
     });
 }
 
+/// Read-modify-write commands (INCR, APPEND, SETRANGE, INCRBYFLOAT,
+/// SETBIT) on missing keys queue their creation with the batch's other new
+/// keys; later commands of the batch on those keys must see them.
+#[test]
+fn keys_created_by_read_modify_write_commands_in_a_batch_match_redis() {
+    Differential::each_protocol_pair(14, |d, _| {
+        let steps: &[&[&str]] = &[
+            &["INCR", "n1"],
+            &["INCR", "n1"],
+            &["GET", "n1"],
+            &["INCRBY", "n2", "5"],
+            &["DEL", "n2"],
+            &["DECR", "n2"],
+            &["APPEND", "n3", "x"],
+            &["APPEND", "n3", "y"],
+            &["SETRANGE", "n4", "2", "y"],
+            &["INCRBYFLOAT", "n5", "1.5"],
+            &["SETBIT", "n6", "3", "1"],
+            &["EXPIRE", "n1", "100"],
+            &["TTL", "n1"],
+            &["INCR", "n7"],
+            &["SET", "n7", "v"],
+            &["INCR", "n8"],
+            &["MSET", "n8", "5", "n9", "x"],
+            &["INCR", "n8"],
+            &["INCR", "n9"],
+            &["EXISTS", "n1", "n2", "n3", "n4", "n5", "n6", "n7", "n8", "n9"],
+            &["DBSIZE"],
+            &["MGET", "n1", "n2", "n3", "n4", "n5", "n6", "n7", "n8", "n9"],
+        ];
+        d.check(&["FLUSHDB"]);
+        d.check(&["MULTI"]);
+        for step in steps {
+            d.check(step);
+        }
+        d.check(&["EXEC"]);
+        d.check(&["FLUSHDB"]);
+        d.check_pipeline(&steps.iter().map(|s| s.to_vec()).collect::<Vec<_>>());
+        d.check(&["MGET", "n1", "n2", "n3", "n4", "n5", "n6", "n7", "n8", "n9"]);
+        d.check(&["TTL", "n1"]);
+    });
+}
+
 #[test]
 fn watch_matches_redis() {
     Differential::each_protocol_pair(11, |a, b| {

@@ -292,10 +292,10 @@ fn user_check_constraints_bind_the_workers_writes() {
 /// (`direct::insert_keys`). When a SQL transaction creates the same key
 /// meanwhile, the insert waits for it, fails on the primary key once it
 /// commits, and the worker runs the batch again: the SET then finds the
-/// committed row and overwrites it, as the upsert always did. On a cluster
-/// of its own, to count that one re-run.
+/// committed row and overwrites it, as the upsert always did, and an INCR
+/// increments it. On a cluster of its own, to count the re-runs.
 #[test]
-fn a_key_created_by_sql_meanwhile_is_overwritten_by_set() {
+fn a_key_created_by_sql_meanwhile_is_overwritten_by_set_and_incremented_by_incr() {
     let c = PgCluster::start();
     let retries = |r: &mut redis::Connection| stats(r, ["pgkv_batch_retries"])[0];
     let mut r = c.redis();
@@ -332,6 +332,36 @@ fn a_key_created_by_sql_meanwhile_is_overwritten_by_set() {
     let ids: i64 = sql.query_one("SELECT count(DISTINCT id) FROM kv.keys WHERE db = 0 AND convert_from(key, 'UTF8') LIKE 'new:%'", &[]).unwrap().get(0);
     assert_eq!(ids, 3);
     assert_eq!(retries(&mut r), before + 1);
+
+    // INCR of a missing key queues its creation with the batch's other new
+    // keys. Alone: no re-run, and later commands of the batch see it.
+    let (a, b, got): (i64, i64, String) = redis::pipe().incr("new:4", 1).incr("new:4", 5).get("new:4").query(&mut r).unwrap();
+    assert_eq!((a, b, got.as_str()), (1, 6, "6"));
+    assert_eq!(retries(&mut r), before + 1);
+    // Created by SQL meanwhile: the batch runs again and increments the
+    // committed value; no increment is lost. Then the same where the
+    // direct insert does not apply (kv.keys has a column of its own): the
+    // queued creation must still not overwrite.
+    let race = |sql: &mut postgres::Client, key: &'static str| {
+        let mut tx = sql.transaction().unwrap();
+        tx.execute("SELECT kv.set($1, '10')", &[&key]).unwrap();
+        let url = c.redis_url();
+        let incr = std::thread::spawn(move || {
+            let mut r = redis::Client::open(url).unwrap().get_connection().unwrap();
+            redis::cmd("INCR").arg(key).query::<i64>(&mut r)
+        });
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert!(!incr.is_finished());
+        tx.commit().unwrap();
+        assert_eq!(incr.join().unwrap().unwrap(), 11, "{key}");
+    };
+    race(&mut sql, "counted");
+    assert_eq!(r.get::<_, String>("counted").unwrap(), "11");
+    assert_eq!(retries(&mut r), before + 2);
+    sql.batch_execute("ALTER TABLE kv.keys ADD COLUMN note text").unwrap();
+    race(&mut sql, "counted:2");
+    assert_eq!(r.get::<_, String>("counted:2").unwrap(), "11");
+    assert_eq!(retries(&mut r), before + 3);
 }
 
 /// Overwrites stay HOT updates: key rows and hash fields rewritten again
