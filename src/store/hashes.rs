@@ -70,7 +70,7 @@ impl<'a> Store<'a> {
                 }
                 queue_member(e.id, field, e.head + i as i64, MemberValue::Field(value));
             }
-            self.set_card(e, e.card + added, e.head + fields.len() as i64)?;
+            self.note_added(e, added, fields.len())?;
             return Ok(added);
         }
         let (added, _) = if let ([field], [value]) = (fields.as_slice(), values.as_slice()) {
@@ -79,7 +79,7 @@ impl<'a> Store<'a> {
             let seqs: Vec<i64> = (0..fields.len() as i64).map(|i| e.head + i).collect();
             self.run(&HSET, &[e.id.into(), bytea_array(&fields), bytea_array(&values), DatumWithOid::from(seqs)], upserted)?
         };
-        self.set_card(e, e.card + added, e.head + fields.len() as i64)?;
+        self.note_added(e, added, fields.len())?;
         Ok(added)
     }
 

@@ -356,6 +356,19 @@ impl<'a> Store<'a> {
         Ok(())
     }
 
+    /// Records that a write of `written` members (each given the next
+    /// sequence number from `head`) added `added` of them. When none is new
+    /// the key row stays as it is (its sequence numbers were not used), so a
+    /// batch that only rewrites existing members, or adds members a set
+    /// already has, does not write the key row back; an empty collection
+    /// still goes (`set_card`).
+    pub fn note_added(self, e: &Entry, added: i64, written: usize) -> Result<(), CmdError> {
+        if added == 0 && e.card > 0 {
+            return Ok(());
+        }
+        self.set_card(e, e.card + added, e.head + written as i64)
+    }
+
     /// Deletes one live key by id (GETDEL, an emptied collection).
     pub fn delete_entry(self, e: &Entry) -> Result<(), CmdError> {
         self.exec(&DELETE_BY_ID, &[e.db.into(), bytea(&e.key), e.id.into()])?;

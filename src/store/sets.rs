@@ -32,7 +32,7 @@ impl<'a> Store<'a> {
                     queue_member(e.id, m, e.head + i as i64, MemberValue::Set);
                 }
             }
-            self.set_card(e, e.card + added, e.head + members.len() as i64)?;
+            self.note_added(e, added, members.len())?;
             return Ok(added);
         }
         let added = if let [member] = members {
@@ -41,7 +41,7 @@ impl<'a> Store<'a> {
             let seqs: Vec<i64> = (0..members.len() as i64).map(|i| e.head + i).collect();
             self.exec(&SADD, &[e.id.into(), bytea_array(members), DatumWithOid::from(seqs)])? as i64
         };
-        self.set_card(e, e.card + added, e.head + members.len() as i64)?;
+        self.note_added(e, added, members.len())?;
         Ok(added)
     }
 

@@ -104,7 +104,7 @@ impl<'a> Store<'a> {
                 self.write_scores(&UPSERT_ONE, &UPSERT, e, pairs, |_| Ok(()))?;
             }
         }
-        self.set_card(e, e.card + added, e.head + pairs.len() as i64)
+        self.note_added(e, added, pairs.len())
     }
 
     /// Sets the scores of distinct members (ZADD with no condition):
@@ -118,9 +118,7 @@ impl<'a> Store<'a> {
             Some(known) => queue_scores(e, pairs, &known),
             None => self.write_scores(&ZADD_PLAIN_ONE, &ZADD_PLAIN, e, pairs, upserted)?,
         };
-        if added > 0 {
-            self.set_card(e, e.card + added, e.head + pairs.len() as i64)?;
-        }
+        self.note_added(e, added, pairs.len())?;
         Ok((added, changed))
     }
 

@@ -93,6 +93,46 @@ fn typed_writes_roll_back_with_the_transaction() {
     assert_eq!(c.psql("SELECT count(*) FROM kv.keys WHERE db = 14"), "0");
 }
 
+/// Adding members a set already has, or rewriting a hash's or sorted
+/// set's existing members, leaves the key row as it is (no new version):
+/// its count and sequence counter did not change. New members do change it.
+#[test]
+fn writes_that_add_no_member_leave_the_key_row_alone() {
+    let c = shared();
+    let mut r = c.redis();
+    let _: () = redis::cmd("SELECT").arg(11).query(&mut r).unwrap();
+    let mut sql = c.sql();
+    let version = |sql: &mut postgres::Client, key: &str| -> (String, i64) {
+        let row = sql.query_one("SELECT ctid::text, card FROM kv.keys WHERE db = 11 AND key = convert_to($1, 'UTF8')", &[&key]).unwrap();
+        (row.get(0), row.get(1))
+    };
+    let _: () = redis::cmd("SADD").arg("kr:s").arg(&["a", "b"]).query(&mut r).unwrap();
+    let _: () = redis::cmd("HSET").arg("kr:h").arg(&["f", "1", "g", "2"]).query(&mut r).unwrap();
+    let _: () = redis::cmd("ZADD").arg("kr:z").arg(&["1", "a", "2", "b"]).query(&mut r).unwrap();
+    let before = [version(&mut sql, "kr:s"), version(&mut sql, "kr:h"), version(&mut sql, "kr:z")];
+    let (added, updated, rescored, incremented): (i64, i64, i64, f64) = redis::pipe()
+        .cmd("SADD").arg("kr:s").arg(&["b", "a", "b"])
+        .cmd("HSET").arg("kr:h").arg(&["f", "10", "g", "20"])
+        .cmd("ZADD").arg("kr:z").arg(&["5", "a"])
+        .cmd("ZINCRBY").arg("kr:z").arg(1).arg("b")
+        .query(&mut r)
+        .unwrap();
+    assert_eq!((added, updated, rescored, incremented), (0, 0, 0, 3.0));
+    let after = [version(&mut sql, "kr:s"), version(&mut sql, "kr:h"), version(&mut sql, "kr:z")];
+    assert_eq!(after, before, "the key rows kept their versions");
+    let h: Vec<(String, String)> = r.hgetall("kr:h").unwrap();
+    assert_eq!(h, [("f".to_string(), "10".to_string()), ("g".to_string(), "20".to_string())]);
+    let z: Vec<(String, f64)> = r.zrange_withscores("kr:z", 0, -1).unwrap();
+    assert_eq!(z, [("b".to_string(), 3.0), ("a".to_string(), 5.0)]);
+    // A new member: a new version, with the count.
+    let _: () = redis::cmd("SADD").arg("kr:s").arg("c").query(&mut r).unwrap();
+    let (tid, card) = version(&mut sql, "kr:s");
+    assert_ne!(tid, before[0].0);
+    assert_eq!(card, 3);
+    let members: Vec<String> = redis::cmd("SSCAN").arg("kr:s").arg(0).arg("COUNT").arg(10).query::<(String, Vec<String>)>(&mut r).unwrap().1;
+    assert_eq!(members.len(), 3);
+}
+
 #[test]
 fn sql_reads_never_see_expired_keys() {
     let c = shared();
