@@ -51,7 +51,21 @@ fn run_ok(mut c: Command) -> String {
 }
 
 /// A port nobody listens on right now.
+/// A port free now, below the kernel's ephemeral range: a port the kernel
+/// picked (`bind` to port 0) can be handed out again as the local port of
+/// any test's outgoing connection before the server binds it, and the
+/// server then cannot listen there (a cluster that never answered PING).
 pub fn free_port() -> u16 {
+    use rand::Rng;
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let low: u16 = range.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or(32768);
+    let mut rng = rand::thread_rng();
+    for _ in 0..1000 {
+        let port = rng.gen_range(10_000..low.max(10_001));
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
