@@ -445,26 +445,74 @@ const LIST_COLUMNS: [pg_sys::Oid; 3] = [pg_sys::INT8OID, pg_sys::INT8OID, pg_sys
 /// Hands `each` the values of list `id` at positions `from..=to`, in
 /// position order, each in place in its heap tuple: what the `RANGE`
 /// statement (`store::lists`) returns, read with one range scan of
-/// kv.lists's primary key. Under LRANGE of 100 elements at `-P 16` that
-/// statement was three fifths of the worker, over half of it the
-/// executor's start-up, quals and projection, SPI's copy of every row into
-/// a tuple table, and a copy of every value out of it.
-///
-/// It reads as the statement would under SPI's rule: with the active
-/// snapshot while the transaction has written nothing, else after making
-/// the transaction's writes visible, with a fresh snapshot. `false` where
-/// this does not apply (not READ COMMITTED, where an index scan also takes
-/// SSI's predicate locks; a role without SELECT on kv.lists or with
-/// row-level security on it; a table not shaped as `sql/schema.sql` made
-/// it), and the statement runs instead.
+/// kv.lists's primary key (`read_scan`). Under LRANGE of 100 elements at
+/// `-P 16` that statement was three fifths of the worker, over half of it
+/// the executor's start-up, quals and projection, SPI's copy of every row
+/// into a tuple table, and a copy of every value out of it.
 pub fn list_range(id: i64, from: i64, to: i64, mut each: impl FnMut(&[u8])) -> Result<bool, CmdError> {
-    // SAFETY: as in `read_members`; `each` sees a value only while its
-    // tuple is pinned (and a detoasted copy before it is freed).
+    let keys = [
+        (1, pg_sys::BTEqualStrategyNumber, pg_sys::F_INT8EQ, id.into()),
+        (2, pg_sys::BTGreaterEqualStrategyNumber, pg_sys::F_INT8GE, from.into()),
+        (2, pg_sys::BTLessEqualStrategyNumber, pg_sys::F_INT8LE, to.into()),
+    ];
+    // SAFETY: `each` sees a value only while its tuple is pinned (or a
+    // detoasted copy before it is freed).
+    unsafe {
+        read_scan((c"lists", c"lists_pkey"), &LIST_COLUMNS, 2, &keys, |slot| {
+            with_bytes(slot, 3, &mut each);
+        })
+    }
+}
+
+/// Hands `each` every member of the hash or set `id` in insertion order
+/// (`read_scan` of the `(id, seq)` index): a hash's field and value, a
+/// set's member and `None`. What the `HGETALL` and `SMEMBERS` statements
+/// return, without their executor and SPI's tuple table. Not for sorted
+/// sets (`false`).
+pub fn members_in_order(table: MemberTable, id: i64, mut each: impl FnMut(&[u8], Option<&[u8]>)) -> Result<bool, CmdError> {
+    let keys = [(1, pg_sys::BTEqualStrategyNumber, pg_sys::F_INT8EQ, id.into())];
+    let (name, by_seq, seq) = match table {
+        MemberTable::Hashes => (c"hashes", c"hashes_by_seq", 4),
+        MemberTable::Sets => (c"sets", c"sets_by_seq", 3),
+        MemberTable::ZSets => return Ok(false),
+    };
+    // SAFETY: as in `list_range`.
+    unsafe {
+        read_scan((name, by_seq), table.shape().2, seq, &keys, |slot| match table {
+            MemberTable::Hashes => {
+                let Some(field) = with_bytes(slot, 2, <[u8]>::to_vec) else { return };
+                with_bytes(slot, 3, |value| each(&field, Some(value)));
+            }
+            _ => {
+                with_bytes(slot, 2, |member| each(member, None));
+            }
+        })
+    }
+}
+
+/// A forward scan of a kv table's B-tree index on (column 1, column
+/// `second`) with `keys` (index column, strategy, comparison function,
+/// value), each visible row's slot handed to `each`. It reads as a
+/// statement would under SPI's rule: with the active snapshot while the
+/// transaction has written nothing, else after making the transaction's
+/// writes visible, with a fresh snapshot. `false` where this does not
+/// apply, and the caller runs the statement instead: not READ COMMITTED
+/// (an index scan there also takes SSI's predicate locks), a role without
+/// SELECT on the table or with row-level security on it, a table or index
+/// not shaped as `sql/schema.sql` made them (leading `columns`).
+unsafe fn read_scan(
+    (table, index): (&std::ffi::CStr, &std::ffi::CStr),
+    columns: &[pg_sys::Oid],
+    second: i16,
+    keys: &[(i16, u32, u32, pg_sys::Datum)],
+    mut each: impl FnMut(*mut pg_sys::TupleTableSlot),
+) -> Result<bool, CmdError> {
+    // SAFETY: as in `read_members`.
     unsafe {
         if pg_sys::XactIsoLevel != pg_sys::XACT_READ_COMMITTED as i32 {
             return Ok(false);
         }
-        let Some(oids) = kv_relations(c"lists", c"lists_pkey") else { return Ok(false) };
+        let Some(oids) = kv_relations(table, index) else { return Ok(false) };
         if !open_to_user(oids.0, pg_sys::ACL_SELECT) {
             return Ok(false);
         }
@@ -473,17 +521,17 @@ pub fn list_range(id: i64, from: i64, to: i64, mut each: impl FnMut(&[u8])) -> R
             pg_sys::CommandCounterIncrement();
             pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
         }
-        let shaped = |heap, index| member_shape_ok(heap, index, &LIST_COLUMNS);
+        let shaped = |heap, index| btree_shape_ok(heap, index, columns, [1, second]);
         let out = with_relations(oids, pg_sys::AccessShareLock, shaped, |heap, index| {
             let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
-            let scan = pg_sys::index_beginscan(heap, index, pg_sys::GetActiveSnapshot(), 3, 0);
-            let mut skeys: [pg_sys::ScanKeyData; 3] = std::mem::zeroed();
-            pg_sys::ScanKeyInit(&mut skeys[0], 1, pg_sys::BTEqualStrategyNumber as u16, pg_sys::F_INT8EQ.into(), id.into());
-            pg_sys::ScanKeyInit(&mut skeys[1], 2, pg_sys::BTGreaterEqualStrategyNumber as u16, pg_sys::F_INT8GE.into(), from.into());
-            pg_sys::ScanKeyInit(&mut skeys[2], 2, pg_sys::BTLessEqualStrategyNumber as u16, pg_sys::F_INT8LE.into(), to.into());
-            pg_sys::index_rescan(scan, skeys.as_mut_ptr(), 3, std::ptr::null_mut(), 0);
+            let scan = pg_sys::index_beginscan(heap, index, pg_sys::GetActiveSnapshot(), keys.len() as i32, 0);
+            let mut skeys: Vec<pg_sys::ScanKeyData> = vec![std::mem::zeroed(); keys.len()];
+            for (skey, &(column, strategy, proc_, value)) in skeys.iter_mut().zip(keys) {
+                pg_sys::ScanKeyInit(skey, column, strategy as u16, proc_.into(), value);
+            }
+            pg_sys::index_rescan(scan, skeys.as_mut_ptr(), keys.len() as i32, std::ptr::null_mut(), 0);
             while pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
-                with_bytes(slot, 3, &mut each);
+                each(slot);
             }
             pg_sys::index_endscan(scan);
             pg_sys::ExecDropSingleTupleTableSlot(slot);
@@ -565,6 +613,12 @@ unsafe fn probe_members(
 /// The heap begins with `columns`, and the index is a plain B-tree on its
 /// first two.
 unsafe fn member_shape_ok(heap: pg_sys::Relation, index: pg_sys::Relation, columns: &[pg_sys::Oid]) -> bool {
+    unsafe { btree_shape_ok(heap, index, columns, [1, 2]) }
+}
+
+/// The heap begins with `columns`, and the index is a plain B-tree of that
+/// heap on the two columns `keys`.
+unsafe fn btree_shape_ok(heap: pg_sys::Relation, index: pg_sys::Relation, columns: &[pg_sys::Oid], keys: [i16; 2]) -> bool {
     unsafe {
         if !columns_are(heap, columns, false) {
             return false;
@@ -573,7 +627,7 @@ unsafe fn member_shape_ok(heap: pg_sys::Relation, index: pg_sys::Relation, colum
         (*(*index).rd_rel).relam == pg_sys::BTREE_AM_OID
             && (*ix).indrelid == (*heap).rd_id
             && (*ix).indnkeyatts == 2
-            && (*ix).indkey.values.as_slice(2) == [1, 2]
+            && (*ix).indkey.values.as_slice(2) == keys
             && pg_sys::RelationGetIndexPredicate(index).is_null()
             && pg_sys::RelationGetIndexExpressions(index).is_null()
     }

@@ -114,7 +114,14 @@ impl<'a> Store<'a> {
     }
 
     /// Every (field, value), in insertion order.
+    /// Read straight from the `(id, seq)` index where that applies
+    /// (`direct::members_in_order`).
     pub fn hgetall(self, id: i64) -> Result<Vec<(Vec<u8>, Vec<u8>)>, CmdError> {
+        self.before_reading()?;
+        let mut all = Vec::new();
+        if super::direct::members_in_order(super::direct::MemberTable::Hashes, id, |f, v| all.push((f.to_vec(), v.unwrap_or_default().to_vec())))? {
+            return Ok(all);
+        }
         self.run(&HGETALL, &[id.into()], |_| super::sql::bytea_pairs())
     }
 }

@@ -61,7 +61,15 @@ impl<'a> Store<'a> {
         members.iter().map(|m| self.sismember(id, m)).collect()
     }
 
+    /// In insertion order, read straight from the `(id, seq)` index where
+    /// that applies (`direct::members_in_order`), as the statement's plan
+    /// reads them.
     pub fn smembers(self, id: i64) -> Result<Vec<Vec<u8>>, CmdError> {
+        self.before_reading()?;
+        let mut all = Vec::new();
+        if super::direct::members_in_order(super::direct::MemberTable::Sets, id, |m, _| all.push(m.to_vec()))? {
+            return Ok(all);
+        }
         self.bytes_column(&SMEMBERS, &[id.into()])
     }
 

@@ -106,15 +106,15 @@ fn key_rows_written_back_twice_in_one_transaction_match_redis() {
     });
 }
 
-/// A list read in a batch sees what the batch wrote before it, whichever
-/// way that went: pushes queued for the batch's end, LSET's and LINSERT's
-/// statements, pops taken from the read-ahead. (List reads go straight to
-/// kv.lists's index, with a fresh snapshot once the transaction has
-/// written.)
+/// A list, hash or set read in a batch sees what the batch wrote before
+/// it, whichever way that went: pushes and member writes queued for the
+/// batch's end, LSET's and LINSERT's statements, pops taken from the
+/// read-ahead. (These reads go straight to the tables' indexes, with a
+/// fresh snapshot once the transaction has written.)
 #[test]
-fn list_reads_see_the_batchs_earlier_writes() {
+fn collection_reads_see_the_batchs_earlier_writes() {
     Differential::each_protocol_pair(13, |d, _| {
-        d.check(&["DEL", "rl"]);
+        d.check(&["DEL", "rl", "rh", "rs"]);
         let steps: &[&[&str]] = &[
             &["RPUSH", "rl", "a", "b", "c", "d"],
             &["LRANGE", "rl", "0", "-1"],
@@ -131,15 +131,28 @@ fn list_reads_see_the_batchs_earlier_writes() {
             &["LTRIM", "rl", "1", "-1"],
             &["LRANGE", "rl", "0", "-1"],
             &["LPOS", "rl", "c"],
+            &["HSET", "rh", "f", "1", "g", "2"],
+            &["HGETALL", "rh"],
+            &["HSET", "rh", "f", "10"],
+            &["HDEL", "rh", "g"],
+            &["HSET", "rh", "g", "3"],
+            &["HGETALL", "rh"],
+            &["HVALS", "rh"],
+            &["SADD", "rs", "b", "a"],
+            &["SREM", "rs", "b"],
+            &["SMEMBERS", "rs"],
+            &["SADD", "rs", "c"],
+            &["SORT", "rs", "ALPHA"],
         ];
         d.check(&["MULTI"]);
         for step in steps {
             d.check(step);
         }
         d.check(&["EXEC"]);
-        d.check(&["DEL", "rl"]);
+        d.check(&["DEL", "rl", "rh", "rs"]);
         d.check_pipeline(&steps.iter().map(|s| s.to_vec()).collect::<Vec<_>>());
         d.check(&["LRANGE", "rl", "0", "-1"]);
+        d.check(&["HGETALL", "rh"]);
     });
 }
 

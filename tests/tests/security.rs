@@ -84,6 +84,22 @@ fn clients_log_in_as_postgres_roles_and_keep_their_privileges() {
     assert_eq!(k.call(&["LLEN", "l"]), b":2\r\n");
     let reply = k.call(&["LRANGE", "l", "0", "-1"]);
     assert!(reply.starts_with(b"-ERR PostgreSQL error: permission denied for table lists"), "{}", show(&reply));
+    // The same for hashes and sets read whole.
+    assert_eq!(r.call(&["HSET", "h", "f", "1", "g", "2"]), b":2\r\n");
+    assert_eq!(r.call(&["SADD", "s", "a", "b"]), b":2\r\n");
+    c.psql(
+        "ALTER TABLE kv.hashes ENABLE ROW LEVEL SECURITY; CREATE POLICY everyone ON kv.hashes USING (true); \
+         CREATE POLICY no_f ON kv.hashes AS RESTRICTIVE FOR SELECT TO reader USING (field <> 'f'); \
+         ALTER TABLE kv.sets ENABLE ROW LEVEL SECURITY; CREATE POLICY everyone ON kv.sets USING (true); \
+         CREATE POLICY no_a ON kv.sets AS RESTRICTIVE FOR SELECT TO reader USING (member <> 'a');",
+    );
+    assert_eq!(r.call(&["HGETALL", "h"]), b"*4\r\n$1\r\nf\r\n$1\r\n1\r\n$1\r\ng\r\n$1\r\n2\r\n");
+    assert_eq!(show(&ro.call(&["HGETALL", "h"])), show(b"*2\r\n$1\r\ng\r\n$1\r\n2\r\n"));
+    assert_eq!(show(&ro.call(&["SMEMBERS", "s"])), show(b"*1\r\n$1\r\nb\r\n"));
+    for cmd in [&["HGETALL", "h"][..], &["SMEMBERS", "s"]] {
+        let reply = k.call(cmd);
+        assert!(reply.starts_with(b"-ERR PostgreSQL error: permission denied for table"), "{cmd:?}: {}", show(&reply));
+    }
 }
 
 /// This machine's address on its default route (not loopback).
