@@ -66,8 +66,14 @@ impl<'a> Store<'a> {
     pub fn list_range(self, e: &Entry, from: i64, to: i64) -> Result<Vec<Bytes>, CmdError> {
         let (from, to) = (e.head + from, e.head + to);
         self.before_reading()?;
-        let (mut all, mut ends) = (BytesMut::new(), Vec::new());
+        let n = (to - from + 1).max(0) as usize;
+        let (mut all, mut ends) = (BytesMut::new(), Vec::with_capacity(n.min(1 << 16)));
         let direct = super::direct::list_range(e.id, from, to, |v| {
+            if ends.is_empty() {
+                // Room for elements the size of the first (up to 16 MB),
+                // rather than growing the buffer as it fills.
+                all.reserve(v.len().max(1).saturating_mul(n).min(16 << 20));
+            }
             all.extend_from_slice(v);
             ends.push(all.len());
         })?;
