@@ -458,8 +458,9 @@ pub fn list_range(id: i64, from: i64, to: i64, mut each: impl FnMut(&[u8])) -> R
     // SAFETY: `each` sees a value only while its tuple is pinned (or a
     // detoasted copy before it is freed).
     unsafe {
-        read_scan((c"lists", c"lists_pkey"), &LIST_COLUMNS, 2, &keys, |slot| {
+        read_scan((c"lists", c"lists_pkey"), &LIST_COLUMNS, &[1, 2], &keys, false, |slot| {
             with_bytes(slot, 3, &mut each);
+            true
         })
     }
 }
@@ -478,21 +479,58 @@ pub fn members_in_order(table: MemberTable, id: i64, mut each: impl FnMut(&[u8],
     };
     // SAFETY: as in `list_range`.
     unsafe {
-        read_scan((name, by_seq), table.shape().2, seq, &keys, |slot| match table {
-            MemberTable::Hashes => {
-                let Some(field) = with_bytes(slot, 2, <[u8]>::to_vec) else { return };
-                with_bytes(slot, 3, |value| each(&field, Some(value)));
+        read_scan((name, by_seq), table.shape().2, &[1, seq], &keys, false, |slot| {
+            match table {
+                MemberTable::Hashes => {
+                    if let Some(field) = with_bytes(slot, 2, <[u8]>::to_vec) {
+                        with_bytes(slot, 3, |value| each(&field, Some(value)));
+                    }
+                }
+                _ => {
+                    with_bytes(slot, 2, |member| each(member, None));
+                }
             }
-            _ => {
-                with_bytes(slot, 2, |member| each(member, None));
-            }
+            true
         })
     }
 }
 
-/// A forward scan of a kv table's B-tree index on (column 1, column
-/// `second`) with `keys` (index column, strategy, comparison function,
-/// value), each visible row's slot handed to `each`. It reads as a
+/// Hands `each` the members of sorted set `id` in (score, member) order,
+/// or the reverse with `rev`, with their scores: the `limit` after the
+/// first `offset`, among those with `lo <= score <= hi` when `scores` is
+/// given. What the `BY_RANK`, `BY_RANK_REV` and `BY_SCORE` statements
+/// return, read with one scan of the `(id, score, member)` index
+/// (`read_scan`); skipped members are fetched as the statement's OFFSET
+/// fetches them, to count only the visible ones.
+pub fn zset_range(id: i64, scores: Option<(f64, f64)>, offset: i64, limit: i64, rev: bool, mut each: impl FnMut(&[u8], f64)) -> Result<bool, CmdError> {
+    let mut keys = vec![(1, pg_sys::BTEqualStrategyNumber, pg_sys::F_INT8EQ, id.into())];
+    if let Some((lo, hi)) = scores {
+        keys.push((2, pg_sys::BTGreaterEqualStrategyNumber, pg_sys::F_FLOAT8GE, lo.into_datum().expect("a float8 datum")));
+        keys.push((2, pg_sys::BTLessEqualStrategyNumber, pg_sys::F_FLOAT8LE, hi.into_datum().expect("a float8 datum")));
+    }
+    let (mut skip, mut left) = (offset.max(0), limit);
+    // SAFETY: as in `list_range`.
+    unsafe {
+        read_scan((c"zsets", c"zsets_by_score"), MemberTable::ZSets.shape().2, &[1, SCORE as i16, 2], &keys, rev, |slot| {
+            if left <= 0 {
+                return false;
+            }
+            if skip > 0 {
+                skip -= 1;
+                return true;
+            }
+            let score = get::<f64>(slot, SCORE).unwrap_or_default();
+            with_bytes(slot, 2, |member| each(member, score));
+            left -= 1;
+            left > 0
+        })
+    }
+}
+
+/// A scan of a kv table's B-tree index on the columns `index_columns`
+/// with `keys` (index column, strategy, comparison function, value),
+/// forward or `backward`, each visible row's slot handed to `each` until
+/// it answers `false`. It reads as a
 /// statement would under SPI's rule: with the active snapshot while the
 /// transaction has written nothing, else after making the transaction's
 /// writes visible, with a fresh snapshot. `false` where this does not
@@ -503,9 +541,10 @@ pub fn members_in_order(table: MemberTable, id: i64, mut each: impl FnMut(&[u8],
 unsafe fn read_scan(
     (table, index): (&std::ffi::CStr, &std::ffi::CStr),
     columns: &[pg_sys::Oid],
-    second: i16,
+    index_columns: &[i16],
     keys: &[(i16, u32, u32, pg_sys::Datum)],
-    mut each: impl FnMut(*mut pg_sys::TupleTableSlot),
+    backward: bool,
+    mut each: impl FnMut(*mut pg_sys::TupleTableSlot) -> bool,
 ) -> Result<bool, CmdError> {
     // SAFETY: as in `read_members`.
     unsafe {
@@ -521,7 +560,7 @@ unsafe fn read_scan(
             pg_sys::CommandCounterIncrement();
             pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
         }
-        let shaped = |heap, index| btree_shape_ok(heap, index, columns, [1, second]);
+        let shaped = |heap, index| btree_shape_ok(heap, index, columns, index_columns);
         let out = with_relations(oids, pg_sys::AccessShareLock, shaped, |heap, index| {
             let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
             let scan = pg_sys::index_beginscan(heap, index, pg_sys::GetActiveSnapshot(), keys.len() as i32, 0);
@@ -530,8 +569,11 @@ unsafe fn read_scan(
                 pg_sys::ScanKeyInit(skey, column, strategy as u16, proc_.into(), value);
             }
             pg_sys::index_rescan(scan, skeys.as_mut_ptr(), keys.len() as i32, std::ptr::null_mut(), 0);
-            while pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
-                each(slot);
+            let direction = if backward { pg_sys::ScanDirection::BackwardScanDirection } else { pg_sys::ScanDirection::ForwardScanDirection };
+            while pg_sys::index_getnext_slot(scan, direction, slot) {
+                if !each(slot) {
+                    break;
+                }
             }
             pg_sys::index_endscan(scan);
             pg_sys::ExecDropSingleTupleTableSlot(slot);
@@ -613,12 +655,12 @@ unsafe fn probe_members(
 /// The heap begins with `columns`, and the index is a plain B-tree on its
 /// first two.
 unsafe fn member_shape_ok(heap: pg_sys::Relation, index: pg_sys::Relation, columns: &[pg_sys::Oid]) -> bool {
-    unsafe { btree_shape_ok(heap, index, columns, [1, 2]) }
+    unsafe { btree_shape_ok(heap, index, columns, &[1, 2]) }
 }
 
 /// The heap begins with `columns`, and the index is a plain B-tree of that
-/// heap on the two columns `keys`.
-unsafe fn btree_shape_ok(heap: pg_sys::Relation, index: pg_sys::Relation, columns: &[pg_sys::Oid], keys: [i16; 2]) -> bool {
+/// heap on the columns `keys`, in that order (and no others).
+unsafe fn btree_shape_ok(heap: pg_sys::Relation, index: pg_sys::Relation, columns: &[pg_sys::Oid], keys: &[i16]) -> bool {
     unsafe {
         if !columns_are(heap, columns, false) {
             return false;
@@ -626,8 +668,11 @@ unsafe fn btree_shape_ok(heap: pg_sys::Relation, index: pg_sys::Relation, column
         let ix = (*index).rd_index;
         (*(*index).rd_rel).relam == pg_sys::BTREE_AM_OID
             && (*ix).indrelid == (*heap).rd_id
-            && (*ix).indnkeyatts == 2
-            && (*ix).indkey.values.as_slice(2) == keys
+            && (*ix).indnkeyatts as usize == keys.len()
+            && (*ix).indnatts as usize == keys.len()
+            && (*ix).indkey.values.as_slice(keys.len()) == keys
+            // Ascending, as the statements' ORDER BY reads them.
+            && (0..keys.len()).all(|i| *(*index).rd_indoption.add(i) == 0)
             && pg_sys::RelationGetIndexPredicate(index).is_null()
             && pg_sys::RelationGetIndexExpressions(index).is_null()
     }

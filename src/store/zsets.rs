@@ -151,13 +151,27 @@ impl<'a> Store<'a> {
 
     /// `limit` elements from rank `offset`, ascending or descending.
     pub fn zrange_rank(self, id: i64, offset: i64, limit: i64, rev: bool) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
+        if let Some(out) = self.zset_range(id, None, offset, limit, rev)? {
+            return Ok(out);
+        }
         self.run(if rev { &BY_RANK_REV } else { &BY_RANK }, &[id.into(), offset.into(), limit.into()], |_| super::sql::bytea_float8_pairs())
     }
 
     /// Elements with `lo <= score <= hi`, ascending (bounds' exclusivity is
     /// the caller's).
     pub fn zrange_score(self, id: i64, lo: f64, hi: f64) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
+        if let Some(out) = self.zset_range(id, Some((lo, hi)), 0, i64::MAX, false)? {
+            return Ok(out);
+        }
         self.run(&BY_SCORE, &[id.into(), lo.into(), hi.into()], |_| super::sql::bytea_float8_pairs())
+    }
+
+    /// `direct::zset_range` where it applies (`None` where not).
+    fn zset_range(self, id: i64, scores: Option<(f64, f64)>, offset: i64, limit: i64, rev: bool) -> Result<Option<Vec<(Vec<u8>, f64)>>, CmdError> {
+        self.before_reading()?;
+        let mut out = Vec::new();
+        let direct = super::direct::zset_range(id, scores, offset, limit, rev, |m, score| out.push((m.to_vec(), score)))?;
+        Ok(direct.then_some(out))
     }
 
     /// Every element, ascending.

@@ -106,7 +106,7 @@ fn key_rows_written_back_twice_in_one_transaction_match_redis() {
     });
 }
 
-/// A list, hash or set read in a batch sees what the batch wrote before
+/// A list, hash, set or sorted set read in a batch sees what the batch wrote before
 /// it, whichever way that went: pushes and member writes queued for the
 /// batch's end, LSET's and LINSERT's statements, pops taken from the
 /// read-ahead. (These reads go straight to the tables' indexes, with a
@@ -114,7 +114,7 @@ fn key_rows_written_back_twice_in_one_transaction_match_redis() {
 #[test]
 fn collection_reads_see_the_batchs_earlier_writes() {
     Differential::each_protocol_pair(13, |d, _| {
-        d.check(&["DEL", "rl", "rh", "rs"]);
+        d.check(&["DEL", "rl", "rh", "rs", "rz"]);
         let steps: &[&[&str]] = &[
             &["RPUSH", "rl", "a", "b", "c", "d"],
             &["LRANGE", "rl", "0", "-1"],
@@ -143,13 +143,22 @@ fn collection_reads_see_the_batchs_earlier_writes() {
             &["SMEMBERS", "rs"],
             &["SADD", "rs", "c"],
             &["SORT", "rs", "ALPHA"],
+            &["ZADD", "rz", "2", "b", "1", "a", "3", "c"],
+            &["ZRANGE", "rz", "0", "-1", "WITHSCORES"],
+            &["ZADD", "rz", "0", "c"],
+            &["ZREM", "rz", "a"],
+            &["ZINCRBY", "rz", "5", "b"],
+            &["ZRANGE", "rz", "0", "0"],
+            &["ZREVRANGE", "rz", "0", "-1", "WITHSCORES"],
+            &["ZRANGEBYSCORE", "rz", "0", "(7", "WITHSCORES"],
+            &["ZRANGE", "rz", "1", "5", "REV"],
         ];
         d.check(&["MULTI"]);
         for step in steps {
             d.check(step);
         }
         d.check(&["EXEC"]);
-        d.check(&["DEL", "rl", "rh", "rs"]);
+        d.check(&["DEL", "rl", "rh", "rs", "rz"]);
         d.check_pipeline(&steps.iter().map(|s| s.to_vec()).collect::<Vec<_>>());
         d.check(&["LRANGE", "rl", "0", "-1"]);
         d.check(&["HGETALL", "rh"]);

@@ -96,7 +96,14 @@ fn clients_log_in_as_postgres_roles_and_keep_their_privileges() {
     assert_eq!(r.call(&["HGETALL", "h"]), b"*4\r\n$1\r\nf\r\n$1\r\n1\r\n$1\r\ng\r\n$1\r\n2\r\n");
     assert_eq!(show(&ro.call(&["HGETALL", "h"])), show(b"*2\r\n$1\r\ng\r\n$1\r\n2\r\n"));
     assert_eq!(show(&ro.call(&["SMEMBERS", "s"])), show(b"*1\r\n$1\r\nb\r\n"));
-    for cmd in [&["HGETALL", "h"][..], &["SMEMBERS", "s"]] {
+    assert_eq!(r.call(&["ZADD", "z", "1", "a", "2", "b", "3", "c"]), b":3\r\n");
+    c.psql(
+        "ALTER TABLE kv.zsets ENABLE ROW LEVEL SECURITY; CREATE POLICY everyone ON kv.zsets USING (true); \
+         CREATE POLICY no_b ON kv.zsets AS RESTRICTIVE FOR SELECT TO reader USING (member <> 'b');",
+    );
+    assert_eq!(show(&ro.call(&["ZRANGE", "z", "0", "-1"])), show(b"*2\r\n$1\r\na\r\n$1\r\nc\r\n"));
+    assert_eq!(show(&ro.call(&["ZRANGEBYSCORE", "z", "2", "3"])), show(b"*1\r\n$1\r\nc\r\n"));
+    for cmd in [&["HGETALL", "h"][..], &["SMEMBERS", "s"], &["ZRANGE", "z", "0", "-1"], &["ZRANGEBYSCORE", "z", "-inf", "+inf"]] {
         let reply = k.call(cmd);
         assert!(reply.starts_with(b"-ERR PostgreSQL error: permission denied for table"), "{cmd:?}: {}", show(&reply));
     }
