@@ -465,32 +465,55 @@ pub fn list_range(id: i64, from: i64, to: i64, mut each: impl FnMut(&[u8])) -> R
     }
 }
 
-/// Hands `each` every member of the hash or set `id` in insertion order
-/// (`read_scan` of the `(id, seq)` index): a hash's field and value, a
-/// set's member and `None`. What the `HGETALL` and `SMEMBERS` statements
-/// return, without their executor and SPI's tuple table. Not for sorted
-/// sets (`false`).
-pub fn members_in_order(table: MemberTable, id: i64, mut each: impl FnMut(&[u8], Option<&[u8]>)) -> Result<bool, CmdError> {
-    let keys = [(1, pg_sys::BTEqualStrategyNumber, pg_sys::F_INT8EQ, id.into())];
+/// A member as `members_by_seq` hands it over: besides its name, a hash
+/// field's value, or a sorted-set member's score.
+pub enum MemberRow<'a> {
+    Field(&'a [u8]),
+    Set,
+    Score(f64),
+}
+
+/// Hands `each` the members of collection `id` with sequence numbers from
+/// `from` on (all of them with `None`), in that order, at most `limit` of
+/// them: the sequence number (0 when `from` is `None`), the member, and its
+/// value or score. One scan of the table's `(id, seq)`
+/// index (`read_scan`): what the `SCAN` statements (HSCAN, SSCAN, ZSCAN)
+/// and `HGETALL` and `SMEMBERS` return, without their executor and SPI's
+/// tuple table.
+pub fn members_by_seq(table: MemberTable, id: i64, from: Option<i64>, limit: i64, mut each: impl FnMut(i64, &[u8], MemberRow)) -> Result<bool, CmdError> {
+    let mut keys = vec![(1, pg_sys::BTEqualStrategyNumber, pg_sys::F_INT8EQ, id.into())];
+    if let Some(from) = from {
+        keys.push((2, pg_sys::BTGreaterEqualStrategyNumber, pg_sys::F_INT8GE, from.into()));
+    }
     let (name, by_seq, seq) = match table {
         MemberTable::Hashes => (c"hashes", c"hashes_by_seq", 4),
         MemberTable::Sets => (c"sets", c"sets_by_seq", 3),
-        MemberTable::ZSets => return Ok(false),
+        MemberTable::ZSets => (c"zsets", c"zsets_by_seq", 4),
     };
+    let mut left = limit;
     // SAFETY: as in `list_range`.
     unsafe {
         read_scan((name, by_seq), table.shape().2, &[1, seq], &keys, false, |slot| {
+            if left <= 0 {
+                return false;
+            }
+            let n = if from.is_some() { get::<i64>(slot, seq as i32).unwrap_or_default() } else { 0 };
             match table {
                 MemberTable::Hashes => {
                     if let Some(field) = with_bytes(slot, 2, <[u8]>::to_vec) {
-                        with_bytes(slot, 3, |value| each(&field, Some(value)));
+                        with_bytes(slot, 3, |value| each(n, &field, MemberRow::Field(value)));
                     }
                 }
-                _ => {
-                    with_bytes(slot, 2, |member| each(member, None));
+                MemberTable::Sets => {
+                    with_bytes(slot, 2, |member| each(n, member, MemberRow::Set));
+                }
+                MemberTable::ZSets => {
+                    let score = get::<f64>(slot, SCORE).unwrap_or_default();
+                    with_bytes(slot, 2, |member| each(n, member, MemberRow::Score(score)));
                 }
             }
-            true
+            left -= 1;
+            left > 0
         })
     }
 }

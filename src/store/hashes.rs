@@ -100,6 +100,16 @@ impl<'a> Store<'a> {
 
     /// Up to `limit` fields with seq >= `from`, in seq order.
     pub fn hscan(self, id: i64, from: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>, Vec<u8>)>, CmdError> {
+        self.before_reading()?;
+        let mut out = Vec::new();
+        let direct = super::direct::members_by_seq(super::direct::MemberTable::Hashes, id, Some(from), limit, |seq, field, row| {
+            if let super::direct::MemberRow::Field(value) = row {
+                out.push((seq, field.to_vec(), value.to_vec()));
+            }
+        })?;
+        if direct {
+            return Ok(out);
+        }
         self.run(&SCAN, &[id.into(), from.into(), limit.into()], |rows| {
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
@@ -115,11 +125,16 @@ impl<'a> Store<'a> {
 
     /// Every (field, value), in insertion order.
     /// Read straight from the `(id, seq)` index where that applies
-    /// (`direct::members_in_order`).
+    /// (`direct::members_by_seq`).
     pub fn hgetall(self, id: i64) -> Result<Vec<(Vec<u8>, Vec<u8>)>, CmdError> {
         self.before_reading()?;
         let mut all = Vec::new();
-        if super::direct::members_in_order(super::direct::MemberTable::Hashes, id, |f, v| all.push((f.to_vec(), v.unwrap_or_default().to_vec())))? {
+        let direct = super::direct::members_by_seq(super::direct::MemberTable::Hashes, id, None, i64::MAX, |_, field, row| {
+            if let super::direct::MemberRow::Field(value) = row {
+                all.push((field.to_vec(), value.to_vec()));
+            }
+        })?;
+        if direct {
             return Ok(all);
         }
         self.run(&HGETALL, &[id.into()], |_| super::sql::bytea_pairs())

@@ -62,12 +62,12 @@ impl<'a> Store<'a> {
     }
 
     /// In insertion order, read straight from the `(id, seq)` index where
-    /// that applies (`direct::members_in_order`), as the statement's plan
+    /// that applies (`direct::members_by_seq`), as the statement's plan
     /// reads them.
     pub fn smembers(self, id: i64) -> Result<Vec<Vec<u8>>, CmdError> {
         self.before_reading()?;
         let mut all = Vec::new();
-        if super::direct::members_in_order(super::direct::MemberTable::Sets, id, |m, _| all.push(m.to_vec()))? {
+        if super::direct::members_by_seq(super::direct::MemberTable::Sets, id, None, i64::MAX, |_, m, _| all.push(m.to_vec()))? {
             return Ok(all);
         }
         self.bytes_column(&SMEMBERS, &[id.into()])
@@ -75,6 +75,11 @@ impl<'a> Store<'a> {
 
     /// Up to `limit` members with seq >= `from`, in seq order: (seq, member).
     pub fn sscan(self, id: i64, from: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>, CmdError> {
+        self.before_reading()?;
+        let mut out = Vec::new();
+        if super::direct::members_by_seq(super::direct::MemberTable::Sets, id, Some(from), limit, |seq, m, _| out.push((seq, m.to_vec())))? {
+            return Ok(out);
+        }
         self.run(&SCAN, &[id.into(), from.into(), limit.into()], |rows| {
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {

@@ -190,6 +190,16 @@ impl<'a> Store<'a> {
 
     /// Up to `limit` members with seq >= `from`, in seq order.
     pub fn zscan(self, id: i64, from: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>, f64)>, CmdError> {
+        self.before_reading()?;
+        let mut out = Vec::new();
+        let direct = super::direct::members_by_seq(super::direct::MemberTable::ZSets, id, Some(from), limit, |seq, m, row| {
+            if let super::direct::MemberRow::Score(score) = row {
+                out.push((seq, m.to_vec(), score));
+            }
+        })?;
+        if direct {
+            return Ok(out);
+        }
         self.run(&SCAN, &[id.into(), from.into(), limit.into()], |rows| {
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {

@@ -152,6 +152,9 @@ fn collection_reads_see_the_batchs_earlier_writes() {
             &["ZREVRANGE", "rz", "0", "-1", "WITHSCORES"],
             &["ZRANGEBYSCORE", "rz", "0", "(7", "WITHSCORES"],
             &["ZRANGE", "rz", "1", "5", "REV"],
+            &["HSCAN", "rh", "0"],
+            &["ZSCAN", "rz", "0"],
+            &["SSCAN", "rs", "0", "MATCH", "a*"],
         ];
         d.check(&["MULTI"]);
         for step in steps {

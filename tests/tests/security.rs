@@ -103,6 +103,8 @@ fn clients_log_in_as_postgres_roles_and_keep_their_privileges() {
     );
     assert_eq!(show(&ro.call(&["ZRANGE", "z", "0", "-1"])), show(b"*2\r\n$1\r\na\r\n$1\r\nc\r\n"));
     assert_eq!(show(&ro.call(&["ZRANGEBYSCORE", "z", "2", "3"])), show(b"*1\r\n$1\r\nc\r\n"));
+    assert_eq!(show(&ro.call(&["HSCAN", "h", "0"])), show(b"*2\r\n$1\r\n0\r\n*2\r\n$1\r\ng\r\n$1\r\n2\r\n"));
+    assert_eq!(show(&ro.call(&["ZSCAN", "z", "0"])), show(b"*2\r\n$1\r\n0\r\n*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nc\r\n$1\r\n3\r\n"));
     for cmd in [&["HGETALL", "h"][..], &["SMEMBERS", "s"], &["ZRANGE", "z", "0", "-1"], &["ZRANGEBYSCORE", "z", "-inf", "+inf"]] {
         let reply = k.call(cmd);
         assert!(reply.starts_with(b"-ERR PostgreSQL error: permission denied for table"), "{cmd:?}: {}", show(&reply));
