@@ -485,15 +485,16 @@ pub fn members_by_seq(table: MemberTable, id: i64, from: Option<i64>, limit: i64
     if let Some(from) = from {
         keys.push((2, pg_sys::BTGreaterEqualStrategyNumber, pg_sys::F_INT8GE, from.into()));
     }
-    let (name, by_seq, seq) = match table {
-        MemberTable::Hashes => (c"hashes", c"hashes_by_seq", 4),
-        MemberTable::Sets => (c"sets", c"sets_by_seq", 3),
-        MemberTable::ZSets => (c"zsets", c"zsets_by_seq", 4),
+    let (name, _, columns) = table.shape();
+    let (by_seq, seq) = match table {
+        MemberTable::Hashes => (c"hashes_by_seq", 4),
+        MemberTable::Sets => (c"sets_by_seq", 3),
+        MemberTable::ZSets => (c"zsets_by_seq", 4),
     };
     let mut left = limit;
     // SAFETY: as in `list_range`.
     unsafe {
-        read_scan((name, by_seq), table.shape().2, &[1, seq], &keys, false, |slot| {
+        read_scan((name, by_seq), columns, &[1, seq], &keys, false, |slot| {
             if left <= 0 {
                 return false;
             }

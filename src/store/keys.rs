@@ -161,19 +161,8 @@ impl<'a> Store<'a> {
         if sets.is_empty() {
             return Ok(());
         }
-        let mut dbs = Vec::with_capacity(sets.len());
-        let mut keys = Vec::with_capacity(sets.len());
-        let mut expires = Vec::with_capacity(sets.len());
-        let mut values = Vec::with_capacity(sets.len());
-        for s in sets {
-            dbs.push(s.db);
-            keys.push(s.key);
-            expires.push(s.expire_at);
-            values.push(s.value);
-        }
-        let args = [DatumWithOid::from(dbs), DatumWithOid::from(keys), DatumWithOid::from(expires), DatumWithOid::from(values)];
         // Straight to SPI: `run` would come back here first.
-        super::sql::run(self.spi, &UPSERT_PENDING, &args, |_| Ok(()))
+        super::sql::run(self.spi, &UPSERT_PENDING, &pending_columns(sets), |_| Ok(()))
     }
 
     /// Creates a string a read-modify-write command (INCR, APPEND, SETBIT...)
@@ -208,16 +197,8 @@ impl<'a> Store<'a> {
     /// the batch (`direct::raise_key_conflict`).
     fn create_pending(self, creates: Vec<cache::PendingSet>) -> Result<(), CmdError> {
         let n = creates.len();
-        let (mut dbs, mut keys, mut expires, mut values) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-        for s in creates {
-            dbs.push(s.db);
-            keys.push(s.key);
-            expires.push(s.expire_at);
-            values.push(s.value);
-        }
-        let args = [DatumWithOid::from(dbs), DatumWithOid::from(keys), DatumWithOid::from(expires), DatumWithOid::from(values)];
         // Straight to SPI: `run` would come back here first.
-        let created = super::sql::run(self.spi, &CREATE_PENDING, &args, |t| Ok(t.len()))?;
+        let created = super::sql::run(self.spi, &CREATE_PENDING, &pending_columns(creates), |t| Ok(t.len()))?;
         if created < n {
             super::direct::raise_key_conflict();
         }
@@ -479,6 +460,20 @@ impl<'a> Store<'a> {
 /// caused it.
 pub(super) fn may_queue() -> bool {
     !super::running_as_role() && crate::lua::running_eval().is_none()
+}
+
+/// Queued string writes as the four array parameters (databases, keys,
+/// expiry times, values) of `UPSERT_PENDING` and `CREATE_PENDING`.
+fn pending_columns(sets: Vec<cache::PendingSet>) -> [DatumWithOid<'static>; 4] {
+    let n = sets.len();
+    let (mut dbs, mut keys, mut expires, mut values) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for s in sets {
+        dbs.push(s.db);
+        keys.push(s.key);
+        expires.push(s.expire_at);
+        values.push(s.value);
+    }
+    [DatumWithOid::from(dbs), DatumWithOid::from(keys), DatumWithOid::from(expires), DatumWithOid::from(values)]
 }
 
 /// The keys of MSET-style pairs, each with the last value given for it

@@ -114,7 +114,6 @@ fn key_rows_written_back_twice_in_one_transaction_match_redis() {
 #[test]
 fn collection_reads_see_the_batchs_earlier_writes() {
     Differential::each_protocol_pair(13, |d, _| {
-        d.check(&["DEL", "rl", "rh", "rs", "rz"]);
         let steps: &[&[&str]] = &[
             &["RPUSH", "rl", "a", "b", "c", "d"],
             &["LRANGE", "rl", "0", "-1"],
@@ -156,13 +155,7 @@ fn collection_reads_see_the_batchs_earlier_writes() {
             &["ZSCAN", "rz", "0"],
             &["SSCAN", "rs", "0", "MATCH", "a*"],
         ];
-        d.check(&["MULTI"]);
-        for step in steps {
-            d.check(step);
-        }
-        d.check(&["EXEC"]);
-        d.check(&["DEL", "rl", "rh", "rs", "rz"]);
-        d.check_pipeline(&steps.iter().map(|s| s.to_vec()).collect::<Vec<_>>());
+        in_multi_then_in_one_batch(d, &["DEL", "rl", "rh", "rs", "rz"], steps);
         d.check(&["LRANGE", "rl", "0", "-1"]);
         d.check(&["HGETALL", "rh"]);
     });
@@ -198,17 +191,23 @@ fn keys_created_by_read_modify_write_commands_in_a_batch_match_redis() {
             &["DBSIZE"],
             &["MGET", "n1", "n2", "n3", "n4", "n5", "n6", "n7", "n8", "n9"],
         ];
-        d.check(&["FLUSHDB"]);
-        d.check(&["MULTI"]);
-        for step in steps {
-            d.check(step);
-        }
-        d.check(&["EXEC"]);
-        d.check(&["FLUSHDB"]);
-        d.check_pipeline(&steps.iter().map(|s| s.to_vec()).collect::<Vec<_>>());
+        in_multi_then_in_one_batch(d, &["FLUSHDB"], steps);
         d.check(&["MGET", "n1", "n2", "n3", "n4", "n5", "n6", "n7", "n8", "n9"]);
         d.check(&["TTL", "n1"]);
     });
+}
+
+/// Runs `steps` inside MULTI/EXEC, then again pipelined (one batch, no
+/// MULTI), each time after `reset`, comparing every reply with Redis's.
+fn in_multi_then_in_one_batch(d: &mut Differential, reset: &[&str], steps: &[&[&str]]) {
+    d.check(reset);
+    d.check(&["MULTI"]);
+    for step in steps {
+        d.check(step);
+    }
+    d.check(&["EXEC"]);
+    d.check(reset);
+    d.check_pipeline(&steps.iter().map(|s| s.to_vec()).collect::<Vec<_>>());
 }
 
 #[test]
