@@ -108,9 +108,9 @@ unsafe extern "C-unwind" fn shmem_startup() {
 
 /// The hash of a key, the same in every process.
 pub fn key_hash(db: i16, key: &[u8]) -> u64 {
-    // SipHash with fixed keys: stable across processes of one build.
-    #[allow(deprecated)]
-    let mut h = std::hash::SipHasher::new();
+    // A fixed seed: stable across processes of one build.
+    use std::hash::BuildHasher;
+    let mut h = foldhash::quality::FixedState::with_seed(0x706b_7673).build_hasher();
     h.write_i16(db);
     h.write(key);
     h.finish()

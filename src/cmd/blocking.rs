@@ -16,7 +16,7 @@ use crate::session::BlockRequest;
 use bytes::Bytes;
 use pgkv_resp::Frame;
 use std::cell::RefCell;
-use std::collections::HashSet;
+use foldhash::{HashSet, HashSetExt};
 
 pub const COMMANDS: &[Binding] = &[local("client|unblock", client_unblock)];
 

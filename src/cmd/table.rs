@@ -13,7 +13,7 @@ use crate::error::CmdError;
 use bytes::Bytes;
 use once_cell::sync::Lazy;
 use pgkv_resp::Frame;
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 /// A family's binding of a Redis command name to its handler.
 pub struct Binding {

@@ -16,7 +16,7 @@
 use super::Entry;
 use bytes::Bytes;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 /// A blind string write (SET, MSET), or the creation of a string a
 /// read-modify-write command found missing (INCR...), not sent yet. The batch's pending

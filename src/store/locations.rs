@@ -32,7 +32,7 @@ type Slot = [u64; 2];
 #[derive(Default)]
 struct Locations {
     slots: Vec<Slot>,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: foldhash::fast::RandomState,
 }
 
 thread_local! {

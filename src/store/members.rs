@@ -23,7 +23,7 @@ use super::{bytea_array, direct, Entry, KeyType, Store};
 use crate::error::CmdError;
 use bytes::Bytes;
 use pgrx::datum::DatumWithOid;
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 /// Members and fields up to this size are queued; the primary keys'
 /// B-trees take entries of at most 2704 bytes, and a longer one must fail

@@ -8,7 +8,7 @@ use pgrx::pg_sys::{self, PgOid};
 use pgrx::FromDatum;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 /// One statement: its text, parameter types, and whether it writes (a
 /// read-only plan runs with the transaction's snapshot, a writing one with a

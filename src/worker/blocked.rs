@@ -10,7 +10,8 @@
 use crate::session::BlockRequest;
 use crate::shared;
 use bytes::Bytes;
-use std::collections::{HashMap, VecDeque};
+use foldhash::HashMap;
+use std::collections::VecDeque;
 
 pub struct Parked {
     pub argv: Vec<Bytes>,

@@ -17,7 +17,7 @@ use blocked::Blocked;
 use bytes::{Bytes, BytesMut};
 use conn::Conn;
 use pgkv_resp::Frame;
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};

@@ -23,7 +23,7 @@ use bytes::{Bytes, BytesMut};
 use pgrx::pg_sys::{self, errcodes::PgSqlErrorCode, panic::CaughtError, PgTryBuilder};
 use pgrx::spi::Spi;
 use std::cell::Cell;
-use std::collections::HashSet;
+use foldhash::{HashSet, HashSetExt};
 use std::panic::AssertUnwindSafe;
 
 pub struct Job {
