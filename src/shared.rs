@@ -5,11 +5,16 @@
 //!
 //! Two facts are published at commit, by a transaction callback, so nobody
 //! sees them before the data they describe is visible:
-//! - **Touches (WATCH).** Each write command records the keys it wrote. At
-//!   commit every distinct key's hash slot counter goes up by one. WATCH
-//!   remembers a slot's counter; EXEC fails when it moved. Two keys can share
-//!   a slot (65 536 slots), which makes EXEC fail spuriously, never wrongly
-//!   succeed. FLUSHDB/FLUSHALL/SWAPDB bump a per-database epoch instead.
+//! - **Touches (WATCH).** Each command records the keys it changed (where
+//!   Redis calls `signalModifiedKey`: the keys of its keyspace events, see
+//!   `cmd::notify`). At commit every distinct key's hash slot counter goes
+//!   up by one. WATCH remembers a slot's counter; EXEC fails when it moved.
+//!   Two keys can share a slot (65 536 slots), which makes EXEC fail
+//!   spuriously, never wrongly succeed. FLUSHDB/FLUSHALL and SWAPDB bump a
+//!   per-database epoch instead: a flush counts for a key that existed when
+//!   it was watched (Redis touches the watched keys the flush removes; one
+//!   created after WATCH was touched by its creation), a swap for every
+//!   key.
 //! - **Ready keys (blocking commands).** A worker counts its blocked clients
 //!   in its slot. A committing process that wrote keys sets their bits in the
 //!   bloom filter of every worker with blocked clients, bumps that worker's
@@ -49,7 +54,10 @@ struct WorkerSlot {
 #[repr(C)]
 struct Shared {
     workers: [WorkerSlot; MAX_WORKERS],
-    db_epoch: [AtomicU64; crate::DATABASES as usize],
+    /// Bumped by a committed FLUSHDB or FLUSHALL of the database.
+    flush_epoch: [AtomicU64; crate::DATABASES as usize],
+    /// Bumped by a committed SWAPDB of the database.
+    swap_epoch: [AtomicU64; crate::DATABASES as usize],
     /// Bumped by every committed CONFIG SET: processes reload cached settings.
     config_epoch: AtomicU64,
     /// The flusher's latch; null while it is not running.
@@ -120,8 +128,10 @@ pub fn key_hash(db: i16, key: &[u8]) -> u64 {
 struct Local {
     /// Key hashes written by the current transaction, in order.
     touched: Vec<u64>,
-    /// Databases flushed or swapped by the current transaction.
+    /// Databases flushed by the current transaction.
     flushed: u32,
+    /// Databases swapped by the current transaction.
+    swapped: u32,
     /// The current transaction ran CONFIG SET.
     config_changed: bool,
     /// Bumped at every commit and abort: tells a WATCH stamp taken in this
@@ -138,15 +148,35 @@ thread_local! {
     static LOCAL: RefCell<Local> = RefCell::new(Local::default());
 }
 
-/// A write command wrote `key`.
+/// A command changed `key`.
 pub fn touch(db: i16, key: &[u8]) {
-    let h = key_hash(db, key);
+    touch_hash(key_hash(db, key));
+}
+
+/// `touch` of a key by its `key_hash`.
+pub fn touch_hash(h: u64) {
     LOCAL.with(|l| l.borrow_mut().touched.push(h));
 }
 
-/// FLUSHDB, FLUSHALL and SWAPDB change every key of `db`.
-pub fn touch_db(db: i16) {
+/// How many touches the current transaction has made: a command that
+/// fails takes its own back with `untouch`.
+pub fn touch_mark() -> usize {
+    LOCAL.with(|l| l.borrow().touched.len())
+}
+
+/// Forgets the touches made since `mark` (`touch_mark`).
+pub fn untouch(mark: usize) {
+    LOCAL.with(|l| l.borrow_mut().touched.truncate(mark));
+}
+
+/// FLUSHDB or FLUSHALL removed every key of `db`.
+pub fn flushed_db(db: i16) {
     LOCAL.with(|l| l.borrow_mut().flushed |= 1 << db);
+}
+
+/// SWAPDB replaced every key of `db`.
+pub fn swapped_db(db: i16) {
+    LOCAL.with(|l| l.borrow_mut().swapped |= 1 << db);
 }
 
 /// CONFIG SET ran: other processes reload their settings after commit.
@@ -169,25 +199,38 @@ pub struct Stamp {
     mark: usize,
     /// The slot counter expected once that transaction commits.
     counter: u64,
-    epoch: u64,
+    /// The database's flush and swap epochs, likewise.
+    flush_epoch: u64,
+    swap_epoch: u64,
+    /// Whether that transaction had flushed or swapped the database by then.
+    flushed: bool,
+    swapped: bool,
+    /// Whether the key existed when watched: only then does a flush count.
+    existed: bool,
 }
 
-pub fn stamp(db: i16, key: &[u8]) -> Stamp {
+/// WATCH of `key`, which exists or not (`existed`).
+pub fn stamp(db: i16, key: &[u8], existed: bool) -> Stamp {
     let hash = key_hash(db, key);
     LOCAL.with(|l| {
         let l = l.borrow();
-        let (counter, epoch) = shared()
-            .map(|s| (s.touch[slot(hash)].load(SeqCst), s.db_epoch[db as usize].load(SeqCst)))
-            .unwrap_or((0, 0));
+        let (counter, flush_epoch, swap_epoch) = shared()
+            .map(|s| (s.touch[slot(hash)].load(SeqCst), s.flush_epoch[db as usize].load(SeqCst), s.swap_epoch[db as usize].load(SeqCst)))
+            .unwrap_or((0, 0, 0));
         let before = l.touched.iter().any(|h| slot(*h) == slot(hash));
         let flushed = l.flushed & (1 << db) != 0;
+        let swapped = l.swapped & (1 << db) != 0;
         Stamp {
             hash,
             db,
             xact_seq: l.xact_seq,
             mark: l.touched.len(),
             counter: counter + before as u64,
-            epoch: epoch + flushed as u64,
+            flush_epoch: flush_epoch + flushed as u64,
+            swap_epoch: swap_epoch + swapped as u64,
+            flushed,
+            swapped,
+            existed,
         }
     })
 }
@@ -208,12 +251,19 @@ pub fn changed(stamp: &Stamp) -> bool {
         if since.iter().any(|h| slot(*h) == slot(stamp.hash)) {
             return true;
         }
-        if !same_xact && l.flushed & (1 << stamp.db) != 0 {
+        // This transaction's own flush or swap since the stamp.
+        let bit = 1 << stamp.db;
+        let swapped = l.swapped & bit != 0 && !(same_xact && stamp.swapped);
+        let flushed = l.flushed & bit != 0 && !(same_xact && stamp.flushed);
+        if swapped || (stamp.existed && flushed) {
             return true;
         }
         match shared() {
             Some(s) => {
-                s.touch[slot(stamp.hash)].load(SeqCst) != stamp.counter || s.db_epoch[stamp.db as usize].load(SeqCst) != stamp.epoch
+                let db = stamp.db as usize;
+                s.touch[slot(stamp.hash)].load(SeqCst) != stamp.counter
+                    || s.swap_epoch[db].load(SeqCst) != stamp.swap_epoch
+                    || (stamp.existed && s.flush_epoch[db].load(SeqCst) != stamp.flush_epoch)
             }
             None => false,
         }
@@ -232,6 +282,7 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
             let mut l = l.borrow_mut();
             l.touched.clear();
             l.flushed = 0;
+            l.swapped = 0;
             l.config_changed = false;
             l.xact_seq += 1;
         }),
@@ -246,17 +297,18 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
 /// Runs after the commit is durable and visible, before its locks are
 /// released. Nothing here may raise an ERROR.
 fn publish_commit() {
-    let (mut touched, flushed, me, config_changed) = LOCAL.with(|l| {
+    let (mut touched, flushed, swapped, me, config_changed) = LOCAL.with(|l| {
         let mut l = l.borrow_mut();
         l.xact_seq += 1;
-        (std::mem::take(&mut l.touched), std::mem::take(&mut l.flushed), l.worker, std::mem::take(&mut l.config_changed))
+        let l = &mut *l;
+        (std::mem::take(&mut l.touched), std::mem::take(&mut l.flushed), std::mem::take(&mut l.swapped), l.worker, std::mem::take(&mut l.config_changed))
     });
     if config_changed {
         if let Some(s) = shared() {
             s.config_epoch.fetch_add(1, SeqCst);
         }
     }
-    if touched.is_empty() && flushed == 0 {
+    if touched.is_empty() && flushed == 0 && swapped == 0 {
         return;
     }
     touched.sort_unstable_by_key(|h| slot(*h));
@@ -267,7 +319,10 @@ fn publish_commit() {
         }
         for db in 0..crate::DATABASES as usize {
             if flushed & (1 << db) != 0 {
-                s.db_epoch[db].fetch_add(1, SeqCst);
+                s.flush_epoch[db].fetch_add(1, SeqCst);
+            }
+            if swapped & (1 << db) != 0 {
+                s.swap_epoch[db].fetch_add(1, SeqCst);
             }
         }
         for (i, w) in s.workers.iter().enumerate() {

@@ -357,35 +357,27 @@ fn run(ctx: &mut Ctx, argv: &[Bytes]) -> CmdResult {
     }
     ctx.write = spec.has_flag("write");
     let handler = spec.handler.expect("resolve only returns runnable commands");
+    // The keys the command changes are touched (WATCH, blocked clients) by
+    // its keyspace events (`notify::emit`); a failed attempt takes its
+    // touches back with its events.
+    let mark = crate::shared::touch_mark();
     let mut attempts = 0;
     loop {
         let mut args = Args::new(argv, if spec.is_subcommand() { 2 } else { 1 });
-        match handler(ctx, &mut args) {
-            Err(CmdError::Retry) if attempts < 3 => {
-                notify::discard();
-                attempts += 1;
-            }
+        let result = handler(ctx, &mut args);
+        if result.is_err() {
+            notify::discard();
+            crate::shared::untouch(mark);
+        }
+        match result {
+            Err(CmdError::Retry) if attempts < 3 => attempts += 1,
             Ok(frame) => {
-                if ctx.write && ctx.session.block.is_none() {
-                    // WATCH and blocked clients learn of it at commit. (A
-                    // blocking command that parks wrote nothing.)
-                    for key in spec.keys(argv) {
-                        crate::shared::touch(ctx.session.db, key);
-                    }
-                }
                 if let Some(store) = ctx.store {
                     notify::flush(store, ctx.session.origin)?;
                 }
                 return Ok(frame);
             }
-            Err(CmdError::Retry) => {
-                notify::discard();
-                return Err(CmdError::Retry);
-            }
-            other => {
-                notify::discard();
-                return other;
-            }
+            other => return other,
         }
     }
 }

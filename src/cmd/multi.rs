@@ -52,8 +52,9 @@ fn watch(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         if ctx.session.watched.iter().any(|w| w.db == db && w.key == key) {
             continue;
         }
-        let stamp = crate::shared::stamp(db, key);
-        let expire_at = ctx.store().lookup(db, key, ctx.now_ms, Fetch::Meta)?.and_then(|e| e.expire_at);
+        let found = ctx.store().lookup(db, key, ctx.now_ms, Fetch::Meta)?;
+        let stamp = crate::shared::stamp(db, key, found.is_some());
+        let expire_at = found.and_then(|e| e.expire_at);
         ctx.session.watched.push(Watched { db, key: key.clone(), stamp, expire_at });
     }
     Ok(Frame::ok())

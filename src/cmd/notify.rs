@@ -126,8 +126,14 @@ pub fn maybe_wanted(class: u32) -> bool {
     epoch != crate::shared::config_epoch() || (flags & class != 0 && flags & (KEYSPACE | KEYEVENT) != 0)
 }
 
-/// A command did `event` to `key`.
+/// A command did `event` to `key`. Every event also touches the key for
+/// WATCH and blocked clients (`shared::touch`), whether or not
+/// notifications are on: Redis calls `signalModifiedKey` exactly where it
+/// notifies, so a write command that changes nothing (SADD of a member the
+/// set has, DEL of a missing key, SET NX of an existing one) touches
+/// nothing, as in Redis.
 pub fn emit(class: u32, event: &'static str, db: i16, key: &[u8]) {
+    crate::shared::touch(db, key);
     if maybe_wanted(class) {
         PENDING.with(|p| p.borrow_mut().push(Event { class, event, db, key: Bytes::copy_from_slice(key) }));
     }
@@ -135,6 +141,7 @@ pub fn emit(class: u32, event: &'static str, db: i16, key: &[u8]) {
 
 /// A command's pop or removal emptied the collection at `key`.
 pub fn emptied(db: i16, key: &[u8]) {
+    crate::shared::touch(db, key);
     if maybe_wanted(GENERIC) {
         EMPTIED.with(|p| p.borrow_mut().push(Event { class: GENERIC, event: "del", db, key: Bytes::copy_from_slice(key) }));
     }

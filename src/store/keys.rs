@@ -325,8 +325,8 @@ impl<'a> Store<'a> {
         self.exec(&SWAP_DB, &[a.into(), (-1i16).into()])?;
         self.exec(&SWAP_DB, &[b.into(), a.into()])?;
         self.exec(&SWAP_DB, &[(-1i16).into(), b.into()])?;
-        crate::shared::touch_db(a);
-        crate::shared::touch_db(b);
+        crate::shared::swapped_db(a);
+        crate::shared::swapped_db(b);
         Ok(())
     }
 
@@ -347,7 +347,7 @@ impl<'a> Store<'a> {
         } else {
             self.exec(&FLUSH_DB, &[db.into()])?;
         }
-        crate::shared::touch_db(db);
+        crate::shared::flushed_db(db);
         Ok(())
     }
 
@@ -355,7 +355,7 @@ impl<'a> Store<'a> {
         self.flush_and_forget()?;
         self.exec(&TRUNCATE_ALL, &[])?;
         for db in 0..crate::DATABASES {
-            crate::shared::touch_db(db);
+            crate::shared::flushed_db(db);
         }
         Ok(())
     }

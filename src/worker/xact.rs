@@ -374,6 +374,7 @@ fn dispatch_as(session: &mut Session, store: Option<Store>, argv: &[Bytes]) -> p
 /// dance is PL/pgSQL's (pl_exec.c).
 fn in_subtransaction(mut f: impl FnMut() -> pgkv_resp::Frame) -> pgkv_resp::Frame {
     let mut attempt = 0;
+    let mark = crate::shared::touch_mark();
     loop {
         attempt += 1;
         unsafe {
@@ -406,6 +407,9 @@ fn in_subtransaction(mut f: impl FnMut() -> pgkv_resp::Frame) -> pgkv_resp::Fram
                     pg_sys::CurrentMemoryContext = old_cxt;
                     pg_sys::CurrentResourceOwner = old_owner;
                     crate::store::begin();
+                    // What the rolled-back command reported never happened.
+                    crate::cmd::notify::discard();
+                    crate::shared::untouch(mark);
                     if !(retryable && attempt < 3) {
                         return CmdError::Postgres(msg).into_frame();
                     }

@@ -368,3 +368,270 @@ fn watch_sees_writes_from_another_worker() {
         assert_eq!(results.iter().map(|r| r.1).sum::<i32>(), 1, "MSETNX winners in round {round}");
     }
 }
+
+/// One WATCH case: after `setup`, a client watches `k` and another runs
+/// `cmd`; `touches` says whether Redis then fails the watcher's EXEC.
+struct WatchCase {
+    setup: &'static [&'static [&'static str]],
+    cmd: &'static [&'static str],
+    touches: bool,
+}
+
+const fn case(setup: &'static [&'static [&'static str]], cmd: &'static [&'static str], touches: bool) -> WatchCase {
+    WatchCase { setup, cmd, touches }
+}
+
+const STR: &[&str] = &["SET", "k", "a"];
+const STR_TTL: &[&str] = &["SET", "k", "a", "EX", "1000"];
+const LIST: &[&str] = &["RPUSH", "k", "a", "b"];
+const SRC_LIST: &[&str] = &["RPUSH", "s", "a", "b"];
+const HASH: &[&str] = &["HSET", "k", "f", "v"];
+const SET: &[&str] = &["SADD", "k", "a", "b"];
+const SET1: &[&str] = &["SADD", "k", "a"];
+const SRC_SET: &[&str] = &["SADD", "s", "a", "b"];
+const ZSET: &[&str] = &["ZADD", "k", "1", "a", "2", "b"];
+const SRC_ZSET: &[&str] = &["ZADD", "s", "1", "a", "2", "b"];
+const SRC_STR: &[&str] = &["SET", "s", "x"];
+
+/// Every write command, where it changes the watched key and where it
+/// does not (Redis's `signalModifiedKey` is called only for a change).
+const WATCH_CASES: &[WatchCase] = &[
+    // Strings.
+    case(&[], &["APPEND", "k", "x"], true),
+    case(&[STR], &["APPEND", "k", ""], true),
+    case(&[], &["BITFIELD", "k", "SET", "u8", "0", "1"], true),
+    case(&[STR], &["BITFIELD", "k", "GET", "u8", "0"], false),
+    case(&[SRC_STR], &["BITOP", "OR", "k", "s"], true),
+    case(&[], &["BITOP", "OR", "k", "m"], false),
+    case(&[STR], &["BITOP", "OR", "k", "m"], true),
+    case(&[], &["DECR", "k"], true),
+    case(&[], &["DECRBY", "k", "2"], true),
+    case(&[], &["INCR", "k"], true),
+    case(&[], &["INCRBY", "k", "2"], true),
+    case(&[], &["INCRBYFLOAT", "k", "1.5"], true),
+    case(&[STR], &["GETDEL", "k"], true),
+    case(&[], &["GETDEL", "k"], false),
+    case(&[STR], &["GETEX", "k", "EX", "100"], true),
+    case(&[STR], &["GETEX", "k"], false),
+    case(&[STR], &["GETEX", "k", "PERSIST"], false),
+    case(&[STR_TTL], &["GETEX", "k", "PERSIST"], true),
+    case(&[], &["GETSET", "k", "v"], true),
+    case(&[], &["MSET", "s", "1", "k", "2"], true),
+    case(&[], &["MSETNX", "s", "1", "k", "2"], true),
+    case(&[SRC_STR], &["MSETNX", "s", "1", "k", "2"], false),
+    case(&[], &["PSETEX", "k", "100000", "v"], true),
+    case(&[], &["SETEX", "k", "100", "v"], true),
+    case(&[STR], &["SET", "k", "v"], true),
+    case(&[STR], &["SET", "k", "v", "NX"], false),
+    case(&[], &["SET", "k", "v", "XX"], false),
+    case(&[STR], &["SET", "k", "v", "XX", "GET"], true),
+    case(&[], &["SETBIT", "k", "7", "1"], true),
+    case(&[STR], &["SETBIT", "k", "1", "1"], false),
+    case(&[STR], &["SETBIT", "k", "0", "1"], true),
+    case(&[], &["SETNX", "k", "v"], true),
+    case(&[STR], &["SETNX", "k", "v"], false),
+    case(&[STR], &["SETRANGE", "k", "0", "x"], true),
+    case(&[STR], &["SETRANGE", "k", "0", ""], false),
+    case(&[], &["SETRANGE", "k", "3", ""], false),
+    // Keys.
+    case(&[SRC_STR], &["COPY", "s", "k"], true),
+    case(&[SRC_STR, STR], &["COPY", "s", "k"], false),
+    case(&[SRC_STR, STR], &["COPY", "s", "k", "REPLACE"], true),
+    case(&[], &["COPY", "m", "k"], false),
+    case(&[STR], &["DEL", "k"], true),
+    case(&[], &["DEL", "k"], false),
+    case(&[STR], &["UNLINK", "m", "k"], true),
+    case(&[], &["UNLINK", "k"], false),
+    case(&[STR], &["EXPIRE", "k", "100"], true),
+    case(&[], &["EXPIRE", "k", "100"], false),
+    case(&[STR_TTL], &["EXPIRE", "k", "100", "NX"], false),
+    case(&[STR], &["EXPIRE", "k", "-1"], true),
+    case(&[STR], &["PEXPIRE", "k", "100000"], true),
+    case(&[STR], &["EXPIREAT", "k", "4102444800"], true),
+    case(&[STR], &["PEXPIREAT", "k", "4102444800000"], true),
+    case(&[STR], &["MOVE", "k", "6"], true),
+    case(&[], &["MOVE", "k", "6"], false),
+    case(&[STR_TTL], &["PERSIST", "k"], true),
+    case(&[STR], &["PERSIST", "k"], false),
+    case(&[STR], &["RENAME", "k", "d"], true),
+    case(&[SRC_STR], &["RENAME", "s", "k"], true),
+    case(&[STR], &["RENAME", "k", "k"], false),
+    case(&[SRC_STR], &["RENAMENX", "s", "k"], true),
+    case(&[SRC_STR, STR], &["RENAMENX", "s", "k"], false),
+    case(&[STR], &["FLUSHDB"], true),
+    case(&[], &["FLUSHDB"], false),
+    case(&[STR], &["SWAPDB", "5", "6"], true),
+    case(&[SRC_LIST], &["SORT", "s", "ALPHA", "STORE", "k"], true),
+    case(&[], &["SORT", "m", "STORE", "k"], false),
+    case(&[STR], &["SORT", "m", "STORE", "k"], true),
+    // Lists.
+    case(&[SRC_LIST], &["BLMOVE", "s", "k", "LEFT", "RIGHT", "0.01"], true),
+    case(&[], &["BLMOVE", "m", "k", "LEFT", "RIGHT", "0.01"], false),
+    case(&[LIST], &["BLMPOP", "0.01", "1", "k", "LEFT"], true),
+    case(&[], &["BLMPOP", "0.01", "1", "k", "LEFT"], false),
+    case(&[LIST], &["BLPOP", "k", "0.01"], true),
+    case(&[], &["BLPOP", "k", "0.01"], false),
+    case(&[LIST], &["BRPOP", "k", "0.01"], true),
+    case(&[], &["BRPOP", "k", "0.01"], false),
+    case(&[SRC_LIST], &["BRPOPLPUSH", "s", "k", "0.01"], true),
+    case(&[], &["BRPOPLPUSH", "m", "k", "0.01"], false),
+    case(&[LIST], &["LINSERT", "k", "BEFORE", "a", "x"], true),
+    case(&[LIST], &["LINSERT", "k", "BEFORE", "zz", "x"], false),
+    case(&[], &["LINSERT", "k", "BEFORE", "a", "x"], false),
+    case(&[SRC_LIST], &["LMOVE", "s", "k", "LEFT", "RIGHT"], true),
+    case(&[LIST], &["LMOVE", "k", "k", "LEFT", "RIGHT"], true),
+    case(&[], &["LMOVE", "m", "k", "LEFT", "RIGHT"], false),
+    case(&[SRC_LIST], &["RPOPLPUSH", "s", "k"], true),
+    case(&[], &["RPOPLPUSH", "m", "k"], false),
+    case(&[LIST], &["LMPOP", "1", "k", "RIGHT"], true),
+    case(&[], &["LMPOP", "1", "k", "RIGHT"], false),
+    case(&[LIST], &["LPOP", "k"], true),
+    case(&[LIST], &["LPOP", "k", "0"], false),
+    case(&[], &["LPOP", "k"], false),
+    case(&[LIST], &["RPOP", "k", "5"], true),
+    case(&[], &["RPOP", "k"], false),
+    case(&[], &["LPUSH", "k", "a"], true),
+    case(&[], &["RPUSH", "k", "a"], true),
+    case(&[LIST], &["LPUSHX", "k", "a"], true),
+    case(&[], &["LPUSHX", "k", "a"], false),
+    case(&[LIST], &["RPUSHX", "k", "a"], true),
+    case(&[], &["RPUSHX", "k", "a"], false),
+    case(&[LIST], &["LREM", "k", "0", "a"], true),
+    case(&[LIST], &["LREM", "k", "0", "zz"], false),
+    case(&[LIST], &["LSET", "k", "0", "x"], true),
+    case(&[LIST], &["LTRIM", "k", "0", "-1"], true),
+    case(&[LIST], &["LTRIM", "k", "5", "10"], true),
+    case(&[], &["LTRIM", "k", "0", "-1"], false),
+    // Hashes.
+    case(&[HASH], &["HDEL", "k", "f"], true),
+    case(&[HASH], &["HDEL", "k", "zz"], false),
+    case(&[HASH], &["HINCRBY", "k", "n", "1"], true),
+    case(&[HASH], &["HINCRBYFLOAT", "k", "n", "1.5"], true),
+    case(&[HASH], &["HMSET", "k", "f", "v"], true),
+    case(&[HASH], &["HSET", "k", "f", "v"], true),
+    case(&[HASH], &["HSETNX", "k", "g", "v"], true),
+    case(&[HASH], &["HSETNX", "k", "f", "v"], false),
+    // Sets.
+    case(&[SET], &["SADD", "k", "c"], true),
+    case(&[SET], &["SADD", "k", "a", "b"], false),
+    case(&[SET], &["SREM", "k", "a"], true),
+    case(&[SET], &["SREM", "k", "zz"], false),
+    case(&[SRC_SET], &["SMOVE", "s", "k", "a"], true),
+    case(&[SRC_SET], &["SMOVE", "s", "k", "zz"], false),
+    case(&[SET], &["SMOVE", "k", "k", "a"], false),
+    case(&[SET1], &["SPOP", "k"], true),
+    case(&[SET], &["SPOP", "k", "0"], false),
+    case(&[], &["SPOP", "k"], false),
+    case(&[SRC_SET], &["SDIFFSTORE", "k", "s"], true),
+    case(&[SRC_SET], &["SINTERSTORE", "k", "s"], true),
+    case(&[SRC_SET], &["SINTERSTORE", "k", "s", "m"], false),
+    case(&[SRC_SET, STR], &["SINTERSTORE", "k", "s", "m"], true),
+    case(&[SRC_SET], &["SUNIONSTORE", "k", "s"], true),
+    case(&[], &["SUNIONSTORE", "k", "m"], false),
+    // Sorted sets.
+    case(&[], &["ZADD", "k", "1", "a"], true),
+    case(&[ZSET], &["ZADD", "k", "1", "a"], false),
+    case(&[ZSET], &["ZADD", "k", "5", "a"], true),
+    case(&[ZSET], &["ZADD", "k", "NX", "5", "a"], false),
+    case(&[ZSET], &["ZADD", "k", "XX", "5", "zz"], false),
+    case(&[ZSET], &["ZADD", "k", "INCR", "0", "a"], false),
+    case(&[ZSET], &["ZADD", "k", "INCR", "1", "a"], true),
+    case(&[ZSET], &["ZINCRBY", "k", "1", "a"], true),
+    case(&[ZSET], &["ZINCRBY", "k", "0", "a"], false),
+    case(&[ZSET], &["ZREM", "k", "a"], true),
+    case(&[ZSET], &["ZREM", "k", "zz"], false),
+    case(&[ZSET], &["ZREMRANGEBYLEX", "k", "-", "+"], true),
+    case(&[ZSET], &["ZREMRANGEBYLEX", "k", "[x", "[y"], false),
+    case(&[ZSET], &["ZREMRANGEBYRANK", "k", "0", "0"], true),
+    case(&[ZSET], &["ZREMRANGEBYRANK", "k", "5", "6"], false),
+    case(&[ZSET], &["ZREMRANGEBYSCORE", "k", "1", "1"], true),
+    case(&[ZSET], &["ZREMRANGEBYSCORE", "k", "100", "200"], false),
+    case(&[ZSET], &["ZPOPMAX", "k"], true),
+    case(&[], &["ZPOPMAX", "k"], false),
+    case(&[ZSET], &["ZPOPMIN", "k", "5"], true),
+    case(&[ZSET], &["ZPOPMIN", "k", "0"], false),
+    case(&[ZSET], &["BZPOPMAX", "k", "0.01"], true),
+    case(&[], &["BZPOPMAX", "k", "0.01"], false),
+    case(&[ZSET], &["BZPOPMIN", "k", "0.01"], true),
+    case(&[], &["BZPOPMIN", "k", "0.01"], false),
+    case(&[ZSET], &["BZMPOP", "0.01", "1", "k", "MIN"], true),
+    case(&[], &["BZMPOP", "0.01", "1", "k", "MIN"], false),
+    case(&[ZSET], &["ZMPOP", "1", "k", "MAX", "COUNT", "2"], true),
+    case(&[], &["ZMPOP", "1", "k", "MAX"], false),
+    case(&[SRC_ZSET], &["ZRANGESTORE", "k", "s", "0", "-1"], true),
+    case(&[SRC_ZSET], &["ZRANGESTORE", "k", "s", "5", "6"], false),
+    case(&[SRC_ZSET, STR], &["ZRANGESTORE", "k", "s", "5", "6"], true),
+    case(&[SRC_ZSET], &["ZDIFFSTORE", "k", "1", "s"], true),
+    case(&[SRC_ZSET], &["ZINTERSTORE", "k", "2", "s", "m"], false),
+    case(&[SRC_ZSET], &["ZUNIONSTORE", "k", "1", "s"], true),
+];
+
+/// Write commands with no case above: FLUSHALL would empty the databases
+/// the other tests of this file use at the same time (FLUSHDB's cases
+/// cover its epoch).
+const WATCH_EXEMPT: &[&str] = &["flushall"];
+
+#[test]
+fn watch_is_touched_exactly_where_redis_touches() {
+    Differential::each_protocol_pair(5, |a, b| {
+        let mut touched = 0;
+        for c in WATCH_CASES {
+            for db in ["6", "5"] {
+                b.check(&["SELECT", db]);
+                b.check(&["DEL", "k", "s", "d", "m"]);
+            }
+            for step in c.setup {
+                b.check(step);
+            }
+            a.check(&["WATCH", "k"]);
+            b.check(c.cmd);
+            if c.cmd[0] == "SWAPDB" {
+                b.check(c.cmd);
+            }
+            a.check(&["MULTI"]);
+            a.check(&["PING"]);
+            let exec = show(&a.check(&["EXEC"]));
+            let failed = exec.starts_with("*-1") || exec.starts_with("_");
+            assert_eq!(failed, c.touches, "EXEC after WATCH k; {:?}: {exec}", c.cmd);
+            touched += failed as usize;
+        }
+        assert!(touched > 0 && touched < WATCH_CASES.len());
+        // The watcher's own FLUSHDB or SWAPDB, in the same batch as WATCH
+        // and EXEC: a flush counts for a key that existed.
+        for (setup, db_cmd) in [(&[STR][..], &["FLUSHDB"][..]), (&[], &["FLUSHDB"]), (&[STR], &["SWAPDB", "5", "6"])] {
+            b.check(&["DEL", "k"]);
+            for step in setup {
+                b.check(step);
+            }
+            let steps = [&["WATCH", "k"][..], db_cmd, &["MULTI"], &["PING"], &["EXEC"]];
+            a.check_pipeline(&steps.iter().map(|s| s.to_vec()).collect::<Vec<_>>());
+        }
+        a.check(&["SWAPDB", "5", "6"]);
+    });
+    // Every write command pgkv serves has a case.
+    let mut missing = Vec::new();
+    for (name, write) in command_flags() {
+        if write && !WATCH_EXEMPT.contains(&name.as_str()) && !WATCH_CASES.iter().any(|c| c.cmd[0].eq_ignore_ascii_case(&name)) {
+            missing.push(name);
+        }
+    }
+    assert!(missing.is_empty(), "write commands without a WATCH case: {missing:?}");
+}
+
+/// Each command COMMAND lists, with whether it has the `write` flag.
+fn command_flags() -> Vec<(String, bool)> {
+    let text = |v: &redis::Value| match v {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        redis::Value::SimpleString(s) => s.clone(),
+        other => panic!("not a string: {other:?}"),
+    };
+    let all: redis::Value = redis::cmd("COMMAND").query(&mut shared().redis()).unwrap();
+    let redis::Value::Array(all) = all else { panic!("COMMAND: {all:?}") };
+    all.iter()
+        .map(|info| {
+            let redis::Value::Array(info) = info else { panic!("COMMAND entry: {info:?}") };
+            let redis::Value::Array(flags) = &info[2] else { panic!("flags: {:?}", info[2]) };
+            (text(&info[0]), flags.iter().any(|f| text(f) == "write"))
+        })
+        .collect()
+}
