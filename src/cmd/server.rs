@@ -1,11 +1,12 @@
-//! Server commands: COMMAND (COUNT, INFO, DOCS) and INFO.
+//! Server commands: COMMAND (COUNT, INFO, DOCS, LIST, GETKEYS,
+//! GETKEYSANDFLAGS, HELP) and INFO.
 //!
 //! COMMAND INFO and COMMAND DOCS are rendered from the command table, in the
 //! shapes Redis 7.0 uses (sets and maps in RESP3, flattened in RESP2).
 
 use super::table::{self, local, tx, Binding, CommandSpec};
-use super::{Args, Ctx};
-use crate::error::CmdResult;
+use super::{eq_ic, Args, Ctx};
+use crate::error::{CmdError, CmdResult};
 use crate::stats;
 use bytes::Bytes;
 use pgkv_resp::Frame;
@@ -18,6 +19,10 @@ pub const COMMANDS: &[Binding] = &[
     local("command|count", command_count),
     local("command|info", command_info),
     local("command|docs", command_docs),
+    local("command|list", command_list),
+    local("command|getkeys", command_getkeys),
+    local("command|getkeysandflags", command_getkeysandflags),
+    local("command|help", command_help),
     tx("info", info),
 ];
 
@@ -54,6 +59,369 @@ fn command_docs(_ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         args.rest().iter().filter_map(|n| table::lookup_full(n)).collect()
     };
     Ok(Frame::Map(specs.into_iter().map(|c| (bulk(&c.name), c.docs.clone())).collect()))
+}
+
+/// `COMMAND LIST [FILTERBY MODULE name|ACLCAT category|PATTERN pattern]`:
+/// the names of every command and subcommand (as `config|get`), in
+/// COMMAND's order (Redis's is its hash table's).
+fn command_list(_ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    let keep: Box<dyn Fn(&CommandSpec) -> bool> = match args.rest() {
+        [] => Box::new(|_| true),
+        [by, kind, arg] if eq_ic(by, "filterby") => {
+            if eq_ic(kind, "module") {
+                // No module commands here.
+                Box::new(|_| false)
+            } else if eq_ic(kind, "aclcat") {
+                let category = format!("@{}", String::from_utf8_lossy(arg)).to_ascii_lowercase();
+                Box::new(move |c| categories(c).iter().any(|have| have.eq_ignore_ascii_case(&category)))
+            } else if eq_ic(kind, "pattern") {
+                // Redis matches without case; names are lowercase.
+                let pattern = arg.to_ascii_lowercase();
+                Box::new(move |c| pgkv_resp::glob::matches(&pattern, c.name.as_bytes()))
+            } else {
+                return Err(CmdError::syntax());
+            }
+        }
+        _ => return Err(CmdError::syntax()),
+    };
+    let names = table::all().flat_map(|c| std::iter::once(c).chain(&c.subcommands)).filter(|c| keep(c)).map(|c| bulk(&c.name));
+    Ok(Frame::Array(names.collect()))
+}
+
+/// A command's ACL categories (`@write`, ...), from its COMMAND INFO entry.
+fn categories(c: &CommandSpec) -> Vec<String> {
+    match &c.info {
+        Frame::Array(f) => match f.get(6) {
+            Some(Frame::Set(v) | Frame::Array(v)) => v.iter().filter_map(text).collect(),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+fn text(f: &Frame) -> Option<String> {
+    match f {
+        Frame::Bulk(b) | Frame::Simple(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
+    }
+}
+
+/// `COMMAND GETKEYS command [arg ...]`
+fn command_getkeys(_ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    getkeys(args.rest(), false)
+}
+
+/// `COMMAND GETKEYSANDFLAGS command [arg ...]`
+fn command_getkeysandflags(_ctx: &mut Ctx, args: &mut Args) -> CmdResult {
+    getkeys(args.rest(), true)
+}
+
+/// Redis's `getKeysSubcommandImpl`: the keys of a full command, found by
+/// its key specifications (`getKeysUsingKeySpecs`), or, where those do not
+/// apply or the arguments do not fit them, by the command's own key
+/// function as Redis has it (`fallback_keys`).
+fn getkeys(argv: &[Bytes], with_flags: bool) -> CmdResult {
+    let base = table::lookup(&argv[0]).ok_or(CmdError::Static("ERR Invalid command specified"))?;
+    let cmd = if argv.len() == 1 || base.subcommands.is_empty() {
+        base
+    } else {
+        base.subcommand(&argv[1]).ok_or(CmdError::Static("ERR Invalid command specified"))?
+    };
+    let specs = key_specs(cmd);
+    if specs.is_empty() {
+        return Err(CmdError::Static("ERR The command has no key arguments"));
+    }
+    let n = argv.len() as i64;
+    if (cmd.arity > 0 && cmd.arity as i64 != n) || n < -(cmd.arity as i64) {
+        return Err(CmdError::Static("ERR Invalid number of arguments specified for command"));
+    }
+    // Specs whose flags depend on the arguments (SET's GET, BITFIELD's
+    // subcommands) leave the keys to the command's own function.
+    let by_specs = if specs.iter().any(|s| s.variable_flags) { None } else { keys_by_specs(&specs, argv) };
+    let found = by_specs.unwrap_or_else(|| fallback_keys(&cmd.name, argv));
+    if found.is_empty() {
+        if cmd.has_flag("no_mandatory_keys") {
+            return Ok(Frame::Array(Vec::new()));
+        }
+        return Err(CmdError::Static("ERR Invalid arguments specified for command"));
+    }
+    Ok(Frame::Array(
+        found
+            .into_iter()
+            .map(|(pos, flags)| {
+                let key = Frame::Bulk(argv[pos].clone());
+                if with_flags {
+                    Frame::Array(vec![key, flags])
+                } else {
+                    key
+                }
+            })
+            .collect(),
+    ))
+}
+
+/// One key specification of COMMAND INFO.
+struct KeySpec {
+    /// The flags as COMMAND INFO shows them (a set), for GETKEYSANDFLAGS.
+    flags: Frame,
+    not_key: bool,
+    variable_flags: bool,
+    begin: Begin,
+    find: Find,
+}
+
+enum Begin {
+    Index(i64),
+    /// The argument after `keyword`, searched from `startfrom` (from the
+    /// end when negative).
+    Keyword(Vec<u8>, i64),
+    Unknown,
+}
+
+enum Find {
+    Range { lastkey: i64, keystep: i64, limit: i64 },
+    Keynum { keynumidx: i64, firstkey: i64, keystep: i64 },
+    Unknown,
+}
+
+/// The key specifications in a command's COMMAND INFO entry.
+fn key_specs(cmd: &CommandSpec) -> Vec<KeySpec> {
+    let Frame::Array(fields) = &cmd.info else { return Vec::new() };
+    let Some(Frame::Set(specs) | Frame::Array(specs)) = fields.get(8) else { return Vec::new() };
+    specs
+        .iter()
+        .map(|spec| {
+            let flags = field(spec, "flags").cloned().unwrap_or(Frame::Set(Vec::new()));
+            let has = |flag: &str| matches!(&flags, Frame::Set(v) | Frame::Array(v) if v.iter().any(|f| text(f).as_deref() == Some(flag)));
+            let (not_key, variable_flags) = (has("not_key"), has("variable_flags"));
+            let part = |name: &str| field(spec, name).map(|p| (field(p, "type").and_then(text).unwrap_or_default(), field(p, "spec")));
+            let num = |spec: Option<&Frame>, name: &str| match spec.and_then(|s| field(s, name)) {
+                Some(Frame::Integer(n)) => *n,
+                _ => 0,
+            };
+            let begin = match part("begin_search") {
+                Some((t, s)) if t == "index" => Begin::Index(num(s, "index")),
+                Some((t, s)) if t == "keyword" => Begin::Keyword(
+                    s.and_then(|s| field(s, "keyword")).and_then(text).unwrap_or_default().into_bytes(),
+                    num(s, "startfrom"),
+                ),
+                _ => Begin::Unknown,
+            };
+            let find = match part("find_keys") {
+                Some((t, s)) if t == "range" => Find::Range { lastkey: num(s, "lastkey"), keystep: num(s, "keystep"), limit: num(s, "limit") },
+                Some((t, s)) if t == "keynum" => {
+                    Find::Keynum { keynumidx: num(s, "keynumidx"), firstkey: num(s, "firstkey"), keystep: num(s, "keystep") }
+                }
+                _ => Find::Unknown,
+            };
+            KeySpec { flags, not_key, variable_flags, begin, find }
+        })
+        .collect()
+}
+
+/// The value under `name` in a RESP3 map (or a flattened one).
+fn field<'f>(map: &'f Frame, name: &str) -> Option<&'f Frame> {
+    match map {
+        Frame::Map(pairs) => pairs.iter().find(|(k, _)| text(k).as_deref() == Some(name)).map(|(_, v)| v),
+        Frame::Array(flat) => flat.chunks(2).find(|p| p.len() == 2 && text(&p[0]).as_deref() == Some(name)).map(|p| &p[1]),
+        _ => None,
+    }
+}
+
+/// Redis's `getKeysUsingKeySpecs`: each key's position and its spec's
+/// flags; `None` when a spec cannot be followed (an unknown kind, a key
+/// count that is not a count, positions past the end).
+fn keys_by_specs(specs: &[KeySpec], argv: &[Bytes]) -> Option<Vec<(usize, Frame)>> {
+    let argc = argv.len() as i64;
+    let mut out = Vec::new();
+    for spec in specs.iter().filter(|s| !s.not_key) {
+        let first = match &spec.begin {
+            Begin::Index(i) => *i,
+            Begin::Keyword(word, from) => {
+                let (start, end) = if *from > 0 { (*from, argc - 1) } else { (argc + from, 1) };
+                let mut i = start;
+                let mut at = 0;
+                while i != end {
+                    if i >= argc || i < 1 {
+                        break;
+                    }
+                    if argv[i as usize].eq_ignore_ascii_case(word) {
+                        at = i + 1;
+                        break;
+                    }
+                    i = if start <= end { i + 1 } else { i - 1 };
+                }
+                if at == 0 {
+                    continue; // keyword absent: no keys of this spec
+                }
+                at
+            }
+            Begin::Unknown => return None,
+        };
+        let (first, last, step) = match spec.find {
+            Find::Range { lastkey, keystep, limit } => {
+                let last = if lastkey >= 0 {
+                    first + lastkey
+                } else if limit == 0 {
+                    argc + lastkey
+                } else {
+                    first + ((argc - first) / limit + lastkey)
+                };
+                (first, last, keystep)
+            }
+            Find::Keynum { keynumidx, firstkey, keystep } => {
+                if keynumidx >= argc {
+                    return None;
+                }
+                let count = std::str::from_utf8(argv.get((first + keynumidx) as usize)?).ok().and_then(strict_i64)?;
+                if count < 0 {
+                    return None;
+                }
+                let first = first + firstkey;
+                (first, first + count - 1, keystep)
+            }
+            Find::Unknown => return None,
+        };
+        if last >= argc || last < first || first >= argc || step <= 0 {
+            return None;
+        }
+        let mut i = first;
+        while i <= last {
+            out.push((i as usize, spec.flags.clone()));
+            i += step;
+        }
+    }
+    Some(out)
+}
+
+/// Redis's `string2ll`: an exact decimal integer.
+fn strict_i64(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0')) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// The key functions Redis falls back on when a command's key specs
+/// cannot be followed or have variable flags: `setGetKeys`,
+/// `bitfieldGetKeys`, `sortGetKeys`, `sortROGetKeys`, and `genericGetKeys`
+/// behind EVAL, FCALL, LMPOP, ZUNIONSTORE and the like (which reads its key
+/// count with C's `atoi` and gives its keys no flags).
+fn fallback_keys(name: &str, argv: &[Bytes]) -> Vec<(usize, Frame)> {
+    let flags = |f: &[&str]| Frame::Set(f.iter().map(|s| Frame::Simple(Bytes::copy_from_slice(s.as_bytes()))).collect());
+    let generic = |store: usize, count_at: usize, first: usize| {
+        let count = atoi(&argv[count_at]);
+        if count < 1 || count > (argv.len() - first) as i64 {
+            return Vec::new();
+        }
+        let mut keys: Vec<(usize, Frame)> = (0..count as usize).map(|i| (first + i, flags(&[]))).collect();
+        if store > 0 {
+            keys.push((store, flags(&[])));
+        }
+        keys
+    };
+    match name {
+        "set" => {
+            let get = argv.iter().skip(3).any(|a| eq_ic(a, "get"));
+            vec![(1, if get { flags(&["RW", "access", "update"]) } else { flags(&["OW", "update"]) })]
+        }
+        "bitfield" => {
+            let mut readonly = true;
+            let mut i = 2;
+            while i < argv.len() {
+                let remaining = argv.len() - i - 1;
+                let arg = &argv[i];
+                if eq_ic(arg, "get") && remaining >= 2 {
+                    i += 2;
+                } else if (eq_ic(arg, "set") || eq_ic(arg, "incrby")) && remaining >= 3 {
+                    readonly = false;
+                    break;
+                } else if eq_ic(arg, "overflow") && remaining >= 1 {
+                    i += 1;
+                } else {
+                    readonly = false; // a syntax error: not read-only, to be safe
+                    break;
+                }
+                i += 1;
+            }
+            vec![(1, if readonly { flags(&["RO", "access"]) } else { flags(&["RW", "access", "update"]) })]
+        }
+        "sort" => {
+            let mut keys = vec![(1, flags(&["RO", "access"]))];
+            let mut store = None;
+            let mut i = 2;
+            while i < argv.len() {
+                let arg = &argv[i];
+                if eq_ic(arg, "limit") {
+                    i += 2;
+                } else if eq_ic(arg, "get") || eq_ic(arg, "by") {
+                    i += 1;
+                } else if eq_ic(arg, "store") && i + 1 < argv.len() {
+                    store = Some(i + 1); // the last STORE counts, as in SORT
+                }
+                i += 1;
+            }
+            keys.extend(store.map(|at| (at, flags(&["OW", "update"]))));
+            keys
+        }
+        "sort_ro" => vec![(1, flags(&["RO", "access"]))],
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" | "blmpop" | "bzmpop" => generic(0, 2, 3),
+        "lmpop" | "zmpop" | "sintercard" | "zintercard" | "zunion" | "zinter" | "zdiff" => generic(0, 1, 2),
+        "zunionstore" | "zinterstore" | "zdiffstore" => generic(1, 2, 3),
+        _ => Vec::new(),
+    }
+}
+
+/// C's `atoi`: leading white space, a sign, digits up to the first other
+/// byte; 0 when there are none.
+fn atoi(b: &[u8]) -> i64 {
+    let mut i = 0;
+    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
+        i += 1;
+    }
+    let negative = i < b.len() && b[i] == b'-';
+    if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
+        i += 1;
+    }
+    let mut n: i64 = 0;
+    while i < b.len() && b[i].is_ascii_digit() {
+        n = n.saturating_mul(10).saturating_add((b[i] - b'0') as i64);
+        i += 1;
+    }
+    if negative {
+        -n
+    } else {
+        n
+    }
+}
+
+/// `COMMAND HELP`
+fn command_help(_ctx: &mut Ctx, _args: &mut Args) -> CmdResult {
+    const LINES: &[&str] = &[
+        "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "(no subcommand)",
+        "    Return details about all Redis commands.",
+        "COUNT",
+        "    Return the total number of commands in this Redis server.",
+        "LIST",
+        "    Return a list of all commands in this Redis server.",
+        "INFO [<command-name> ...]",
+        "    Return details about multiple Redis commands.",
+        "    If no command names are given, documentation details for all",
+        "    commands are returned.",
+        "DOCS [<command-name> ...]",
+        "    Return documentation details about multiple Redis commands.",
+        "    If no command names are given, documentation details for all",
+        "    commands are returned.",
+        "GETKEYS <full-command>",
+        "    Return the keys from a full Redis command.",
+        "GETKEYSANDFLAGS <full-command>",
+        "    Return the keys and the access flags from a full Redis command.",
+        "HELP",
+        "    Prints this help.",
+    ];
+    Ok(Frame::Array(LINES.iter().map(|l| Frame::Simple(Bytes::from_static(l.as_bytes()))).collect()))
 }
 
 /// `INFO [section ...]`: server, clients, stats and keyspace. Unknown sections are

@@ -192,6 +192,108 @@ fn command_info_and_docs_match_redis() {
 }
 
 #[test]
+fn command_list_getkeys_and_help_match_redis() {
+    let getkeys: &[&[&str]] = &[
+        &["SET", "a", "b"],
+        &["set", "a", "b", "EX", "10"],
+        &["GET", "a"],
+        &["MSET", "a", "1", "b", "2", "a", "3"],
+        &["MSET", "a", "1", "b"],
+        &["DEL", "a", "b", "c"],
+        &["LMOVE", "a", "b", "LEFT", "RIGHT"],
+        &["RPOPLPUSH", "a", "b"],
+        &["RENAME", "a", "b"],
+        &["COPY", "a", "b", "DB", "1"],
+        &["OBJECT", "ENCODING", "k"],
+        &["BLPOP", "a", "b", "0"],
+        &["ZUNIONSTORE", "d", "2", "a", "b", "WEIGHTS", "1", "2"],
+        &["ZUNIONSTORE", "d", "5", "a"],
+        &["ZUNIONSTORE", "d", "0", "a"],
+        &["ZUNIONSTORE", "d", "-1", "a"],
+        &["ZUNIONSTORE", "d", "1x", "a"],
+        &["ZINTER", "2", "a", "b"],
+        &["ZDIFF", "3", "a", "b"],
+        &["SINTERCARD", "2", "a", "b", "LIMIT", "1"],
+        &["LMPOP", "2", "a", "b", "LEFT"],
+        &["LMPOP", "0", "a", "LEFT"],
+        &["LMPOP", " 1", "a", "LEFT"],
+        &["BLMPOP", "0", "1", "a", "LEFT"],
+        &["BZMPOP", "0", "2", "a", "b", "MIN"],
+        &["EVAL", "return 1", "2", "x", "y", "z"],
+        &["EVAL", "return 1", "0"],
+        &["EVAL", "return 1", "5", "a"],
+        &["EVAL", "return 1", "-1"],
+        &["EVALSHA", "abc", "1", "k"],
+        &["FCALL", "f", "1", "k", "arg"],
+        &["SORT", "a"],
+        &["SORT", "a", "BY", "x", "STORE", "d"],
+        &["SORT", "a", "LIMIT", "0", "1", "GET", "store", "STORE", "d1", "STORE", "d2"],
+        &["SORT", "a", "STORE"],
+        &["SORT_RO", "a", "BY", "x"],
+        &["GETEX", "a", "PERSIST"],
+        &["BITOP", "AND", "d", "a", "b"],
+        &["BITFIELD", "k", "GET", "u8", "0"],
+        &["BITFIELD", "k", "GET", "u8", "0", "OVERFLOW", "SAT", "INCRBY", "u8", "0", "1"],
+        &["BITFIELD", "k", "GET", "u8"],
+        &["BITFIELD_RO", "k", "GET", "u8", "0"],
+        &["SET", "a", "b", "GET"],
+        &["SET", "a", "b", "gEt", "NX"],
+        &["ZRANGESTORE", "d", "s", "0", "-1"],
+        &["GETKEYS-NONE"],
+        &["PING"],
+        &["ping", "x"],
+        &["CLIENT", "LIST"],
+        &["CLIENT", "NOSUCH"],
+        &["CONFIG", "GET", "x"],
+        &["NOSUCH", "a"],
+        &["SET", "a"],
+        &["GET", "a", "b"],
+    ];
+    both_protocols("command-keys", |d, _k| {
+        for cmd in getkeys {
+            for sub in ["GETKEYS", "GETKEYSANDFLAGS"] {
+                let mut args = vec!["COMMAND", sub];
+                args.extend(cmd.iter().copied());
+                d.check(&args);
+            }
+        }
+        d.check(&["COMMAND", "GETKEYS"]);
+        d.check(&["COMMAND", "HELP"]);
+        d.check(&["COMMAND", "HELP", "x"]);
+        d.check(&["COMMAND", "help"]);
+        for c in ["command|list", "command|getkeys", "command|getkeysandflags", "command|help"] {
+            d.check(&["COMMAND", "INFO", c]);
+        }
+        d.check(&["COMMAND", "LIST", "FILTERBY", "MODULE", "x"]);
+        d.check(&["COMMAND", "LIST", "FILTERBY", "ACLCAT", "nosuch"]);
+        d.check(&["COMMAND", "LIST", "FILTERBY", "NOSUCH", "x"]);
+        d.check(&["COMMAND", "LIST", "FILTERBY", "PATTERN"]);
+        d.check(&["COMMAND", "LIST", "FILTERBY", "PATTERN", "x", "y"]);
+        d.check(&["COMMAND", "LIST", "extra"]);
+        d.check(&["COMMAND", "LIST", "FILTERBY", "PATTERN", "nomatch*"]);
+        // pgkv lists the commands it serves: Redis's list, less the rest
+        // (and in another order).
+        let names = |client: &mut pgkv_tests::RawClient, filter: &[&str]| {
+            let mut args = vec!["COMMAND", "LIST"];
+            args.extend(filter);
+            let reply = String::from_utf8(client.call(&args)).unwrap();
+            let mut names: Vec<String> =
+                reply.split("\r\n").filter(|l| !l.is_empty() && !l.starts_with(['*', '$'])).map(str::to_string).collect();
+            names.sort();
+            names
+        };
+        let ours_all = names(&mut d.pgkv, &[]);
+        assert!(ours_all.len() > 150 && ours_all.contains(&"config|get".to_string()), "{ours_all:?}");
+        for filter in [&[][..], &["FILTERBY", "PATTERN", "z*"], &["FILTERBY", "PATTERN", "CONFIG|*"], &["FILTERBY", "ACLCAT", "SortedSet"], &["FILTERBY", "aclcat", "write"]] {
+            let ours = names(&mut d.pgkv, filter);
+            let theirs: Vec<String> = names(&mut d.redis, filter).into_iter().filter(|n| ours_all.contains(n)).collect();
+            assert!(!ours.is_empty(), "{filter:?}");
+            assert_eq!(ours, theirs, "COMMAND LIST {filter:?}");
+        }
+    });
+}
+
+#[test]
 fn protocol_errors_match_redis() {
     let inputs: &[&[u8]] = &[
         b"*abc\r\n",
