@@ -186,6 +186,7 @@ fn zadd_generic(ctx: &mut Ctx, key: &[u8], elements: Vec<(f64, Bytes)>, f: ZaddF
     }
     if !writes.is_empty() {
         let e = zset_to_write(ctx, key, existing)?;
+        as_stored(ctx, e.card + added, &mut writes)?;
         ctx.store().zupsert(&e, &writes, added)?;
         // As Redis: only a change is an event.
         if added + updated > 0 {
@@ -204,12 +205,35 @@ fn zadd_generic(ctx: &mut Ctx, key: &[u8], elements: Vec<(f64, Bytes)>, f: ZaddF
 /// which were new and which changed, without reading them first.
 fn zadd_plain(ctx: &mut Ctx, key: &[u8], existing: Option<Entry>, elements: Vec<(f64, Bytes)>, ch: bool) -> CmdResult {
     let e = zset_to_write(ctx, key, existing)?;
-    let pairs: Vec<(Bytes, f64)> = elements.into_iter().map(|(s, m)| (m, s)).collect();
+    let mut pairs: Vec<(Bytes, f64)> = elements.into_iter().map(|(s, m)| (m, s)).collect();
+    as_stored(ctx, e.card + pairs.len() as i64, &mut pairs)?;
     let (added, updated) = ctx.store().zadd_plain(&e, &pairs)?;
     if added + updated > 0 {
         ctx.notify(ZSET, "zadd", key);
     }
     Ok(Frame::Integer(if ch { added + updated } else { added }))
+}
+
+/// The scores `pairs` as Redis stores them in a zset that will have at
+/// most `card` members. Redis keeps a zset of up to
+/// zset-max-listpack-entries members, none longer than
+/// zset-max-listpack-value bytes, as a listpack, which stores a whole
+/// number as an integer, so a score of -0 reads back as 0; a larger zset
+/// (a skiplist) keeps -0. pgkv goes by the size and by the members written
+/// (Redis also by a longer member written earlier, and keeps a skiplist
+/// that shrank).
+fn as_stored(ctx: &Ctx, card: i64, pairs: &mut [(Bytes, f64)]) -> Result<(), CmdError> {
+    let negative_zero = |s: f64| s == 0.0 && s.is_sign_negative();
+    if !pairs.iter().any(|(_, s)| negative_zero(*s)) {
+        return Ok(());
+    }
+    let (entries, value) = (super::config::value(ctx, "zset-max-listpack-entries")?, super::config::value(ctx, "zset-max-listpack-value")?);
+    if card <= entries && pairs.iter().all(|(m, _)| m.len() as i64 <= value) {
+        for (_, s) in pairs.iter_mut().filter(|(_, s)| negative_zero(*s)) {
+            *s = 0.0;
+        }
+    }
+    Ok(())
 }
 
 /// The zset ZADD writes to: the one `lookup` found, or a new one.
@@ -536,7 +560,8 @@ fn store_result(ctx: &mut Ctx, dst: &[u8], pairs: Pairs, event: &'static str) ->
     let n = pairs.len() as i64;
     if n > 0 {
         let e = store.recreate(ctx.session.db, dst, ctx.now_ms, KeyType::ZSet, existed)?;
-        let pairs: Vec<(Bytes, f64)> = pairs.into_iter().map(|(m, s)| (Bytes::from(m), s)).collect();
+        let mut pairs: Vec<(Bytes, f64)> = pairs.into_iter().map(|(m, s)| (Bytes::from(m), s)).collect();
+        as_stored(ctx, n, &mut pairs)?;
         store.zreplace(&e, &pairs)?;
         ctx.notify(ZSET, event, dst);
     } else if existed {

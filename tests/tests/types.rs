@@ -676,6 +676,30 @@ fn sorted_set_commands_match_redis() {
         ] {
             d.check(&cmd);
         }
+        // A score of -0: a small zset (a listpack in Redis) reads it back
+        // as 0, a large one (a skiplist) as -0; replies of ZINCRBY and ZADD
+        // INCR show the sum as computed.
+        d.check(&["ZADD", "nz", "-0", "a", "0", "b"]);
+        d.check(&["ZINCRBY", "nz", "-0", "c"]);
+        d.check(&["ZADD", "nz", "INCR", "-0", "d"]);
+        d.check(&["ZADD", "nz", "NX", "-0", "e"]);
+        d.check(&["ZRANGE", "nz", "0", "-1", "WITHSCORES"]);
+        d.check(&["ZSCORE", "nz", "c"]);
+        d.check(&["ZUNIONSTORE", "nz2", "1", "nz", "WEIGHTS", "-1"]);
+        d.check(&["ZRANGESTORE", "nz3", "nz", "0", "-1"]);
+        d.check(&["ZRANGE", "nz2", "0", "-1", "WITHSCORES"]);
+        d.check(&["ZRANGE", "nz3", "0", "-1", "WITHSCORES"]);
+        let mut big = vec!["ZADD", "bigz"];
+        let members: Vec<String> = (0..130).map(|i| format!("m{i:03}")).collect();
+        for m in &members {
+            big.extend(["1", m.as_str()]);
+        }
+        d.check(&big);
+        d.check(&["ZADD", "bigz", "-0", "neg"]);
+        d.check(&["ZSCORE", "bigz", "neg"]);
+        d.check(&["ZRANGE", "bigz", "0", "0", "WITHSCORES"]);
+        d.check(&["ZADD", "longz", "-0", &"x".repeat(65)]);
+        d.check(&["ZRANGE", "longz", "0", "-1", "WITHSCORES"]);
     });
 }
 
