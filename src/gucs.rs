@@ -212,8 +212,14 @@ fn init_limits() {
 
 /// Whether RESP clients may run `name` (any case).
 pub fn command_disabled(name: &[u8]) -> bool {
-    let list = DISABLED_COMMANDS.get();
-    let Some(list) = list.as_deref() else { return false };
+    // Read in place (`get` copies the string, and every RESP command asks).
+    // SAFETY: the setting's current value, owned by guc.c, which replaces
+    // it only while this thread processes a configuration reload.
+    let raw = unsafe { *DISABLED_COMMANDS.as_ptr() };
+    if raw.is_null() {
+        return false;
+    }
+    let list = unsafe { std::ffi::CStr::from_ptr(raw) };
     list.to_bytes().split(|&c| c == b',').any(|w| {
         let w = w.trim_ascii();
         !w.is_empty() && w.eq_ignore_ascii_case(name)

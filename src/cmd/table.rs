@@ -195,8 +195,12 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
 
 /// A top-level command by name, any case.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    let lower = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
-    TABLE.by_name.get(&lower).map(|&i| &TABLE.commands[i])
+    // Lowercased on the stack: every command comes through here.
+    let mut buf = [0u8; 32];
+    let lower = buf.get_mut(..name.len())?;
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    TABLE.by_name.get(std::str::from_utf8(lower).ok()?).map(|&i| &TABLE.commands[i])
 }
 
 /// `lookup` that also accepts `container|sub` names, as COMMAND INFO does.

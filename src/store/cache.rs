@@ -95,9 +95,9 @@ struct Cached {
 }
 
 thread_local! {
-    /// By database, then key: a lookup borrows the key instead of copying
-    /// it into a map key.
-    static ROWS: RefCell<HashMap<i16, HashMap<Vec<u8>, Cached>>> = RefCell::new(HashMap::new());
+    /// By database, then key: a lookup borrows the key; a row found or
+    /// changed shares its entry's key (`Bytes`) rather than copying it.
+    static ROWS: RefCell<HashMap<i16, HashMap<Bytes, Cached>>> = RefCell::new(HashMap::new());
     static PENDING: RefCell<Vec<PendingSet>> = const { RefCell::new(Vec::new()) };
     static PUSHES: RefCell<Vec<PendingPush>> = const { RefCell::new(Vec::new()) };
     /// List elements read ahead for the batch's pops, by (list id, pos).
@@ -324,7 +324,8 @@ fn queue_set(set: PendingSet) {
         head: 0,
     };
     ROWS.with(|rows| {
-        rows.borrow_mut().entry(set.db).or_default().insert(set.key.clone(), Cached { entry: Some(entry), locked: false, dirty: false, tid: None });
+        let key = entry.key.clone();
+        rows.borrow_mut().entry(set.db).or_default().insert(key, Cached { entry: Some(entry), locked: false, dirty: false, tid: None });
     });
     PENDING.with(|p| p.borrow_mut().push(set));
 }
@@ -401,7 +402,9 @@ pub fn contains(db: i16, key: &[u8]) -> bool {
 pub fn put(db: i16, key: &[u8], entry: Option<Entry>, locked: bool, tid: Option<Tid>) {
     ROWS.with(|rows| {
         let mut rows = rows.borrow_mut();
-        remember(slot(rows.entry(db).or_default(), key, new_slot), entry, locked, tid);
+        let owned = || entry.as_ref().map_or_else(|| Bytes::copy_from_slice(key), |e| e.key.clone());
+        let slot = slot(rows.entry(db).or_default(), key, owned, new_slot);
+        remember(slot, entry, locked, tid);
     });
 }
 
@@ -409,7 +412,7 @@ pub fn put(db: i16, key: &[u8], entry: Option<Entry>, locked: bool, tid: Option<
 pub fn put_found(entry: Entry, locked: bool, tid: Option<Tid>) {
     ROWS.with(|rows| {
         let mut rows = rows.borrow_mut();
-        let slot = slot(rows.entry(entry.db).or_default(), &entry.key, new_slot);
+        let slot = slot(rows.entry(entry.db).or_default(), &entry.key, || entry.key.clone(), new_slot);
         remember(slot, Some(entry), locked, tid);
     });
 }
@@ -439,7 +442,8 @@ fn remember(slot: &mut Cached, entry: Option<Entry>, locked: bool, tid: Option<T
 pub fn update(e: &Entry, f: impl FnOnce(&mut Entry)) {
     ROWS.with(|rows| {
         let mut rows = rows.borrow_mut();
-        let slot = slot(rows.entry(e.db).or_default(), &e.key, || Cached { entry: Some(e.clone()), locked: true, dirty: false, tid: None });
+        let new = || Cached { entry: Some(e.clone()), locked: true, dirty: false, tid: None };
+        let slot = slot(rows.entry(e.db).or_default(), &e.key, || e.key.clone(), new);
         if slot.entry.is_none() {
             slot.entry = Some(e.clone());
         }
@@ -451,10 +455,10 @@ pub fn update(e: &Entry, f: impl FnOnce(&mut Entry)) {
 }
 
 /// The cached row of `key`, made with `new` if there is none; the key is
-/// copied only then.
-fn slot<'m>(keys: &'m mut HashMap<Vec<u8>, Cached>, key: &[u8], new: impl FnOnce() -> Cached) -> &'m mut Cached {
+/// taken (`owned`) only then.
+fn slot<'m>(keys: &'m mut HashMap<Bytes, Cached>, key: &[u8], owned: impl FnOnce() -> Bytes, new: impl FnOnce() -> Cached) -> &'m mut Cached {
     if !keys.contains_key(key) {
-        keys.insert(key.to_vec(), new());
+        keys.insert(owned(), new());
     }
     keys.get_mut(key).expect("inserted above")
 }

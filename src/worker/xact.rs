@@ -223,9 +223,8 @@ fn commit(deferred: bool) -> Result<(), String> {
 /// workers the upsert of the others at the end of the batch would lock
 /// out of order.
 fn prefetch<S: Sessions>(store: Store, jobs: &[Job], sessions: &mut S) -> Result<(), CmdError> {
-    use std::collections::{BTreeMap, BTreeSet};
-    let mut reads: BTreeMap<i16, BTreeSet<Bytes>> = BTreeMap::new();
-    let mut writes: BTreeMap<i16, BTreeSet<Bytes>> = BTreeMap::new();
+    // (db, key, write), sorted and deduplicated below: no tree per database.
+    let mut keys: Vec<(i16, Bytes, bool)> = Vec::with_capacity(jobs.len());
     for j in jobs {
         let Some(spec) = j.spec.filter(|s| s.tx) else { continue };
         let session = sessions.session(j.conn);
@@ -237,21 +236,33 @@ fn prefetch<S: Sessions>(store: Store, jobs: &[Job], sessions: &mut S) -> Result
         hint_pops(spec, &j.argv, db);
         hint_members(spec, &j.argv, db);
         let write = spec.has_flag("write");
-        let set = if write { writes.entry(db).or_default() } else { reads.entry(db).or_default() };
-        set.extend(spec.keys(&j.argv).into_iter().cloned());
+        keys.extend(spec.keys(&j.argv).into_iter().map(|k| (db, k.clone(), write)));
     }
+    // A key both read and written is locked: writes sort first.
+    keys.sort_unstable_by(|a, b| (a.0, &a.1, !a.2).cmp(&(b.0, &b.1, !b.2)));
+    keys.dedup_by(|later, first| later.0 == first.0 && later.1 == first.1);
     // Databases in ascending order, keys in byte order (bytea's order), and
     // the statement locks them in the order given: the (db, key) order.
-    for (db, keys) in &writes {
-        let keys: Vec<Bytes> = keys.iter().cloned().collect();
-        store.lock_prefetch(*db, &keys)?;
+    let (writes, reads): (Vec<_>, Vec<_>) = keys.into_iter().partition(|k| k.2);
+    for (db, keys) in by_db(writes) {
+        store.lock_prefetch(db, &keys)?;
     }
-    for (db, keys) in reads {
-        let locked = writes.get(&db);
-        let keys: Vec<Bytes> = keys.into_iter().filter(|k| !locked.is_some_and(|w| w.contains(k))).collect();
+    for (db, keys) in by_db(reads) {
         store.prefetch(db, &keys)?;
     }
     Ok(())
+}
+
+/// Sorted (db, key, _) triples as one key list per database.
+fn by_db(keys: Vec<(i16, Bytes, bool)>) -> Vec<(i16, Vec<Bytes>)> {
+    let mut out: Vec<(i16, Vec<Bytes>)> = Vec::new();
+    for (db, key, _) in keys {
+        match out.last_mut() {
+            Some((d, list)) if *d == db => list.push(key),
+            _ => out.push((db, vec![key])),
+        }
+    }
+    out
 }
 
 /// Tells the store how many elements the batch's LPOP/RPOP commands will
