@@ -23,9 +23,9 @@
 //!
 //! Not deferred: a cluster with synchronous standbys (`synchronous_standby_
 //! names` set), where the commit must also wait for them; a lone client's
-//! batch with nothing else waiting (`commit_synchronously`), where the
-//! hand-off would only add wake-ups; and a worker without a running
-//! flusher, which flushes itself.
+//! batch with nothing else waiting, no other client's replies held
+//! included (`commit_synchronously`), where the hand-off would only add
+//! wake-ups; and a worker without a running flusher, which flushes itself.
 
 use super::conn::Conn;
 use crate::shared;

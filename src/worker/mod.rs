@@ -485,7 +485,11 @@ impl Server {
     fn run_jobs(&mut self, mut jobs: Vec<Job>) {
         // A script that runs past lua-time-limit answers other clients BUSY
         // from inside the batch (see `busy`).
-        let lone = jobs.iter().all(|j| j.conn == jobs[0].conn) && self.idle();
+        // Alone: one client's commands, nothing else to read, and no other
+        // client's replies held for a flush. With replies held (50 clients
+        // waiting on the flusher), a synchronous commit here would stall
+        // the worker on its own fsync while their flush completes.
+        let lone = jobs.iter().all(|j| j.conn == jobs[0].conn) && !self.durable.waiting() && self.idle();
         durable::commit_synchronously(lone);
         let busy = busy::arm(self, jobs.iter().map(|j| j.conn).collect());
         let retries = xact::run_batch(&mut jobs, &mut ConnSessions(&mut self.conns));
