@@ -67,7 +67,7 @@ pub fn read_rows(db: i16, keys: &[Bytes]) -> Result<Option<Vec<(Entry, Option<Ti
     unsafe {
         let Some(oids) = relations() else { return Ok(None) };
         Ok(with_relations(oids, pg_sys::AccessShareLock, |h, i| shape_ok(h, i), |heap, index| {
-            scan(heap, index, pg_sys::GetActiveSnapshot(), db, keys, |slot, key| Some(Some((entry(slot, db, key)?, None))))
+            scan(heap, index, pg_sys::GetActiveSnapshot(), db, keys, |slot, _, key| Some(Some((entry(slot, db, key, true)?, None))))
         }))
     }
 }
@@ -84,7 +84,11 @@ pub fn read_rows(db: i16, keys: &[Bytes]) -> Result<Option<Vec<(Entry, Option<Ti
 /// for a row this transaction already changed) gives `None`, and the
 /// statement runs instead, with Postgres's own handling; the locks taken
 /// so far are this transaction's either way.
-pub fn lock_rows(db: i16, keys: &[Bytes]) -> Result<Option<Vec<(Entry, Option<Tid>)>>, CmdError> {
+///
+/// A string's payload is copied out only where `values` (one flag per key)
+/// wants it: a key the batch only overwrites (SET, MSET) leaves it `None`,
+/// as a lookup of its metadata does.
+pub fn lock_rows(db: i16, keys: &[Bytes], values: &[bool]) -> Result<Option<Vec<(Entry, Option<Tid>)>>, CmdError> {
     // SAFETY: as in `read_rows`; the snapshot pushed here is popped on
     // every path out but an ERROR, where the abort pops it.
     unsafe {
@@ -98,7 +102,7 @@ pub fn lock_rows(db: i16, keys: &[Bytes]) -> Result<Option<Vec<(Entry, Option<Ti
         let cid = pg_sys::GetCurrentCommandId(true);
         let out = with_relations(oids, pg_sys::RowShareLock, |h, i| shape_ok(h, i), |heap, index| {
             let locked = pg_sys::table_slot_create(heap, std::ptr::null_mut());
-            let rows = scan(heap, index, snapshot, db, keys, |slot, key| {
+            let rows = scan(heap, index, snapshot, db, keys, |slot, i, key| {
                 let mut tmfd: pg_sys::TM_FailureData = std::mem::zeroed();
                 let result = pg_sys::table_tuple_lock(
                     heap,
@@ -116,7 +120,8 @@ pub fn lock_rows(db: i16, keys: &[Bytes]) -> Result<Option<Vec<(Entry, Option<Ti
                         if tmfd.traversed && !Scope::Db(db).holds(locked, key) {
                             return Some(None); // now another key's row
                         }
-                        Some(Some((entry(locked, db, key)?, Some((*locked).tts_tid))))
+                        let value = values.get(i).copied().unwrap_or(true);
+                        Some(Some((entry(locked, db, key, value)?, Some((*locked).tts_tid))))
                     }
                     pg_sys::TM_Result::TM_Deleted => Some(None),
                     _ => None,
@@ -1032,7 +1037,7 @@ unsafe fn scan(
     snapshot: pg_sys::Snapshot,
     db: i16,
     keys: &[Bytes],
-    mut found: impl FnMut(*mut pg_sys::TupleTableSlot, &Bytes) -> Option<Option<(Entry, Option<Tid>)>>,
+    mut found: impl FnMut(*mut pg_sys::TupleTableSlot, usize, &Bytes) -> Option<Option<(Entry, Option<Tid>)>>,
 ) -> Option<Vec<(Entry, Option<Tid>)>> {
     unsafe {
         let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
@@ -1040,10 +1045,10 @@ unsafe fn scan(
         let mut scan: pg_sys::IndexScanDesc = std::ptr::null_mut();
         let mut out = Some(Vec::with_capacity(keys.len()));
         let mut skey: pg_sys::ScanKeyData = std::mem::zeroed();
-        for key in keys {
+        for (i, key) in keys.iter().enumerate() {
             let mut row = None;
             if at.fetch(snapshot, Scope::Db(db), key, slot) {
-                row = Some(found(slot, key));
+                row = Some(found(slot, i, key));
             } else {
                 if scan.is_null() {
                     scan = pg_sys::index_beginscan(heap, index, snapshot, 1, 0);
@@ -1064,7 +1069,7 @@ unsafe fn scan(
                         continue;
                     }
                     at.remember(Scope::Db(db), key, root);
-                    row = Some(found(slot, key));
+                    row = Some(found(slot, i, key));
                     break;
                 }
                 pg_sys::pfree(arg.cast_mut_ptr());
@@ -1217,9 +1222,10 @@ impl Located {
     }
 }
 
-/// The key row in `slot` (of `key`, in `db`); `None` for a type code pgkv
-/// does not know (the statement then reports it).
-unsafe fn entry(slot: *mut pg_sys::TupleTableSlot, db: i16, key: &Bytes) -> Option<Entry> {
+/// The key row in `slot` (of `key`, in `db`), with its payload if `value`;
+/// `None` for a type code pgkv does not know (the statement then reports
+/// it).
+unsafe fn entry(slot: *mut pg_sys::TupleTableSlot, db: i16, key: &Bytes, value: bool) -> Option<Entry> {
     unsafe {
         Some(Entry {
             db,
@@ -1227,7 +1233,7 @@ unsafe fn entry(slot: *mut pg_sys::TupleTableSlot, db: i16, key: &Bytes) -> Opti
             id: get(slot, ID).unwrap_or_default(),
             ktype: KeyType::from_code(get::<i8>(slot, TYPE).unwrap_or_default()).ok()?,
             expire_at: get(slot, EXPIRE_AT),
-            value: get::<Vec<u8>>(slot, VALUE).map(Bytes::from),
+            value: if value { get::<Vec<u8>>(slot, VALUE).map(Bytes::from) } else { None },
             card: get(slot, CARD).unwrap_or_default(),
             head: get(slot, HEAD).unwrap_or_default(),
         })

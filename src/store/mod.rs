@@ -380,25 +380,31 @@ impl<'a> Store<'a> {
     /// (unlocked: a writing command re-reads its key with a lock), so a
     /// batch's reads find their keys without a statement each.
     pub fn prefetch(self, db: i16, keys: &[Bytes]) -> Result<(), CmdError> {
-        self.prefetch_rows(db, keys, false)
+        self.prefetch_rows(db, keys, None)
     }
 
     /// Reads and locks the rows of many keys in one statement and caches
     /// them as locked, absent keys as known absent, so the batch's writing
     /// commands find their keys without a statement each. Rows are locked
-    /// in the order of `keys`.
-    pub fn lock_prefetch(self, db: i16, keys: &[Bytes]) -> Result<(), CmdError> {
-        self.prefetch_rows(db, keys, true)
+    /// in the order of `keys`. `values` says, key by key, whether the batch
+    /// may read a string's payload: one it only overwrites is cached without
+    /// it (a payload read later fetches it, see `cache::get`).
+    pub fn lock_prefetch(self, db: i16, keys: &[Bytes], values: &[bool]) -> Result<(), CmdError> {
+        self.prefetch_rows(db, keys, Some(values))
     }
 
-    /// `prefetch` (`locked` false) or `lock_prefetch`: through the hash
+    /// `prefetch` (`lock` `None`) or `lock_prefetch`: through the hash
     /// index directly (`direct`), or by statement where that does not apply.
-    fn prefetch_rows(self, db: i16, keys: &[Bytes], locked: bool) -> Result<(), CmdError> {
+    fn prefetch_rows(self, db: i16, keys: &[Bytes], lock: Option<&[bool]>) -> Result<(), CmdError> {
         if keys.is_empty() {
             return Ok(());
         }
         self.before_reading()?;
-        let found = if locked { direct::lock_rows(db, keys)? } else { direct::read_rows(db, keys)? };
+        let locked = lock.is_some();
+        let found = match lock {
+            Some(values) => direct::lock_rows(db, keys, values)?,
+            None => direct::read_rows(db, keys)?,
+        };
         match found {
             Some(found) => {
                 self.cache_found(db, keys, found, locked);

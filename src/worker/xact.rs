@@ -223,8 +223,9 @@ fn commit(deferred: bool) -> Result<(), String> {
 /// workers the upsert of the others at the end of the batch would lock
 /// out of order.
 fn prefetch<S: Sessions>(store: Store, jobs: &[Job], sessions: &mut S) -> Result<(), CmdError> {
-    // (db, key, write), sorted and deduplicated below: no tree per database.
-    let mut keys: Vec<(i16, Bytes, bool)> = Vec::with_capacity(jobs.len());
+    // (db, key, written, payload wanted), sorted and merged below: no tree
+    // per database.
+    let mut keys: Vec<(i16, Bytes, bool, bool)> = Vec::with_capacity(jobs.len());
     for j in jobs {
         let Some(spec) = j.spec.filter(|s| s.tx) else { continue };
         let session = sessions.session(j.conn);
@@ -236,30 +237,54 @@ fn prefetch<S: Sessions>(store: Store, jobs: &[Job], sessions: &mut S) -> Result
         hint_pops(spec, &j.argv, db);
         hint_members(spec, &j.argv, db);
         let write = spec.has_flag("write");
-        keys.extend(spec.keys(&j.argv).into_iter().map(|k| (db, k.clone(), write)));
+        let value = !overwrites_only(spec, &j.argv);
+        keys.extend(spec.keys(&j.argv).into_iter().map(|k| (db, k.clone(), write, value)));
     }
-    // A key both read and written is locked: writes sort first.
+    // A key both read and written is locked: writes sort first. Its payload
+    // is wanted if any of the batch's commands on it may read it.
     keys.sort_unstable_by(|a, b| (a.0, &a.1, !a.2).cmp(&(b.0, &b.1, !b.2)));
-    keys.dedup_by(|later, first| later.0 == first.0 && later.1 == first.1);
+    keys.dedup_by(|later, first| {
+        let same = later.0 == first.0 && later.1 == first.1;
+        if same {
+            first.3 |= later.3;
+        }
+        same
+    });
     // Databases in ascending order, keys in byte order (bytea's order), and
     // the statement locks them in the order given: the (db, key) order.
     let (writes, reads): (Vec<_>, Vec<_>) = keys.into_iter().partition(|k| k.2);
-    for (db, keys) in by_db(writes) {
-        store.lock_prefetch(db, &keys)?;
+    for (db, keys, values) in by_db(writes) {
+        store.lock_prefetch(db, &keys, &values)?;
     }
-    for (db, keys) in by_db(reads) {
+    for (db, keys, _) in by_db(reads) {
         store.prefetch(db, &keys)?;
     }
     Ok(())
 }
 
-/// Sorted (db, key, _) triples as one key list per database.
-fn by_db(keys: Vec<(i16, Bytes, bool)>) -> Vec<(i16, Vec<Bytes>)> {
-    let mut out: Vec<(i16, Vec<Bytes>)> = Vec::new();
-    for (db, key, _) in keys {
+/// Whether the command only overwrites its keys' string payloads, never
+/// reading them: SET (without GET), SETEX, PSETEX, MSET and MSETNX. A key
+/// the batch only overwrites is locked without copying its payload; should
+/// a command read it after all, the payload is fetched then (`cache::get`).
+fn overwrites_only(spec: &CommandSpec, argv: &[Bytes]) -> bool {
+    match spec.name.as_str() {
+        "set" => !argv.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get")),
+        "setex" | "psetex" | "mset" | "msetnx" => true,
+        _ => false,
+    }
+}
+
+/// Sorted (db, key, _, payload wanted) entries as one key list (and flag
+/// list) per database.
+fn by_db(keys: Vec<(i16, Bytes, bool, bool)>) -> Vec<(i16, Vec<Bytes>, Vec<bool>)> {
+    let mut out: Vec<(i16, Vec<Bytes>, Vec<bool>)> = Vec::new();
+    for (db, key, _, value) in keys {
         match out.last_mut() {
-            Some((d, list)) if *d == db => list.push(key),
-            _ => out.push((db, vec![key])),
+            Some((d, list, values)) if *d == db => {
+                list.push(key);
+                values.push(value);
+            }
+            _ => out.push((db, vec![key], vec![value])),
         }
     }
     out

@@ -347,6 +347,55 @@ fn pipelined_mixed_commands_match_redis() {
     });
 }
 
+/// Existing keys that a batch only overwrites (SET, SETEX, PSETEX, MSET,
+/// MSETNX) are locked without copying their payloads; keys the batch also
+/// reads keep them. Both must answer as Redis does, in the batch and after.
+#[test]
+fn overwritten_keys_in_one_batch_match_redis() {
+    both_protocols("overwrite", |d, k| {
+        let keys: Vec<String> = ["a", "b", "c", "d", "e", "l", "h", "t"].iter().map(|n| k(n)).collect();
+        let [a, b, c, dd, e, l, h, t] = keys.iter().map(String::as_str).collect::<Vec<_>>()[..] else { unreachable!() };
+        let mut del = vec!["DEL"];
+        del.extend(keys.iter().map(String::as_str));
+        d.check(&del);
+        for key in [a, b, c, dd, e] {
+            d.check(&["SET", key, "old"]);
+        }
+        d.check(&["SET", t, "old", "EX", "1000"]);
+        d.check(&["RPUSH", l, "x", "y"]);
+        d.check(&["HSET", h, "f", "v"]);
+        let fresh = k("fresh");
+        d.check(&["DEL", &fresh]);
+        let steps: &[&[&str]] = &[
+            &["SET", a, "new-a"],
+            &["MSET", b, "new-b", c, "new-c"],
+            &["SETEX", dd, "100", "new-d"],
+            &["PSETEX", e, "100000", "new-e"],
+            &["SET", l, "list now a string"],
+            &["SET", h, "hash too", "KEEPTTL"],
+            &["SET", t, "kept", "KEEPTTL"],
+            &["MSETNX", a, "no", &fresh, "no"],
+            &["GET", c],
+            &["SET", c, "again"],
+            &["APPEND", c, "+"],
+            &["SET", a, "with-get", "GET"],
+        ];
+        d.check_pipeline(&steps.iter().map(|s| s.to_vec()).collect::<Vec<_>>());
+        for key in [a, b, c, dd, e, l, h, t] {
+            d.check(&["GET", key]);
+            d.check(&["TYPE", key]);
+        }
+        d.check(&["TTL", t]);
+        d.check(&["TTL", dd]);
+        d.check(&["HGET", h, "f"]);
+        d.check(&["LLEN", l]);
+        // And again, with the keys' rows now overwritten once.
+        let again: Vec<Vec<&str>> = [a, b, c, dd, e, l, h, t].iter().map(|key| vec!["SET", *key, "third"]).collect();
+        d.check_pipeline(&again);
+        d.check(&["MGET", a, b, c, dd, e, l, h, t]);
+    });
+}
+
 /// LPOP/RPOP of a list that more pops of the batch target read their
 /// elements ahead in one statement and queue the deletions. Every other
 /// command of the batch must see each pop as done: pushes reusing a popped
