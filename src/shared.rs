@@ -150,11 +150,7 @@ thread_local! {
 
 /// A command changed `key`.
 pub fn touch(db: i16, key: &[u8]) {
-    touch_hash(key_hash(db, key));
-}
-
-/// `touch` of a key by its `key_hash`.
-pub fn touch_hash(h: u64) {
+    let h = key_hash(db, key);
     LOCAL.with(|l| l.borrow_mut().touched.push(h));
 }
 

@@ -92,17 +92,10 @@ fn command_list(_ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 fn categories(c: &CommandSpec) -> Vec<String> {
     match &c.info {
         Frame::Array(f) => match f.get(6) {
-            Some(Frame::Set(v) | Frame::Array(v)) => v.iter().filter_map(text).collect(),
+            Some(Frame::Set(v) | Frame::Array(v)) => v.iter().filter_map(table::bulk_str).collect(),
             _ => Vec::new(),
         },
         _ => Vec::new(),
-    }
-}
-
-fn text(f: &Frame) -> Option<String> {
-    match f {
-        Frame::Bulk(b) | Frame::Simple(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        _ => None,
     }
 }
 
@@ -192,9 +185,9 @@ fn key_specs(cmd: &CommandSpec) -> Vec<KeySpec> {
         .iter()
         .map(|spec| {
             let flags = field(spec, "flags").cloned().unwrap_or(Frame::Set(Vec::new()));
-            let has = |flag: &str| matches!(&flags, Frame::Set(v) | Frame::Array(v) if v.iter().any(|f| text(f).as_deref() == Some(flag)));
+            let has = |flag: &str| matches!(&flags, Frame::Set(v) | Frame::Array(v) if v.iter().any(|f| table::bulk_str(f).as_deref() == Some(flag)));
             let (not_key, variable_flags) = (has("not_key"), has("variable_flags"));
-            let part = |name: &str| field(spec, name).map(|p| (field(p, "type").and_then(text).unwrap_or_default(), field(p, "spec")));
+            let part = |name: &str| field(spec, name).map(|p| (field(p, "type").and_then(table::bulk_str).unwrap_or_default(), field(p, "spec")));
             let num = |spec: Option<&Frame>, name: &str| match spec.and_then(|s| field(s, name)) {
                 Some(Frame::Integer(n)) => *n,
                 _ => 0,
@@ -202,7 +195,7 @@ fn key_specs(cmd: &CommandSpec) -> Vec<KeySpec> {
             let begin = match part("begin_search") {
                 Some((t, s)) if t == "index" => Begin::Index(num(s, "index")),
                 Some((t, s)) if t == "keyword" => Begin::Keyword(
-                    s.and_then(|s| field(s, "keyword")).and_then(text).unwrap_or_default().into_bytes(),
+                    s.and_then(|s| field(s, "keyword")).and_then(table::bulk_str).unwrap_or_default().into_bytes(),
                     num(s, "startfrom"),
                 ),
                 _ => Begin::Unknown,
@@ -219,11 +212,11 @@ fn key_specs(cmd: &CommandSpec) -> Vec<KeySpec> {
         .collect()
 }
 
-/// The value under `name` in a RESP3 map (or a flattened one).
+/// The value under `name` in a RESP3 map (the command table holds Redis's
+/// RESP3 metadata).
 fn field<'f>(map: &'f Frame, name: &str) -> Option<&'f Frame> {
     match map {
-        Frame::Map(pairs) => pairs.iter().find(|(k, _)| text(k).as_deref() == Some(name)).map(|(_, v)| v),
-        Frame::Array(flat) => flat.chunks(2).find(|p| p.len() == 2 && text(&p[0]).as_deref() == Some(name)).map(|p| &p[1]),
+        Frame::Map(pairs) => table::docs_for(pairs, name),
         _ => None,
     }
 }
@@ -273,7 +266,7 @@ fn keys_by_specs(specs: &[KeySpec], argv: &[Bytes]) -> Option<Vec<(usize, Frame)
                 if keynumidx >= argc {
                     return None;
                 }
-                let count = std::str::from_utf8(argv.get((first + keynumidx) as usize)?).ok().and_then(strict_i64)?;
+                let count = pgkv_resp::num::parse_i64(argv.get((first + keynumidx) as usize)?)?;
                 if count < 0 {
                     return None;
                 }
@@ -292,15 +285,6 @@ fn keys_by_specs(specs: &[KeySpec], argv: &[Bytes]) -> Option<Vec<(usize, Frame)
         }
     }
     Some(out)
-}
-
-/// Redis's `string2ll`: an exact decimal integer.
-fn strict_i64(s: &str) -> Option<i64> {
-    let digits = s.strip_prefix('-').unwrap_or(s);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0')) {
-        return None;
-    }
-    s.parse().ok()
 }
 
 /// The key functions Redis falls back on when a command's key specs

@@ -84,7 +84,7 @@ struct Table {
     by_name: HashMap<String, usize>,
 }
 
-fn bulk_str(f: &Frame) -> Option<String> {
+pub(super) fn bulk_str(f: &Frame) -> Option<String> {
     match f {
         Frame::Bulk(b) | Frame::Simple(b) => Some(String::from_utf8_lossy(b).into_owned()),
         _ => None,
@@ -98,8 +98,9 @@ fn int(f: &Frame) -> i64 {
     }
 }
 
-/// Redis's docs entry for `name` within a DOCS map.
-fn docs_for<'a>(docs: &'a [(Frame, Frame)], name: &str) -> Option<&'a Frame> {
+/// The value under `name` among a RESP3 map's pairs (a command's entry in
+/// the DOCS map, a field of a key spec...).
+pub(super) fn docs_for<'a>(docs: &'a [(Frame, Frame)], name: &str) -> Option<&'a Frame> {
     docs.iter().find(|(k, _)| bulk_str(k).as_deref() == Some(name)).map(|(_, v)| v)
 }
 

@@ -580,10 +580,10 @@ impl Differential {
 
     /// Sends `cmds` to both as one pipelined write (one batch for pgkv) and
     /// compares every reply.
-    pub fn check_pipeline<A: AsRef<[u8]>>(&mut self, cmds: &[Vec<A>]) {
+    pub fn check_pipeline<C: AsRef<[A]>, A: AsRef<[u8]>>(&mut self, cmds: &[C]) {
         let mut out = BytesMut::new();
         for cmd in cmds {
-            encode_request(cmd, &mut out);
+            encode_request(cmd.as_ref(), &mut out);
         }
         self.check_raw(&out, cmds.len());
     }

@@ -380,7 +380,7 @@ fn overwritten_keys_in_one_batch_match_redis() {
             &["APPEND", c, "+"],
             &["SET", a, "with-get", "GET"],
         ];
-        d.check_pipeline(&steps.iter().map(|s| s.to_vec()).collect::<Vec<_>>());
+        d.check_pipeline(steps);
         for key in [a, b, c, dd, e, l, h, t] {
             d.check(&["GET", key]);
             d.check(&["TYPE", key]);

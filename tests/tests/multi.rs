@@ -207,7 +207,7 @@ fn in_multi_then_in_one_batch(d: &mut Differential, reset: &[&str], steps: &[&[&
     }
     d.check(&["EXEC"]);
     d.check(reset);
-    d.check_pipeline(&steps.iter().map(|s| s.to_vec()).collect::<Vec<_>>());
+    d.check_pipeline(steps);
 }
 
 #[test]
@@ -604,7 +604,7 @@ fn watch_is_touched_exactly_where_redis_touches() {
                 b.check(step);
             }
             let steps = [&["WATCH", "k"][..], db_cmd, &["MULTI"], &["PING"], &["EXEC"]];
-            a.check_pipeline(&steps.iter().map(|s| s.to_vec()).collect::<Vec<_>>());
+            a.check_pipeline(&steps);
         }
         a.check(&["SWAPDB", "5", "6"]);
     });
