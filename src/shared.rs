@@ -10,11 +10,12 @@
 //!   `cmd::notify`). At commit every distinct key's hash slot counter goes
 //!   up by one. WATCH remembers a slot's counter; EXEC fails when it moved.
 //!   Two keys can share a slot (65 536 slots), which makes EXEC fail
-//!   spuriously, never wrongly succeed. FLUSHDB/FLUSHALL and SWAPDB bump a
+//!   spuriously, never wrongly succeed. FLUSHDB/FLUSHALL bump a
 //!   per-database epoch instead: a flush counts for a key that existed when
 //!   it was watched (Redis touches the watched keys the flush removes; one
-//!   created after WATCH was touched by its creation), a swap for every
-//!   key.
+//!   created after WATCH was touched by its creation). SWAPDB touches every
+//!   key of both databases under both numbers, as Redis touches the
+//!   watched keys that exist in either.
 //! - **Ready keys (blocking commands).** A worker counts its blocked clients
 //!   in its slot. A committing process that wrote keys sets their bits in the
 //!   bloom filter of every worker with blocked clients, bumps that worker's
@@ -56,8 +57,6 @@ struct Shared {
     workers: [WorkerSlot; MAX_WORKERS],
     /// Bumped by a committed FLUSHDB or FLUSHALL of the database.
     flush_epoch: [AtomicU64; crate::DATABASES as usize],
-    /// Bumped by a committed SWAPDB of the database.
-    swap_epoch: [AtomicU64; crate::DATABASES as usize],
     /// Bumped by every committed CONFIG SET: processes reload cached settings.
     config_epoch: AtomicU64,
     /// The flusher's latch; null while it is not running.
@@ -130,8 +129,6 @@ struct Local {
     touched: Vec<u64>,
     /// Databases flushed by the current transaction.
     flushed: u32,
-    /// Databases swapped by the current transaction.
-    swapped: u32,
     /// The current transaction ran CONFIG SET.
     config_changed: bool,
     /// Bumped at every commit and abort: tells a WATCH stamp taken in this
@@ -170,11 +167,6 @@ pub fn flushed_db(db: i16) {
     LOCAL.with(|l| l.borrow_mut().flushed |= 1 << db);
 }
 
-/// SWAPDB replaced every key of `db`.
-pub fn swapped_db(db: i16) {
-    LOCAL.with(|l| l.borrow_mut().swapped |= 1 << db);
-}
-
 /// CONFIG SET ran: other processes reload their settings after commit.
 pub fn config_changed() {
     LOCAL.with(|l| l.borrow_mut().config_changed = true);
@@ -193,14 +185,15 @@ pub struct Stamp {
     xact_seq: u64,
     /// How many touches the transaction had made when WATCH ran.
     mark: usize,
-    /// The slot counter expected once that transaction commits.
+    /// The slot counter when WATCH ran.
     counter: u64,
-    /// The database's flush and swap epochs, likewise.
+    /// Whether that transaction had touched the slot by then: its commit
+    /// moves the counter once more.
+    before: bool,
+    /// The database's flush epoch when WATCH ran.
     flush_epoch: u64,
-    swap_epoch: u64,
-    /// Whether that transaction had flushed or swapped the database by then.
+    /// Whether that transaction had flushed the database by then.
     flushed: bool,
-    swapped: bool,
     /// Whether the key existed when watched: only then does a flush count.
     existed: bool,
 }
@@ -210,22 +203,19 @@ pub fn stamp(db: i16, key: &[u8], existed: bool) -> Stamp {
     let hash = key_hash(db, key);
     LOCAL.with(|l| {
         let l = l.borrow();
-        let (counter, flush_epoch, swap_epoch) = shared()
-            .map(|s| (s.touch[slot(hash)].load(SeqCst), s.flush_epoch[db as usize].load(SeqCst), s.swap_epoch[db as usize].load(SeqCst)))
-            .unwrap_or((0, 0, 0));
+        let (counter, flush_epoch) =
+            shared().map(|s| (s.touch[slot(hash)].load(SeqCst), s.flush_epoch[db as usize].load(SeqCst))).unwrap_or((0, 0));
         let before = l.touched.iter().any(|h| slot(*h) == slot(hash));
         let flushed = l.flushed & (1 << db) != 0;
-        let swapped = l.swapped & (1 << db) != 0;
         Stamp {
             hash,
             db,
             xact_seq: l.xact_seq,
             mark: l.touched.len(),
-            counter: counter + before as u64,
-            flush_epoch: flush_epoch + flushed as u64,
-            swap_epoch: swap_epoch + swapped as u64,
+            counter,
+            before,
+            flush_epoch,
             flushed,
-            swapped,
             existed,
         }
     })
@@ -247,19 +237,21 @@ pub fn changed(stamp: &Stamp) -> bool {
         if since.iter().any(|h| slot(*h) == slot(stamp.hash)) {
             return true;
         }
-        // This transaction's own flush or swap since the stamp.
-        let bit = 1 << stamp.db;
-        let swapped = l.swapped & bit != 0 && !(same_xact && stamp.swapped);
-        let flushed = l.flushed & bit != 0 && !(same_xact && stamp.flushed);
-        if swapped || (stamp.existed && flushed) {
+        // This transaction's own flush since the stamp.
+        let flushed = l.flushed & (1 << stamp.db) != 0 && !(same_xact && stamp.flushed);
+        if stamp.existed && flushed {
             return true;
         }
+        // Other transactions' commits since the stamp; in a later
+        // transaction, the watching one's own commit counts as expected.
+        let (counter, flush_epoch) = match same_xact {
+            true => (stamp.counter, stamp.flush_epoch),
+            false => (stamp.counter + stamp.before as u64, stamp.flush_epoch + stamp.flushed as u64),
+        };
         match shared() {
             Some(s) => {
-                let db = stamp.db as usize;
-                s.touch[slot(stamp.hash)].load(SeqCst) != stamp.counter
-                    || s.swap_epoch[db].load(SeqCst) != stamp.swap_epoch
-                    || (stamp.existed && s.flush_epoch[db].load(SeqCst) != stamp.flush_epoch)
+                s.touch[slot(stamp.hash)].load(SeqCst) != counter
+                    || (stamp.existed && s.flush_epoch[stamp.db as usize].load(SeqCst) != flush_epoch)
             }
             None => false,
         }
@@ -278,7 +270,6 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
             let mut l = l.borrow_mut();
             l.touched.clear();
             l.flushed = 0;
-            l.swapped = 0;
             l.config_changed = false;
             l.xact_seq += 1;
         }),
@@ -293,18 +284,18 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
 /// Runs after the commit is durable and visible, before its locks are
 /// released. Nothing here may raise an ERROR.
 fn publish_commit() {
-    let (mut touched, flushed, swapped, me, config_changed) = LOCAL.with(|l| {
+    let (mut touched, flushed, me, config_changed) = LOCAL.with(|l| {
         let mut l = l.borrow_mut();
         l.xact_seq += 1;
         let l = &mut *l;
-        (std::mem::take(&mut l.touched), std::mem::take(&mut l.flushed), std::mem::take(&mut l.swapped), l.worker, std::mem::take(&mut l.config_changed))
+        (std::mem::take(&mut l.touched), std::mem::take(&mut l.flushed), l.worker, std::mem::take(&mut l.config_changed))
     });
     if config_changed {
         if let Some(s) = shared() {
             s.config_epoch.fetch_add(1, SeqCst);
         }
     }
-    if touched.is_empty() && flushed == 0 && swapped == 0 {
+    if touched.is_empty() && flushed == 0 {
         return;
     }
     touched.sort_unstable_by_key(|h| slot(*h));
@@ -316,9 +307,6 @@ fn publish_commit() {
         for db in 0..crate::DATABASES as usize {
             if flushed & (1 << db) != 0 {
                 s.flush_epoch[db].fetch_add(1, SeqCst);
-            }
-            if swapped & (1 << db) != 0 {
-                s.swap_epoch[db].fetch_add(1, SeqCst);
             }
         }
         for (i, w) in s.workers.iter().enumerate() {

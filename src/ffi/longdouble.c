@@ -25,6 +25,7 @@ static int string2ld(const char *s, size_t slen, long double *dp) {
     errno = 0;
     value = strtold(buf, &eptr);
     if (isspace((unsigned char)buf[0]) || eptr[0] != '\0' ||
+        (size_t)(eptr - buf) != slen || /* an embedded NUL */
         (errno == ERANGE && (value == HUGE_VALL || value == -HUGE_VALL || fpclassify(value) == FP_ZERO)) ||
         errno == EINVAL || isnan(value))
         return 0;
@@ -83,17 +84,23 @@ int pgkv_string2d(const char *s, size_t slen, double *dp) {
     return 1;
 }
 
-/* strtod as Redis's zslParseRange uses it: only "the whole string was
- * read" and "not NaN" are checked (leading space, "" and overflow pass). */
+/* strtod as Redis's zslParseRange uses it, on the argument as a C string:
+ * only "read up to the string's end" and "not NaN" are checked (leading
+ * space, "" and overflow pass), and an embedded NUL ends the string, so
+ * "1\0x" reads as 1. */
 int pgkv_strtod_range(const char *s, size_t slen, double *dp) {
-    char buf[MAX_LONG_DOUBLE_CHARS];
+    char small[MAX_LONG_DOUBLE_CHARS];
+    char *buf = slen < sizeof(small) ? small : malloc(slen + 1);
     char *eptr;
     double value;
-    if (slen >= sizeof(buf)) return 0;
+    int ok;
+    if (buf == NULL) return 0;
     memcpy(buf, s, slen);
     buf[slen] = '\0';
     value = strtod(buf, &eptr);
-    if (eptr[0] != '\0' || (size_t)(eptr - buf) != slen || isnan(value)) return 0;
+    ok = eptr[0] == '\0' && !isnan(value);
+    if (buf != small) free(buf);
+    if (!ok) return 0;
     *dp = value;
     return 1;
 }

@@ -59,6 +59,7 @@ static DELETE_KEY: Sql = write("DELETE FROM kv.keys WHERE db = $1 AND key = $2 R
 static RENAME: Sql = write("UPDATE kv.keys SET key = $3 WHERE db = $1 AND key = $2", &[INT2, BYTEA, BYTEA]);
 static MOVE: Sql = write("UPDATE kv.keys SET db = $3 WHERE db = $1 AND key = $2", &[INT2, BYTEA, INT2]);
 static SWAP_DB: Sql = write("UPDATE kv.keys SET db = $2 WHERE db = $1", &[INT2, INT2]);
+static SWAP_DB_KEYS: Sql = write("UPDATE kv.keys SET db = $2 WHERE db = $1 RETURNING key", &[INT2, INT2]);
 static COPY_ROW: Sql = write(
     "INSERT INTO kv.keys (db, key, type, expire_at, value, card, head) \
      SELECT $4, $5, type, expire_at, value, card, head FROM kv.keys WHERE db = $1 AND key = $2 AND id = $3 RETURNING id",
@@ -322,11 +323,16 @@ impl<'a> Store<'a> {
     pub fn swap_db(self, a: i16, b: i16) -> Result<(), CmdError> {
         self.flush_and_forget()?;
         // Through a parking value: the primary key is checked row by row.
-        self.exec(&SWAP_DB, &[a.into(), (-1i16).into()])?;
-        self.exec(&SWAP_DB, &[b.into(), a.into()])?;
+        let mut keys = self.column::<Vec<u8>>(&SWAP_DB_KEYS, &[a.into(), (-1i16).into()])?;
+        keys.extend(self.column::<Vec<u8>>(&SWAP_DB_KEYS, &[b.into(), a.into()])?);
         self.exec(&SWAP_DB, &[(-1i16).into(), b.into()])?;
-        crate::shared::swapped_db(a);
-        crate::shared::swapped_db(b);
+        // Redis touches every watched key of either database that exists
+        // in one of them (`touchAllWatchedKeysInDb`), and serves clients
+        // blocked on them: every key of both, under both numbers.
+        for key in &keys {
+            crate::shared::touch(a, key);
+            crate::shared::touch(b, key);
+        }
         Ok(())
     }
 

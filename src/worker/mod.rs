@@ -14,7 +14,7 @@ mod xact;
 use crate::ffi::notify;
 use crate::{cmd, gucs, shared, stats};
 use blocked::Blocked;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use conn::Conn;
 use pgkv_resp::Frame;
 use foldhash::{HashMap, HashMapExt, HashSet};
@@ -450,7 +450,7 @@ impl Server {
                 let spec = cmd::resolve(&argv).ok();
                 let quit = cmd::eq_ic(&argv[0], "quit");
                 let blocking = spec.is_some_and(|s| s.has_flag("blocking"));
-                jobs.push(Job { conn: key, argv, spec, out: BytesMut::new() });
+                jobs.push(Job::new(key, argv, spec));
                 // Redis stops reading a client after QUIT, and reads an
                 // unauthenticated client one command at a time (AUTH
                 // changes how the next request may be parsed). A blocking
@@ -502,12 +502,12 @@ impl Server {
         });
         self.sync_subscriptions();
         let mut outbox = cmd::pubsub::take_outbox().into_iter().peekable();
-        for (i, job) in jobs.into_iter().enumerate() {
+        for (i, mut job) in jobs.into_iter().enumerate() {
             while let Some(m) = outbox.next_if(|m| m.job <= i) {
                 self.deliver(m.client, &m.frame);
             }
             let c = &mut self.conns[job.conn];
-            match c.session.block.take() {
+            match job.block.take() {
                 Some(request) => {
                     if !self.blocked.is_parked(job.conn) {
                         let (db, id) = (c.session.db, c.session.id);
@@ -637,7 +637,8 @@ impl Server {
                 .filter_map(|key| {
                     let p = self.blocked.get(key)?;
                     let argv = p.argv.clone();
-                    Some(Job { conn: key, spec: cmd::resolve(&argv).ok(), argv, out: BytesMut::new() })
+                    let spec = cmd::resolve(&argv).ok();
+                    Some(Job::new(key, argv, spec))
                 })
                 .collect();
             self.run_jobs(jobs);

@@ -17,7 +17,7 @@
 
 use crate::cmd::{self, CommandSpec, Ctx};
 use crate::error::CmdError;
-use crate::session::Session;
+use crate::session::{BlockRequest, Session};
 use crate::store::{direct, Store};
 use bytes::{Bytes, BytesMut};
 use pgrx::pg_sys::{self, errcodes::PgSqlErrorCode, panic::CaughtError, PgTryBuilder};
@@ -32,6 +32,16 @@ pub struct Job {
     pub spec: Option<&'static CommandSpec>,
     /// The encoded reply, in the protocol the session had when it ran.
     pub out: BytesMut,
+    /// Set when the command found nothing to pop and parks its client
+    /// instead of replying (`cmd::blocking::block`). Per job, not per
+    /// session: the client's earlier commands in the batch still answer.
+    pub block: Option<BlockRequest>,
+}
+
+impl Job {
+    pub fn new(conn: usize, argv: Vec<Bytes>, spec: Option<&'static CommandSpec>) -> Job {
+        Job { conn, argv, spec, out: BytesMut::new(), block: None }
+    }
 }
 
 /// Access to the sessions of the clients in a batch.
@@ -78,6 +88,7 @@ pub fn run_batch<S: Sessions>(jobs: &mut [Job], sessions: &mut S) -> u64 {
                 }
                 for i in 0..jobs.len() {
                     jobs[i].out.clear();
+                    jobs[i].block = None;
                     retries += 1 + run_batch(&mut jobs[i..i + 1], sessions);
                 }
                 return retries;
@@ -91,6 +102,7 @@ pub fn run_batch<S: Sessions>(jobs: &mut [Job], sessions: &mut S) -> u64 {
                 }
                 for j in jobs.iter_mut() {
                     j.out.clear();
+                    j.block = None;
                     let proto = sessions.session(j.conn).proto;
                     pgkv_resp::encode(&CmdError::Postgres(msg.clone()).into_frame(), proto, &mut j.out);
                 }
@@ -103,6 +115,7 @@ pub fn run_batch<S: Sessions>(jobs: &mut [Job], sessions: &mut S) -> u64 {
         }
         for j in jobs.iter_mut() {
             j.out.clear();
+            j.block = None;
         }
     }
 }
@@ -364,6 +377,7 @@ fn execute_all<S: Sessions>(jobs: &mut [Job], sessions: &mut S, store: Option<St
             dispatch_as(session, store, &job.argv)
         };
         pgkv_resp::encode(&frame, session.proto, &mut job.out);
+        job.block = session.block.take();
     }
     current.set(usize::MAX);
     cmd::pubsub::set_current_job(usize::MAX);

@@ -602,7 +602,7 @@ impl Differential {
 
 /// A reply with the elements of its top-level aggregate sorted, rendered
 /// readably.
-fn sorted_reply(raw: &[u8]) -> String {
+pub fn sorted_reply(raw: &[u8]) -> String {
     use pgkv_resp::{Frame, Protocol};
     let (frame, _) = decode(raw).expect("valid RESP").expect("a whole reply");
     let kind = raw.first().copied().unwrap_or(b'?') as char;

@@ -50,6 +50,18 @@ fn immediate_replies_timeouts_and_errors_match_redis() {
         d.check(&["BLMOVE", "empty1", "l2", "LEFT", "LEFT", "0"]);
         d.check(&["BZPOPMIN", "empty1", "0"]);
         d.check(&["EXEC"]);
+        // Pipelined behind other commands, a command that blocks answers
+        // after them, and they all answer: reads, writes, errors.
+        let steps: &[&[&str]] = &[
+            &["SADD", "s1", "d", "10"],
+            &["GET", "str"],
+            &["LPUSH", "str", "x"],
+            &["BLPOP", "empty1", "0.05"],
+            &["PING"],
+            &["BZPOPMIN", "empty1", "z1", "0.05"],
+            &["ECHO", "after"],
+        ];
+        d.check_pipeline(steps);
     });
 }
 

@@ -570,3 +570,37 @@ fn queued_writes_in_one_batch_match_redis() {
         }
     });
 }
+
+/// Numbers with a NUL byte inside: Redis parses most arguments with their
+/// length (string2ll, string2ld: refused), but a score range as a C string
+/// (zslParseRange: "1\0x" is 1).
+#[test]
+fn numbers_with_an_embedded_nul_match_redis() {
+    both_protocols("nul", |d, k| {
+        let (f, g, z, h, i, n, l) = (k("f"), k("g"), k("z"), k("h"), k("i"), k("n"), k("l"));
+        d.check(&["DEL", &f, &g, &z, &h, &i, &n, &l]);
+        d.check(&["SET", &f, "3.5\0"]);
+        d.check(&["INCRBYFLOAT", &f, "1"]);
+        d.check(&["INCRBYFLOAT", &g, "1\0"]);
+        d.check(&["GET", &f]);
+        d.check(&["EXISTS", &g]);
+        d.check(&["ZADD", &z, "1\0", "m"]);
+        d.check(&["ZADD", &z, "1", "m", "2", "n"]);
+        d.check(&["ZINCRBY", &z, "1\0", "m"]);
+        for (min, max) in [("1\0", "2"), ("(1\0x", "+inf"), ("-inf", "2\0junk"), ("1x\0", "2"), ("", "(\0")] {
+            d.check(&["ZRANGEBYSCORE", &z, min, max]);
+            d.check(&["ZCOUNT", &z, min, max]);
+            d.check(&["ZRANGE", &z, min, max, "BYSCORE", "WITHSCORES"]);
+        }
+        d.check(&["HSET", &h, "f", "1\0"]);
+        d.check(&["HINCRBYFLOAT", &h, "f", "1"]);
+        d.check(&["HINCRBYFLOAT", &h, "g", "1\0"]);
+        d.check(&["SET", &i, "1\0"]);
+        d.check(&["INCR", &i]);
+        d.check(&["INCRBY", &n, "1\0"]);
+        d.check(&["EXPIRE", &n, "1\0"]);
+        d.check(&["SETRANGE", &n, "1\0", "x"]);
+        d.check(&["LRANGE", &l, "0\0", "1"]);
+        d.check(&["BLPOP", &l, "0.01\0"]);
+    });
+}

@@ -461,6 +461,9 @@ const WATCH_CASES: &[WatchCase] = &[
     case(&[STR], &["FLUSHDB"], true),
     case(&[], &["FLUSHDB"], false),
     case(&[STR], &["SWAPDB", "5", "6"], true),
+    case(&[], &["SWAPDB", "5", "6"], false),
+    case(&[&["SELECT", "6"], STR, &["SELECT", "5"]], &["SWAPDB", "5", "6"], true),
+    case(&[&["SELECT", "6"], STR, &["SELECT", "5"]], &["SWAPDB", "6", "7"], false),
     case(&[SRC_LIST], &["SORT", "s", "ALPHA", "STORE", "k"], true),
     case(&[], &["SORT", "m", "STORE", "k"], false),
     case(&[STR], &["SORT", "m", "STORE", "k"], true),
@@ -598,7 +601,12 @@ fn watch_is_touched_exactly_where_redis_touches() {
         assert!(touched > 0 && touched < WATCH_CASES.len());
         // The watcher's own FLUSHDB or SWAPDB, in the same batch as WATCH
         // and EXEC: a flush counts for a key that existed.
-        for (setup, db_cmd) in [(&[STR][..], &["FLUSHDB"][..]), (&[], &["FLUSHDB"]), (&[STR], &["SWAPDB", "5", "6"])] {
+        for (setup, db_cmd) in [
+            (&[STR][..], &["FLUSHDB"][..]),
+            (&[], &["FLUSHDB"]),
+            (&[STR], &["SWAPDB", "5", "6"]),
+            (&[], &["SWAPDB", "5", "6"]),
+        ] {
             b.check(&["DEL", "k"]);
             for step in setup {
                 b.check(step);
@@ -607,6 +615,16 @@ fn watch_is_touched_exactly_where_redis_touches() {
             a.check_pipeline(&steps);
         }
         a.check(&["SWAPDB", "5", "6"]);
+        // The watcher's own writes before WATCH, in the same batch, do not
+        // count, whether EXEC comes in that batch or a later one.
+        let before: &[&[&str]] = &[&["SET", "k", "v"], &["WATCH", "k"], &["MULTI"], &["PING"], &["EXEC"]];
+        a.check_pipeline(before);
+        let flushed: &[&[&str]] = &[&["FLUSHDB"], &["SET", "k", "w"], &["WATCH", "k"], &["MULTI"], &["PING"], &["EXEC"]];
+        a.check_pipeline(flushed);
+        a.check_pipeline(&before[..2]);
+        a.check_pipeline(&before[2..]);
+        a.check_pipeline(&flushed[..3]);
+        a.check_pipeline(&flushed[3..]);
     });
     // Every write command pgkv serves has a case.
     let mut missing = Vec::new();
