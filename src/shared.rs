@@ -7,9 +7,9 @@
 //! sees them before the data they describe is visible:
 //! - **Touches (WATCH).** Each command records the keys it changed (where
 //!   Redis calls `signalModifiedKey`: the keys of its keyspace events, see
-//!   `cmd::notify`). At commit every distinct key's hash slot counter goes
-//!   up by one. WATCH remembers a slot's counter; EXEC fails when it moved.
-//!   Two keys can share a slot (65 536 slots), which makes EXEC fail
+//!   `cmd::notify`). At commit each key's hash slot counter goes up by
+//!   the number of touches. WATCH remembers a slot's counter; EXEC fails
+//!   when it moved. Two keys can share a slot (65 536 slots), which makes EXEC fail
 //!   spuriously, never wrongly succeed. FLUSHDB/FLUSHALL bump a
 //!   per-database epoch instead: a flush counts for a key that existed when
 //!   it was watched (Redis touches the watched keys the flush removes; one
@@ -187,9 +187,9 @@ pub struct Stamp {
     mark: usize,
     /// The slot counter when WATCH ran.
     counter: u64,
-    /// Whether that transaction had touched the slot by then: its commit
-    /// moves the counter once more.
-    before: bool,
+    /// How often that transaction had touched the slot by then: its
+    /// commit moves the counter that much more.
+    before: u64,
     /// The database's flush epoch when WATCH ran.
     flush_epoch: u64,
     /// Whether that transaction had flushed the database by then.
@@ -205,7 +205,7 @@ pub fn stamp(db: i16, key: &[u8], existed: bool) -> Stamp {
         let l = l.borrow();
         let (counter, flush_epoch) =
             shared().map(|s| (s.touch[slot(hash)].load(SeqCst), s.flush_epoch[db as usize].load(SeqCst))).unwrap_or((0, 0));
-        let before = l.touched.iter().any(|h| slot(*h) == slot(hash));
+        let before = l.touched.iter().filter(|h| slot(**h) == slot(hash)).count() as u64;
         let flushed = l.flushed & (1 << db) != 0;
         Stamp {
             hash,
@@ -246,7 +246,7 @@ pub fn changed(stamp: &Stamp) -> bool {
         // transaction, the watching one's own commit counts as expected.
         let (counter, flush_epoch) = match same_xact {
             true => (stamp.counter, stamp.flush_epoch),
-            false => (stamp.counter + stamp.before as u64, stamp.flush_epoch + stamp.flushed as u64),
+            false => (stamp.counter + stamp.before, stamp.flush_epoch + stamp.flushed as u64),
         };
         match shared() {
             Some(s) => {
@@ -299,11 +299,16 @@ fn publish_commit() {
         return;
     }
     touched.sort_unstable_by_key(|h| slot(*h));
+    if let Some(s) = shared() {
+        // Every touch counts, not every slot: a WATCH between two touches
+        // of its slot in one transaction expects the ones before it
+        // (`Stamp::before`), and must see the others.
+        for run in touched.chunk_by(|a, b| slot(*a) == slot(*b)) {
+            s.touch[slot(run[0])].fetch_add(run.len() as u64, SeqCst);
+        }
+    }
     touched.dedup_by_key(|h| slot(*h));
     if let Some(s) = shared() {
-        for h in &touched {
-            s.touch[slot(*h)].fetch_add(1, SeqCst);
-        }
         for db in 0..crate::DATABASES as usize {
             if flushed & (1 << db) != 0 {
                 s.flush_epoch[db].fetch_add(1, SeqCst);

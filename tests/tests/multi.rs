@@ -625,6 +625,12 @@ fn watch_is_touched_exactly_where_redis_touches() {
         a.check_pipeline(&before[2..]);
         a.check_pipeline(&flushed[..3]);
         a.check_pipeline(&flushed[3..]);
+        // But a write after WATCH counts, in the batch that also wrote the
+        // key before WATCH, whether EXEC comes then or later.
+        let twice: &[&[&str]] = &[&["SET", "k", "v"], &["WATCH", "k"], &["SET", "k", "w"], &["MULTI"], &["PING"], &["EXEC"]];
+        a.check_pipeline(twice);
+        a.check_pipeline(&twice[..3]);
+        a.check_pipeline(&twice[3..]);
     });
     // Every write command pgkv serves has a case.
     let mut missing = Vec::new();
