@@ -795,6 +795,17 @@ fn zsetop(ctx: &mut Ctx, args: &mut Args, op: SetOp, store: bool, card_only: boo
         return Err(CmdError::syntax());
     }
     let keys: Vec<Bytes> = (0..numkeys).map(|_| args.next_bytes()).collect::<Result<_, _>>()?;
+    // Every input is type-checked before the options are read and before
+    // any work, as in Redis.
+    let store_layer = ctx.store();
+    let mut inputs: Vec<Option<Entry>> = Vec::with_capacity(keys.len());
+    for k in &keys {
+        let e = store_layer.lookup(ctx.session.db, k, ctx.now_ms, Fetch::Meta)?;
+        if e.as_ref().is_some_and(|e| e.ktype != KeyType::ZSet && e.ktype != KeyType::Set) {
+            return Err(CmdError::wrong_type());
+        }
+        inputs.push(e);
+    }
     let mut weights = vec![1f64; keys.len()];
     let mut aggregate = Aggregate::Sum;
     let (mut withscores, mut limit) = (false, 0i64);
@@ -822,16 +833,6 @@ fn zsetop(ctx: &mut Ctx, args: &mut Args, op: SetOp, store: bool, card_only: boo
         } else {
             return Err(CmdError::syntax());
         }
-    }
-    // Every input is type-checked before any work, as in Redis.
-    let store_layer = ctx.store();
-    let mut inputs: Vec<Option<Entry>> = Vec::with_capacity(keys.len());
-    for k in &keys {
-        let e = store_layer.lookup(ctx.session.db, k, ctx.now_ms, Fetch::Meta)?;
-        if e.as_ref().is_some_and(|e| e.ktype != KeyType::ZSet && e.ktype != KeyType::Set) {
-            return Err(CmdError::wrong_type());
-        }
-        inputs.push(e);
     }
     let mut sets: Vec<BTreeMap<Vec<u8>, f64>> = Vec::with_capacity(inputs.len());
     for (e, w) in inputs.iter().zip(&weights) {

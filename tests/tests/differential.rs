@@ -604,3 +604,29 @@ fn numbers_with_an_embedded_nul_match_redis() {
         d.check(&["BLPOP", &l, "0.01\0"]);
     });
 }
+
+/// Which error wins when a command has several: ZUNION, ZINTER, ZDIFF,
+/// their STORE forms and ZINTERCARD check their keys' types before they
+/// read their options; SINTERCARD reads its options first.
+#[test]
+fn errors_come_in_redis_order() {
+    both_protocols("order", |d, k| {
+        let (h, z, s) = (k("h"), k("z"), k("s"));
+        d.check(&["DEL", &h, &z, &s]);
+        d.check(&["HSET", &h, "f", "v"]);
+        d.check(&["ZADD", &z, "1", "a"]);
+        d.check(&["SADD", &s, "a"]);
+        for cmd in ["ZUNION", "ZINTER", "ZDIFF"] {
+            d.check(&[cmd, "2", &z, &h, "WEIGHTS", "1"]);
+            d.check(&[cmd, "2", &z, &h, "AGGREGATE", "BAD"]);
+            d.check(&[cmd, "2", &z, &s, "WEIGHTS", "1"]);
+            d.check(&[cmd, "2", &z, &s, "NOSUCH"]);
+            d.check(&[&format!("{cmd}STORE"), &k("dst"), "2", &h, &z, "WITHSCORES"]);
+            d.check(&[&format!("{cmd}STORE"), &k("dst"), "2", &s, &z, "WITHSCORES"]);
+        }
+        d.check(&["ZINTERCARD", "2", &z, &h, "LIMIT", "-1"]);
+        d.check(&["ZINTERCARD", "2", &z, &s, "LIMIT", "-1"]);
+        d.check(&["SINTERCARD", "2", &s, &h, "LIMIT", "-1"]);
+        d.check(&["SINTERCARD", "2", &s, &h, "LIMIT", "1"]);
+    });
+}
