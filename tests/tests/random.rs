@@ -177,7 +177,7 @@ impl Gen {
             64..=83 => self.zset_command(),
             _ => self.key_command(),
         };
-        let mutable = cmp != Cmp::Unordered && !args[0].starts_with('B') && !args[0].ends_with("RANDMEMBER") && args[0] != "SPOP";
+        let mutable = cmp != Cmp::Unordered && !blocks(&args[0]) && !args[0].ends_with("RANDMEMBER") && args[0] != "SPOP";
         Cmd { args, cmp, mutable }
     }
 
@@ -661,9 +661,10 @@ impl Gen {
                 vec!["EVAL".into(), s.into(), "1".into(), k]
             }
             _ => {
-                // Any deterministic data command, run by a script.
+                // Any deterministic data command, run by a script (a lex
+                // range only through `lex_guarded`, which a script skips).
                 let mut inner = self.command();
-                while inner.cmp != Cmp::Exact || inner.args[0].starts_with('B') || inner.args[0] == "EVAL" || inner.args[0] == "SELECT" || inner.args[0] == "SWAPDB" {
+                while inner.cmp != Cmp::Exact || blocks(&inner.args[0]) || lex_range(&inner.args) || inner.args[0] == "EVAL" || inner.args[0] == "SELECT" || inner.args[0] == "SWAPDB" {
                     inner = self.command();
                 }
                 let mut a = vec!["EVAL".into(), "return redis.call(unpack(ARGV))".into(), "0".into()];
@@ -730,6 +731,18 @@ impl Gen {
     }
 }
 
+/// Whether `name` is one of the blocking commands the generator makes
+/// (BITCOUNT, BITOP and the rest of the B's are not).
+fn blocks(name: &str) -> bool {
+    ["BLPOP", "BRPOP", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX"].contains(&name)
+}
+
+/// Whether the command reads or removes a lex range of a sorted set.
+fn lex_range(args: &[String]) -> bool {
+    let name = args[0].to_ascii_uppercase();
+    name.contains("LEX") || (name == "ZRANGE" && args.iter().any(|a| a.eq_ignore_ascii_case("BYLEX")))
+}
+
 /// Runs a lex-range command (ZRANGEBYLEX, ZLEXCOUNT, ZREMRANGEBYLEX, ZRANGE
 /// BYLEX, ...) through a script that first looks at the sorted set's
 /// lowest and highest scores. Redis leaves these commands' result
@@ -741,9 +754,7 @@ fn lex_guarded(c: Cmd) -> Cmd {
                          local hi = redis.pcall('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES') \
                          if type(lo) == 'table' and lo[2] ~= nil and lo[2] ~= hi[2] then return 'unspecified: mixed scores' end \
                          return redis.pcall(unpack(ARGV))";
-    let name = c.args[0].to_ascii_uppercase();
-    let lex = name.contains("LEX") || (name == "ZRANGE" && c.args.iter().any(|a| a.eq_ignore_ascii_case("BYLEX")));
-    if !lex || c.args.len() < 2 {
+    if !lex_range(&c.args) || c.args.len() < 2 {
         return c;
     }
     let mut args = vec!["EVAL".to_string(), GUARD.to_string(), "1".to_string(), c.args[1].clone()];
@@ -794,6 +805,13 @@ fn compare(cmp: Cmp, name: &str, ours: &[u8], theirs: &[u8]) -> bool {
     }
 }
 
+/// Writes the sequence for scripts/replay_random.py; returns its path.
+fn write_trace(seed: u64, proto: u8, trace: &[String]) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("pgkv-random-{seed}-resp{proto}.txt"));
+    let _ = std::fs::write(&path, trace.join("\n") + "\n");
+    path
+}
+
 fn run(seed: u64, proto: u8) {
     let mut d = Differential::new(shared().redis_port, shared_redis_port(), proto);
     d.check(&["FLUSHALL"]);
@@ -826,8 +844,7 @@ fn run(seed: u64, proto: u8) {
                     d.redis.read_reply();
                 }
                 let from = history.len().saturating_sub(80);
-                let log = std::env::temp_dir().join(format!("pgkv-random-{seed}-resp{proto}.txt"));
-                let _ = std::fs::write(&log, trace.join("\n") + "\n");
+                let log = write_trace(seed, proto, &trace);
                 panic!(
                     "seed {seed}, RESP{proto}, command {sent}: replies differ ({:?} comparison)\n  pgkv:  {}\n  redis: {}\n\
                      the last commands, newest last (| starts a pipeline):\n{}\n\
@@ -845,7 +862,7 @@ fn run(seed: u64, proto: u8) {
         }
     }
     if std::env::var_os("PGKV_RANDOM_KEEP").is_some() {
-        let _ = std::fs::write(std::env::temp_dir().join(format!("pgkv-random-{seed}-resp{proto}.txt")), trace.join("\n") + "\n");
+        write_trace(seed, proto, &trace);
     }
     // And what the sequence left behind, in both databases.
     for db in DBS {
@@ -853,20 +870,25 @@ fn run(seed: u64, proto: u8) {
         d.check_unordered(&["KEYS", "*"]);
         for k in KEYS {
             let ty = d.check(&["TYPE", k]);
-            match &ty[..] {
-                b"+string\r\n" => drop(d.check(&["GET", k])),
-                b"+list\r\n" => drop(d.check(&["LRANGE", k, "0", "-1"])),
-                b"+hash\r\n" => d.check_unordered(&["HGETALL", k]),
-                b"+set\r\n" => d.check_unordered(&["SMEMBERS", k]),
-                b"+zset\r\n" => {
-                    let read = ["ZRANGE", k, "0", "-1", "WITHSCORES"];
-                    let (ours, theirs) = (d.pgkv.call(&read), d.redis.call(&read));
-                    assert!(compare(Cmp::Exact, "ZRANGE", &ours, &theirs), "{k} differs: {} against {}", show(&ours), show(&theirs));
-                }
-                _ => {}
+            if let Some((read, cmp)) = read_back(&ty, k) {
+                let (ours, theirs) = (d.pgkv.call(&read), d.redis.call(&read));
+                assert!(compare(cmp, read[0], &ours, &theirs), "{k} differs: {} against {}", show(&ours), show(&theirs));
             }
         }
     }
+}
+
+/// The command that reads a key of type `ty` (TYPE's reply) whole, and how
+/// its reply compares; `None` for no key.
+fn read_back<'k>(ty: &[u8], k: &'k str) -> Option<(Vec<&'k str>, Cmp)> {
+    Some(match ty {
+        b"+string\r\n" => (vec!["GET", k], Cmp::Exact),
+        b"+list\r\n" => (vec!["LRANGE", k, "0", "-1"], Cmp::Exact),
+        b"+hash\r\n" => (vec!["HGETALL", k], Cmp::Unordered),
+        b"+set\r\n" => (vec!["SMEMBERS", k], Cmp::Unordered),
+        b"+zset\r\n" => (vec!["ZRANGE", k, "0", "-1", "WITHSCORES"], Cmp::Exact),
+        _ => return None,
+    })
 }
 
 /// Every key of the current database and what it holds, as pgkv and as
@@ -876,18 +898,8 @@ fn contents(d: &mut Differential) -> String {
     for k in KEYS {
         for (name, client) in [("pgkv ", &mut d.pgkv), ("redis", &mut d.redis)] {
             let ty = client.call(&["TYPE", k]);
-            let read: &[&str] = match &ty[..] {
-                b"+string\r\n" => &["GET", k],
-                b"+list\r\n" => &["LRANGE", k, "0", "-1"],
-                b"+hash\r\n" => &["HGETALL", k],
-                b"+set\r\n" => &["SMEMBERS", k],
-                b"+zset\r\n" => &["ZRANGE", k, "0", "-1", "WITHSCORES"],
-                _ => {
-                    out += &format!("  {name} {k} {}\n", show(&ty));
-                    continue;
-                }
-            };
-            out += &format!("  {name} {k} {} {}\n", show(&ty), show(&client.call(read)));
+            let held = read_back(&ty, k).map_or(String::new(), |(read, _)| format!(" {}", show(&client.call(&read))));
+            out += &format!("  {name} {k} {}{held}\n", show(&ty));
         }
     }
     out
