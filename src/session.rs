@@ -39,6 +39,10 @@ pub struct Session {
     /// Set by a blocking command that found nothing to pop: the worker parks
     /// the client instead of replying.
     pub block: Option<BlockRequest>,
+    /// Set while the worker runs a parked client's blocking command again
+    /// because a key it waits on was written: a key that now holds another
+    /// type is passed over, not an error (`cmd::blocking::waited`).
+    pub serving: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -98,6 +102,7 @@ impl Session {
             in_exec: false,
             in_script: false,
             block: None,
+            serving: false,
         }
     }
 }

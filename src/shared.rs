@@ -20,8 +20,8 @@
 //!   in its slot. A committing process that wrote keys sets their bits in the
 //!   bloom filter of every worker with blocked clients, bumps that worker's
 //!   generation and sets its latch. The worker re-runs only the blocked
-//!   commands whose keys' bits are set. Written keys of the worker's own
-//!   transactions go to a process-local list instead (`take_local_ready`).
+//!   commands whose keys' bits are set. The worker's own transactions serve
+//!   its clients as they run (`worker::xact::serve_ready`).
 //!
 //! Why no wake-up is lost: a worker raises its blocked count *before* it
 //! re-checks a newly blocked client in a fresh snapshot; a writer reads the
@@ -136,9 +136,6 @@ struct Local {
     xact_seq: u64,
     /// The worker slot of this process, when it is a worker.
     worker: Option<usize>,
-    /// Hashes written by this worker's committed transactions, for its own
-    /// blocked clients.
-    local_ready: Vec<u64>,
 }
 
 thread_local! {
@@ -155,6 +152,11 @@ pub fn touch(db: i16, key: &[u8]) {
 /// fails takes its own back with `untouch`.
 pub fn touch_mark() -> usize {
     LOCAL.with(|l| l.borrow().touched.len())
+}
+
+/// The hashes of the keys touched since `mark` (`touch_mark`), in order.
+pub fn touched_since(mark: usize) -> Vec<u64> {
+    LOCAL.with(|l| l.borrow().touched.get(mark..).map_or_else(Vec::new, <[u64]>::to_vec))
 }
 
 /// Forgets the touches made since `mark` (`touch_mark`).
@@ -331,9 +333,6 @@ fn publish_commit() {
             unsafe { pg_sys::SetLatch(latch) };
         }
     }
-    if me.is_some() {
-        LOCAL.with(|l| l.borrow_mut().local_ready.extend(touched));
-    }
 }
 
 /// This process's worker slot, when it is a worker.
@@ -368,11 +367,6 @@ pub fn set_blocked(index: usize, n: u32) {
     if let Some(w) = shared().and_then(|s| s.workers.get(index)) {
         w.blocked.store(n, SeqCst);
     }
-}
-
-/// Key hashes this worker's own commits wrote since the last call.
-pub fn take_local_ready() -> Vec<u64> {
-    LOCAL.with(|l| std::mem::take(&mut l.borrow_mut().local_ready))
 }
 
 /// Key-hash bits other processes' commits set for this worker, when its

@@ -6,8 +6,11 @@
 //! RESP client outside EXEC and scripts gets `session.block` set and the
 //! worker parks it (src/worker/blocked.rs) instead of replying; anyone
 //! else gets the timeout reply at once, as Redis answers inside MULTI.
-//! When a key it waits on is written and committed, the worker runs the
-//! same command again, in Redis's first-blocked-first-served order.
+//! When a command makes a key it waits on ready, the worker runs the
+//! command again for that key, in Redis's first-blocked-first-served order:
+//! right after that command, in the same batch, as Redis serves blocked
+//! clients after every command (`handleClientsBlockedOnKeys`); and after
+//! the commit of another process's write.
 
 use super::table::{local, Binding};
 use super::{Args, Ctx};
@@ -35,6 +38,12 @@ pub fn set_parked(id: u64, parked: bool) {
             p.borrow_mut().remove(&id);
         }
     });
+}
+
+/// CLIENT UNBLOCK ran for this client in the current batch: it is no
+/// longer there to be served.
+pub fn unblock_pending(id: u64) -> bool {
+    UNBLOCK.with(|u| u.borrow().iter().any(|(c, _)| *c == id))
 }
 
 pub fn take_unblock_requests() -> Vec<(u64, bool)> {
@@ -76,6 +85,50 @@ pub fn block(ctx: &mut Ctx, keys: Vec<Bytes>, deadline_ms: i64, not_blocking: Fr
     ctx.session.block = Some(BlockRequest { keys, deadline_ms, on_timeout });
     // Never sent: the worker parks the client instead.
     Ok(Frame::NullArray)
+}
+
+/// A blocking command's look at a key it waits on. When the worker runs
+/// a parked client's command again (`session.serving`), a key that holds
+/// another type by now is passed over, as Redis serves a waiter only from
+/// a key of its own type and leaves it blocked otherwise; the command's
+/// first run reports it as WRONGTYPE.
+pub fn waited<T>(ctx: &Ctx, found: Result<Option<T>, CmdError>) -> Result<Option<T>, CmdError> {
+    match found {
+        Err(e) if ctx.session.serving && e == CmdError::wrong_type() => Ok(None),
+        other => other,
+    }
+}
+
+/// What a blocking command waits for.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Waits {
+    List,
+    ZSet,
+}
+
+/// A parked command, as run again for one of its keys that became
+/// ready: the same command waiting on that key alone (Redis serves a
+/// client from the key that is ready, whatever the order of its keys), and
+/// what it waits for. `None` for a command of another shape.
+pub fn for_key(argv: &[Bytes], key: &Bytes) -> Option<(Vec<Bytes>, Waits)> {
+    let name = String::from_utf8_lossy(argv.first()?).to_ascii_lowercase();
+    let waits = if name.starts_with("bz") { Waits::ZSet } else { Waits::List };
+    let argv = match name.as_str() {
+        // NAME key [key ...] timeout
+        "blpop" | "brpop" | "bzpopmin" | "bzpopmax" => vec![argv[0].clone(), key.clone(), argv.last()?.clone()],
+        // NAME timeout numkeys key [key ...] rest
+        "blmpop" | "bzmpop" => {
+            let n = pgkv_resp::num::parse_i64(argv.get(2)?).filter(|n| *n > 0)? as usize;
+            let rest = argv.get(3 + n..)?;
+            let mut out = vec![argv[0].clone(), argv[1].clone(), Bytes::from_static(b"1"), key.clone()];
+            out.extend_from_slice(rest);
+            out
+        }
+        // one source key
+        "blmove" | "brpoplpush" => argv.to_vec(),
+        _ => return None,
+    };
+    Some((argv, waits))
 }
 
 /// `CLIENT UNBLOCK client-id [TIMEOUT|ERROR]`

@@ -338,7 +338,7 @@ fn rpoplpush(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 /// Pops from the first non-empty list of `keys`: `[key, [elements]]`.
 fn mpop(ctx: &mut Ctx, keys: &[Bytes], left: bool, count: i64) -> Result<Option<Frame>, CmdError> {
     for key in keys {
-        let Some(e) = lookup(ctx, key)? else { continue };
+        let Some(e) = blocking::waited(ctx, lookup(ctx, key))? else { continue };
         if e.card == 0 {
             continue;
         }
@@ -371,7 +371,7 @@ fn blocking_pop(ctx: &mut Ctx, args: &mut Args, left: bool) -> CmdResult {
     let (keys, timeout) = argv.split_at(argv.len() - 1);
     let deadline = blocking::parse_timeout(&timeout[0], ctx.now_ms)?;
     for key in keys {
-        let Some(e) = lookup(ctx, key)? else { continue };
+        let Some(e) = blocking::waited(ctx, lookup(ctx, key))? else { continue };
         if e.card == 0 {
             continue;
         }
@@ -394,7 +394,7 @@ fn brpop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 
 /// Redis's `blmoveGenericCommand`.
 fn blocking_move(ctx: &mut Ctx, src: Bytes, dst: Bytes, from_left: bool, to_left: bool, deadline: i64) -> CmdResult {
-    match lookup(ctx, &src)? {
+    match blocking::waited(ctx, lookup(ctx, &src))? {
         Some(e) if e.card > 0 => move_element(ctx, &src, &dst, from_left, to_left),
         _ => blocking::block(ctx, vec![src], deadline, Frame::NullBulk),
     }

@@ -306,10 +306,9 @@ fn sintercard(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     while let Some(opt) = args.peek().cloned() {
         args.next_bytes()?;
         if super::eq_ic(&opt, "limit") && !args.is_empty() {
-            limit = args.next_i64()?;
-            if limit < 0 {
-                return Err(CmdError::msg("ERR LIMIT can't be negative"));
-            }
+            // Redis's getPositiveLongFromObjectOrReply: one message for
+            // a negative number and for no number at all.
+            limit = super::parse_non_negative(&args.next_bytes()?, Some("ERR LIMIT can't be negative"))?;
         } else {
             return Err(CmdError::syntax());
         }

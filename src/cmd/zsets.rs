@@ -696,7 +696,7 @@ fn min_max(arg: &[u8]) -> Result<bool, CmdError> {
 /// Pops from the first non-empty sorted set of `keys`: `[key, [[member, score] ...]]`.
 fn mpop(ctx: &mut Ctx, keys: &[Bytes], max: bool, count: i64) -> Result<Option<Frame>, CmdError> {
     for key in keys {
-        let Some(e) = lookup(ctx, key)? else { continue };
+        let Some(e) = super::blocking::waited(ctx, lookup(ctx, key))? else { continue };
         let pairs = pop_pairs(ctx, &e, count, max)?;
         let items = pairs.into_iter().map(|(m, s)| Frame::Array(vec![bulk(m), Frame::Double(s)])).collect();
         return Ok(Some(Frame::Array(vec![Frame::Bulk(key.clone()), Frame::Array(items)])));
@@ -727,7 +727,7 @@ fn bzpop(ctx: &mut Ctx, args: &mut Args, max: bool) -> CmdResult {
     let (keys, timeout) = argv.split_at(argv.len() - 1);
     let deadline = super::blocking::parse_timeout(&timeout[0], ctx.now_ms)?;
     for key in keys {
-        let Some(e) = lookup(ctx, key)? else { continue };
+        let Some(e) = super::blocking::waited(ctx, lookup(ctx, key))? else { continue };
         if let Some((m, score)) = pop_pairs(ctx, &e, 1, max)?.into_iter().next() {
             return Ok(Frame::Array(vec![Frame::Bulk(key.clone()), bulk(m), Frame::Double(score)]));
         }

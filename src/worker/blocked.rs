@@ -27,6 +27,9 @@ pub struct Blocked {
     parked: HashMap<usize, Parked>,
     /// Connection keys waiting on each (db, key), oldest first.
     queues: HashMap<(i16, Bytes), VecDeque<usize>>,
+    /// The keys of `queues` by their hash (`shared::key_hash`), which is
+    /// what a transaction's touches record.
+    hashed: HashMap<u64, Vec<(i16, Bytes)>>,
     /// Newly parked clients, to be run once more in a fresh snapshot (see
     /// `crate::shared` for why no wake-up is lost).
     recheck: Vec<usize>,
@@ -54,7 +57,10 @@ impl Blocked {
             return;
         }
         for key in &request.keys {
-            let q = self.queues.entry((db, key.clone())).or_default();
+            let q = self.queues.entry((db, key.clone())).or_insert_with(|| {
+                self.hashed.entry(shared::key_hash(db, key)).or_default().push((db, key.clone()));
+                VecDeque::new()
+            });
             if !q.contains(&conn) {
                 q.push_back(conn);
             }
@@ -71,6 +77,13 @@ impl Blocked {
                 q.retain(|c| *c != conn);
                 if q.is_empty() {
                     self.queues.remove(&(p.db, key.clone()));
+                    let h = shared::key_hash(p.db, key);
+                    if let Some(keys) = self.hashed.get_mut(&h) {
+                        keys.retain(|k| !(k.0 == p.db && k.1 == *key));
+                        if keys.is_empty() {
+                            self.hashed.remove(&h);
+                        }
+                    }
                 }
             }
         }
@@ -103,6 +116,13 @@ impl Blocked {
             }
         }
         out
+    }
+
+    /// The clients waiting on the key whose hash is `hash`, oldest first,
+    /// each with that key.
+    pub fn waiting_on(&self, hash: u64) -> Vec<(usize, Bytes)> {
+        let Some(keys) = self.hashed.get(&hash) else { return Vec::new() };
+        keys.iter().flat_map(|k| self.queues.get(k).into_iter().flatten().map(|c| (*c, k.1.clone()))).collect()
     }
 
     /// Clients whose deadline has passed.

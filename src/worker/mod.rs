@@ -17,7 +17,7 @@ use blocked::Blocked;
 use bytes::Bytes;
 use conn::Conn;
 use pgkv_resp::Frame;
-use foldhash::{HashMap, HashMapExt, HashSet};
+use foldhash::{HashMap, HashMapExt};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
@@ -245,18 +245,29 @@ struct Server {
     /// Client id -> connection key.
     ids: HashMap<u64, usize>,
     blocked: Blocked,
-    /// Key hashes written by this worker's commits, not yet looked at.
-    ready: Vec<u64>,
     ticks: u64,
     /// Replies waiting for their commit to reach disk.
     durable: durable::Durable,
 }
 
-struct ConnSessions<'a>(&'a mut Slab<Conn>);
+struct ConnSessions<'a> {
+    conns: &'a mut Slab<Conn>,
+    blocked: &'a Blocked,
+}
 
 impl Sessions for ConnSessions<'_> {
     fn session(&mut self, conn: usize) -> &mut crate::session::Session {
-        &mut self.0[conn].session
+        &mut self.conns[conn].session
+    }
+
+    fn waiting_on(&self, hash: u64) -> Vec<(usize, Bytes, Vec<Bytes>)> {
+        let present = |c: usize| self.conns.get(c).is_some_and(|c| !(c.broken || c.eof || c.closing));
+        let waiting = self.blocked.waiting_on(hash).into_iter().filter(|(c, _)| present(*c));
+        waiting.filter_map(|(c, key)| Some((c, key, self.blocked.get(c)?.argv.clone()))).collect()
+    }
+
+    fn any_waiting(&self) -> bool {
+        self.blocked.len() > 0
     }
 }
 
@@ -275,7 +286,6 @@ impl Server {
             next_expire: Instant::now(),
             ids: HashMap::new(),
             blocked: Blocked::default(),
-            ready: Vec::new(),
             ticks: 0,
             durable: durable::Durable::new(index as usize),
         }
@@ -319,7 +329,7 @@ impl Server {
         let mut waitset = wait::WaitSet::new(self.poll.as_raw_fd());
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = if self.has_pending_input() || self.blocked.has_recheck() || (!self.ready.is_empty() && self.blocked.len() > 0) {
+            let timeout = if self.has_pending_input() || self.blocked.has_recheck() {
                 0
             } else {
                 let mut t = self.next_expire.saturating_duration_since(Instant::now()).as_millis() as i64;
@@ -492,7 +502,7 @@ impl Server {
         let lone = jobs.iter().all(|j| j.conn == jobs[0].conn) && !self.durable.waiting() && self.idle();
         durable::commit_synchronously(lone);
         let busy = busy::arm(self, jobs.iter().map(|j| j.conn).collect());
-        let retries = xact::run_batch(&mut jobs, &mut ConnSessions(&mut self.conns));
+        let retries = xact::run_batch(&mut jobs, &mut ConnSessions { conns: &mut self.conns, blocked: &self.blocked });
         drop(busy);
         self.durable.open_batch();
         stats::with(|r| {
@@ -529,6 +539,17 @@ impl Server {
                     c.check_output_limit();
                 }
             }
+            // The parked clients this command served.
+            for (key, out) in job.served {
+                let c = &mut self.conns[key];
+                if self.blocked.unpark(key).is_some() {
+                    c.parked = false;
+                    cmd::blocking::set_parked(c.session.id, false);
+                }
+                self.durable.mark(key, c);
+                c.outbuf.extend_from_slice(&out);
+                c.check_output_limit();
+            }
         }
         for m in outbox {
             self.deliver(m.client, &m.frame);
@@ -545,7 +566,6 @@ impl Server {
             }
         }
         self.durable.close_batch(&self.conns);
-        self.ready.extend(shared::take_local_ready());
         self.publish_blocked_count();
     }
 
@@ -619,16 +639,16 @@ impl Server {
     }
 
     /// Runs parked commands again whose keys may have data now: written by
-    /// this worker's commits, by another process's (shared bloom filter), or
-    /// parked just now (one re-check in a fresh snapshot).
+    /// another process's commit (shared bloom filter), or parked just now
+    /// (one re-check in a fresh snapshot). This worker's own commands serve
+    /// the clients they make ready inside their batch (`xact::serve_ready`).
     fn serve_blocked(&mut self) {
         for _ in 0..16 {
             let remote = shared::take_remote_ready(self.index as usize, &mut self.blocked.seen_generation);
-            let local: HashSet<u64> = self.ready.drain(..).chain(shared::take_local_ready()).collect();
-            if self.blocked.len() == 0 || (local.is_empty() && remote.is_none() && !self.blocked.has_recheck()) {
+            if self.blocked.len() == 0 || (remote.is_none() && !self.blocked.has_recheck()) {
                 return;
             }
-            let due = self.blocked.due(&|h| local.contains(&h) || remote.as_ref().is_some_and(|b| b.contains(h)));
+            let due = self.blocked.due(&|h| remote.as_ref().is_some_and(|b| b.contains(h)));
             if due.is_empty() {
                 return;
             }
@@ -638,7 +658,9 @@ impl Server {
                     let p = self.blocked.get(key)?;
                     let argv = p.argv.clone();
                     let spec = cmd::resolve(&argv).ok();
-                    Some(Job::new(key, argv, spec))
+                    let mut job = Job::new(key, argv, spec);
+                    job.serving = true;
+                    Some(job)
                 })
                 .collect();
             self.run_jobs(jobs);

@@ -15,7 +15,7 @@
 //!   Replies from a rolled-back attempt are thrown away, so nothing a client
 //!   sees comes from an aborted transaction.
 
-use crate::cmd::{self, CommandSpec, Ctx};
+use crate::cmd::{self, blocking::Waits, CommandSpec, Ctx};
 use crate::error::CmdError;
 use crate::session::{BlockRequest, Session};
 use crate::store::{direct, Store};
@@ -36,17 +36,43 @@ pub struct Job {
     /// instead of replying (`cmd::blocking::block`). Per job, not per
     /// session: the client's earlier commands in the batch still answer.
     pub block: Option<BlockRequest>,
+    /// A parked client's command run again because a key it waits on was
+    /// written (`Session::serving`).
+    pub serving: bool,
+    /// Parked clients this command served (see `serve_ready`), in serving
+    /// order, with their replies.
+    pub served: Vec<(usize, BytesMut)>,
 }
 
 impl Job {
     pub fn new(conn: usize, argv: Vec<Bytes>, spec: Option<&'static CommandSpec>) -> Job {
-        Job { conn, argv, spec, out: BytesMut::new(), block: None }
+        Job { conn, argv, spec, out: BytesMut::new(), block: None, serving: false, served: Vec::new() }
+    }
+
+    /// Forgets what an attempt that was rolled back produced.
+    fn reset(&mut self) {
+        self.out.clear();
+        self.block = None;
+        self.served.clear();
     }
 }
 
-/// Access to the sessions of the clients in a batch.
+/// Access to the sessions of the clients in a batch, and to the clients
+/// parked before it.
 pub trait Sessions {
     fn session(&mut self, conn: usize) -> &mut Session;
+
+    /// The parked clients waiting on the key whose hash is `hash`
+    /// (`shared::key_hash`), oldest first, each with that key and its
+    /// command; none that hung up.
+    fn waiting_on(&self, _hash: u64) -> Vec<(usize, Bytes, Vec<Bytes>)> {
+        Vec::new()
+    }
+
+    /// Whether any client is parked.
+    fn any_waiting(&self) -> bool {
+        false
+    }
 }
 
 fn describe(e: &CaughtError) -> String {
@@ -87,8 +113,7 @@ pub fn run_batch<S: Sessions>(jobs: &mut [Job], sessions: &mut S) -> u64 {
                     *sessions.session(*conn) = s.clone();
                 }
                 for i in 0..jobs.len() {
-                    jobs[i].out.clear();
-                    jobs[i].block = None;
+                    jobs[i].reset();
                     retries += 1 + run_batch(&mut jobs[i..i + 1], sessions);
                 }
                 return retries;
@@ -101,8 +126,7 @@ pub fn run_batch<S: Sessions>(jobs: &mut [Job], sessions: &mut S) -> u64 {
                     *sessions.session(*conn) = s.clone();
                 }
                 for j in jobs.iter_mut() {
-                    j.out.clear();
-                    j.block = None;
+                    j.reset();
                     let proto = sessions.session(j.conn).proto;
                     pgkv_resp::encode(&CmdError::Postgres(msg.clone()).into_frame(), proto, &mut j.out);
                 }
@@ -114,8 +138,7 @@ pub fn run_batch<S: Sessions>(jobs: &mut [Job], sessions: &mut S) -> u64 {
             *sessions.session(*conn) = s.clone();
         }
         for j in jobs.iter_mut() {
-            j.out.clear();
-            j.block = None;
+            j.reset();
         }
     }
 }
@@ -344,12 +367,39 @@ fn hint_members(spec: &CommandSpec, argv: &[Bytes], db: i16) {
 }
 
 fn execute_all<S: Sessions>(jobs: &mut [Job], sessions: &mut S, store: Option<Store>, isolate: &HashSet<usize>, current: &Cell<usize>) {
-    for (i, job) in jobs.iter_mut().enumerate() {
+    // Parked clients whose commands are jobs of this batch (a batch of
+    // parked clients run again) are served by their own jobs.
+    let in_batch: HashSet<usize> = if sessions.any_waiting() { jobs.iter().map(|j| j.conn).collect() } else { HashSet::new() };
+    let mut waiting = Waiting { in_batch, blocked_here: Vec::new(), served: HashSet::new() };
+    for i in 0..jobs.len() {
         current.set(i);
         cmd::pubsub::set_current_job(i);
         super::busy::between_commands();
-        let session = sessions.session(job.conn);
-        let frame = if let (true, Some(store)) = (isolate.contains(&i), store) {
+        let mark = crate::shared::touch_mark();
+        let isolated = isolate.contains(&i);
+        let job = &mut jobs[i];
+        (job.out, job.block) = run_one(sessions.session(job.conn), store, &job.argv, isolated, job.serving);
+        if job.block.is_some() {
+            waiting.blocked_here.push(i);
+        }
+        if let Some(store) = store.filter(|_| sessions.any_waiting() || !waiting.blocked_here.is_empty()) {
+            serve_ready(jobs, i, sessions, store, isolated, mark, &mut waiting);
+        }
+    }
+    current.set(usize::MAX);
+    cmd::pubsub::set_current_job(usize::MAX);
+}
+
+/// Runs one command for `session` (alone in a subtransaction when
+/// `isolated`): its encoded reply, and the request to park its client
+/// when it found nothing to pop.
+fn run_one(session: &mut Session, store: Option<Store>, argv: &[Bytes], isolated: bool, serving: bool) -> (BytesMut, Option<BlockRequest>) {
+    // Set for every command: an attempt that was rolled back may have
+    // left either behind.
+    session.serving = serving;
+    session.block = None;
+    let frame = match (isolated, store) {
+        (true, Some(store)) => {
             // The subtransaction must hold exactly this command's writes:
             // write back what came before, and everything it changed.
             if let Err(e) = store.flush_and_forget() {
@@ -361,7 +411,7 @@ fn execute_all<S: Sessions>(jobs: &mut [Job], sessions: &mut S, store: Option<St
                 let inserts = direct::key_inserts_allowed();
                 direct::allow_key_inserts(false);
                 let frame = in_subtransaction(|| {
-                    let frame = dispatch_as(session, Some(store), &job.argv);
+                    let frame = dispatch_as(session, Some(store), argv);
                     match store.flush() {
                         Ok(()) => frame,
                         Err(e) => e.into_frame(),
@@ -371,16 +421,100 @@ fn execute_all<S: Sessions>(jobs: &mut [Job], sessions: &mut S, store: Option<St
                 crate::store::begin();
                 frame
             }
-        } else if isolate.contains(&i) {
-            in_subtransaction(|| dispatch_as(session, store, &job.argv))
-        } else {
-            dispatch_as(session, store, &job.argv)
-        };
-        pgkv_resp::encode(&frame, session.proto, &mut job.out);
-        job.block = session.block.take();
+        }
+        (true, None) => in_subtransaction(|| dispatch_as(session, store, argv)),
+        (false, _) => dispatch_as(session, store, argv),
+    };
+    session.serving = false;
+    let mut out = BytesMut::new();
+    pgkv_resp::encode(&frame, session.proto, &mut out);
+    (out, session.block.take())
+}
+
+/// The clients a batch may serve: parked before it, or by its own
+/// earlier commands.
+struct Waiting {
+    /// Clients with a job in the batch, whose job serves them.
+    in_batch: HashSet<usize>,
+    /// Jobs that parked their client, not served yet.
+    blocked_here: Vec<usize>,
+    /// Clients parked before the batch and served in it.
+    served: HashSet<usize>,
+}
+
+/// Serves the clients waiting on the keys the command at `i` wrote, right
+/// after it, as Redis's `handleClientsBlockedOnKeys` does after every
+/// command (a MULTI/EXEC or a script counts as one): key by key in the
+/// order they were written, each key's clients in the order they blocked
+/// (those parked before the batch, then those its commands parked), each
+/// served from that key alone. Keys a served command writes in turn
+/// (BLMOVE's destination) are served next. A command that still finds
+/// nothing (another client took the data, the key holds another type)
+/// leaves its client waiting. Served commands belong to command `i`: a
+/// Postgres error in one re-runs the batch with `i` isolated, and then
+/// each of them runs in a subtransaction of its own.
+fn serve_ready<S: Sessions>(jobs: &mut [Job], i: usize, sessions: &mut S, store: Store, isolated: bool, mut mark: usize, waiting: &mut Waiting) {
+    loop {
+        let touched = crate::shared::touched_since(mark);
+        if touched.is_empty() {
+            return;
+        }
+        mark += touched.len();
+        let mut seen: HashSet<u64> = HashSet::new();
+        for h in touched {
+            if !seen.insert(h) {
+                continue;
+            }
+            // Once a list (or sorted set) waiter finds nothing, the others
+            // of its kind would too: nothing has changed since.
+            let mut exhausted: Vec<Waits> = Vec::new();
+            for (conn, key, argv) in sessions.waiting_on(h) {
+                if waiting.in_batch.contains(&conn) || waiting.served.contains(&conn) {
+                    continue;
+                }
+                let session = sessions.session(conn);
+                let Some((argv, waits)) = cmd::blocking::for_key(&argv, &key) else { continue };
+                if exhausted.contains(&waits) || cmd::blocking::unblock_pending(session.id) {
+                    continue;
+                }
+                match run_one(session, Some(store), &argv, isolated, true) {
+                    (out, None) => {
+                        waiting.served.insert(conn);
+                        jobs[i].served.push((conn, out));
+                    }
+                    _ => exhausted.push(waits),
+                }
+            }
+            let mut k = 0;
+            while k < waiting.blocked_here.len() {
+                let j = waiting.blocked_here[k];
+                let session = sessions.session(jobs[j].conn);
+                let db = session.db;
+                let key = jobs[j].block.as_ref().and_then(|b| b.keys.iter().find(|key| crate::shared::key_hash(db, key) == h));
+                let Some((argv, waits)) = key.and_then(|key| cmd::blocking::for_key(&jobs[j].argv, key)) else {
+                    k += 1;
+                    continue;
+                };
+                if exhausted.contains(&waits) {
+                    k += 1;
+                    continue;
+                }
+                // Still waiting, it keeps its first request (every key, the
+                // deadline of its first run).
+                match run_one(session, Some(store), &argv, isolated, true) {
+                    (out, None) => {
+                        jobs[j].out = out;
+                        jobs[j].block = None;
+                        waiting.blocked_here.remove(k);
+                    }
+                    _ => {
+                        exhausted.push(waits);
+                        k += 1;
+                    }
+                }
+            }
+        }
     }
-    current.set(usize::MAX);
-    cmd::pubsub::set_current_job(usize::MAX);
 }
 
 /// Runs one command as its client's PostgreSQL role, when it logged in as

@@ -102,6 +102,125 @@ fn a_push_from_another_client_wakes_the_blocked_one() {
     });
 }
 
+/// Redis serves blocked clients right after the command that makes their
+/// key ready (`handleClientsBlockedOnKeys` after every command; an EXEC or
+/// a script counts as one), before the next command of the pushing
+/// client's pipeline: the pusher's own LLEN or RPOP sees the list already
+/// served. Key by key in the order they became ready, each key's clients
+/// in blocking order, each served from that key; a client whose key now
+/// holds another type keeps waiting. pgkv runs a batch as one
+/// transaction, and serves its waiters inside it at the same points.
+#[test]
+fn blocked_clients_are_served_right_after_the_command_that_readies_their_key() {
+    type Cmds<'a> = &'a [&'a [&'a str]];
+    // What blocks, in this order, each on its own connection; then the
+    // other client's pipeline; then what is read back.
+    let cases: &[(Cmds, Cmds, Cmds)] = &[
+        (&[&["BLPOP", "k", "0"]], &[&["LPUSH", "k", "x"], &["RPOP", "k"]], &[&["EXISTS", "k"]]),
+        (&[&["BLPOP", "k", "0"]], &[&["RPUSH", "k", "x", "y"], &["LLEN", "k"], &["LPOP", "k"]], &[]),
+        (&[&["BLPOP", "k", "0"]], &[&["LPUSH", "k", "x"], &["DEL", "k"], &["LPUSH", "k", "y"], &["LRANGE", "k", "0", "-1"]], &[]),
+        (&[&["BLPOP", "k", "0"], &["BRPOP", "k", "0"]], &[&["RPUSH", "k", "a"], &["LLEN", "k"], &["RPUSH", "k", "b", "c"], &["LRANGE", "k", "0", "-1"]], &[]),
+        // Another type: the list waiter stays (and times out), the sorted
+        // set waiter on the same key is served.
+        (&[&["BLPOP", "k", "0.2"], &["BZPOPMIN", "k", "0"]], &[&["ZADD", "k", "1", "a", "2", "b"], &["ZCARD", "k"]], &[&["TYPE", "k"]]),
+        (&[&["BLPOP", "k", "0.2"]], &[&["SET", "k", "v"], &["DEL", "k"]], &[&["EXISTS", "k"]]),
+        (&[&["BLPOP", "k1", "k2", "0"]], &[&["SET", "k1", "s"], &["RPUSH", "k2", "x"], &["GET", "k1"]], &[&["EXISTS", "k2"]]),
+        // Keys in the order they became ready, not the order named.
+        (&[&["BLPOP", "k1", "k2", "0"]], &[&["MULTI"], &["LPUSH", "k2", "x"], &["LPUSH", "k1", "y"], &["EXEC"], &["LRANGE", "k1", "0", "-1"]], &[&["EXISTS", "k2"]]),
+        (&[&["BLPOP", "k1", "0"]], &[&["EVAL", "redis.call('RPUSH', KEYS[1], 'a', 'b'); return redis.call('LLEN', KEYS[1])", "1", "k1"], &["LLEN", "k1"]], &[]),
+        // BLMOVE's push serves the next waiter in turn.
+        (&[&["BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"], &["BLPOP", "dst", "0"]], &[&["LPUSH", "src", "m"], &["LLEN", "dst"], &["EXISTS", "src"]], &[]),
+        (&[&["BRPOPLPUSH", "src", "dst", "0"]], &[&["SET", "dst", "s"], &["LPUSH", "src", "m"], &["LRANGE", "src", "0", "-1"]], &[]),
+        (&[&["BLMPOP", "0", "2", "k1", "k2", "RIGHT", "COUNT", "2"]], &[&["RPUSH", "k2", "a", "b", "c"], &["LRANGE", "k2", "0", "-1"]], &[]),
+        (&[&["BZMPOP", "0", "1", "z", "MAX", "COUNT", "2"], &["BZPOPMIN", "z", "0"]], &[&["ZADD", "z", "1", "a", "2", "b", "3", "c"], &["ZRANGE", "z", "0", "-1"]], &[]),
+    ];
+    let c = shared();
+    for proto in [2, 3] {
+        for (waits, pipeline, after) in cases {
+            let mut b = Differential::shared(proto, 9);
+            let mut waiters: Vec<Differential> = Vec::new();
+            for cmd in waits.iter() {
+                let mut w = Differential::new(c.redis_port, pgkv_tests::shared_redis_port(), proto);
+                w.check(&["SELECT", "9"]);
+                let id = (w.pgkv.call(&["CLIENT", "ID"]), w.redis.call(&["CLIENT", "ID"]));
+                w.pgkv.send_command(cmd);
+                w.redis.send_command(cmd);
+                wait_parked(&mut b.pgkv, &id.0);
+                wait_parked(&mut b.redis, &id.1);
+                waiters.push(w);
+            }
+            b.check_pipeline(pipeline);
+            for w in &mut waiters {
+                w.check_pushed();
+            }
+            for cmd in after.iter() {
+                b.check(cmd);
+            }
+        }
+        // A waiter whose command comes in the pusher's batch (no wait
+        // between them): pgkv runs a batch's clients in connection order,
+        // not arrival order (they are concurrent, so either order is
+        // Redis's for some arrival), so the push serves it, or the pusher's
+        // RPOP takes the element and the waiter times out. Never both, and
+        // the element is never lost.
+        for _ in 0..20 {
+            let mut a = pgkv_tests::RawClient::connect(c.redis_port);
+            let mut b = pgkv_tests::RawClient::connect(c.redis_port);
+            for client in [&mut a, &mut b] {
+                client.call(&["SELECT", "9"]);
+            }
+            b.call(&["DEL", "k"]);
+            a.send_command(&["BLPOP", "k", "0.1"]);
+            let mut bytes = bytes::BytesMut::new();
+            pgkv_resp::encode_request(&["LPUSH", "k", "x"], &mut bytes);
+            pgkv_resp::encode_request(&["RPOP", "k"], &mut bytes);
+            b.send(&bytes);
+            let (pushed, popped, served) = (b.read_reply(), b.read_reply(), a.read_reply());
+            assert_eq!(show(&pushed), show(b":1\r\n"));
+            let outcomes = [(show(b"$-1\r\n"), show(b"*2\r\n$1\r\nk\r\n$1\r\nx\r\n")), (show(b"$1\r\nx\r\n"), show(b"*-1\r\n"))];
+            assert!(outcomes.contains(&(show(&popped), show(&served))), "RPOP {} and BLPOP {}", show(&popped), show(&served));
+            assert_eq!(show(&b.call(&["EXISTS", "k"])), show(b":0\r\n"));
+        }
+        // CLIENT UNBLOCK before the push in one pipeline: the client is
+        // gone before the push can serve it.
+        let mut b = Differential::shared(proto, 9);
+        let mut a = Differential::new(c.redis_port, pgkv_tests::shared_redis_port(), proto);
+        a.check(&["SELECT", "9"]);
+        let id = (a.pgkv.call(&["CLIENT", "ID"]), a.redis.call(&["CLIENT", "ID"]));
+        a.pgkv.send_command(&["BLPOP", "k", "0"]);
+        a.redis.send_command(&["BLPOP", "k", "0"]);
+        wait_parked(&mut b.pgkv, &id.0);
+        wait_parked(&mut b.redis, &id.1);
+        for (client, id) in [(&mut b.pgkv, &id.0), (&mut b.redis, &id.1)] {
+            let id = String::from_utf8_lossy(&id[1..id.len() - 2]).into_owned();
+            let mut bytes = bytes::BytesMut::new();
+            pgkv_resp::encode_request(&["CLIENT", "UNBLOCK", &id], &mut bytes);
+            pgkv_resp::encode_request(&["LPUSH", "k", "x"], &mut bytes);
+            client.send(&bytes);
+            assert_eq!(show(&client.read_reply()), show(b":1\r\n"));
+            assert_eq!(show(&client.read_reply()), show(b":1\r\n"));
+        }
+        a.check_pushed();
+        b.check(&["LRANGE", "k", "0", "-1"]);
+    }
+}
+
+/// Waits until CLIENT LIST shows the client whose CLIENT ID reply is `id`
+/// as blocked.
+fn wait_parked(c: &mut RawClient, id: &[u8]) {
+    let id = String::from_utf8_lossy(&id[1..id.len() - 2]).into_owned();
+    let start = Instant::now();
+    loop {
+        let list = c.call(&["CLIENT", "LIST"]);
+        let text = String::from_utf8_lossy(&list);
+        if text.lines().any(|l| l.contains(&format!("id={id} ")) && l.contains(" flags=b ")) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "client {id} never blocked");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn blpop(client: &mut RawClient, key: &str) {
     client.send(format!("*3\r\n$5\r\nBLPOP\r\n${}\r\n{key}\r\n$1\r\n0\r\n", key.len()).as_bytes());
 }

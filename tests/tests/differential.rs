@@ -628,5 +628,10 @@ fn errors_come_in_redis_order() {
         d.check(&["ZINTERCARD", "2", &z, &s, "LIMIT", "-1"]);
         d.check(&["SINTERCARD", "2", &s, &h, "LIMIT", "-1"]);
         d.check(&["SINTERCARD", "2", &s, &h, "LIMIT", "1"]);
+        // A LIMIT that is no number at all gets the negative one's message.
+        for limit in ["abc", "1.5", "", "99999999999999999999"] {
+            d.check(&["SINTERCARD", "1", &s, "LIMIT", limit]);
+            d.check(&["ZINTERCARD", "1", &z, "LIMIT", limit]);
+        }
     });
 }
