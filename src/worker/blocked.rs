@@ -1,11 +1,13 @@
 //! Clients parked by a blocking command, in Redis's order: per key, first
 //! blocked is first served.
 //!
-//! A parked client keeps its command. When a key it waits on may have
-//! data (this worker's own commits list the keys they wrote; other
-//! processes' commits set bits in this worker's shared bloom filter), the
-//! worker runs the parked commands of that key again, oldest first, in one
-//! batch. A command that still finds nothing stays parked where it was.
+//! A parked client keeps its command. A command of this worker that
+//! writes a key someone waits on serves them right after it, in its batch
+//! (`xact::serve_ready`, through `waiting_on`). When another process's
+//! commit may have given a key data (it sets bits in this worker's shared
+//! bloom filter), the worker runs the parked commands of that key again,
+//! oldest first, in one batch. A command that still finds nothing stays
+//! parked where it was.
 
 use crate::session::BlockRequest;
 use crate::shared;
