@@ -302,19 +302,51 @@ fn write_field(v: &mut Vec<u8>, t: FieldType, offset: u64, value: i64) {
     }
 }
 
-/// Fits `value` into the field under the overflow policy; `None` is FAIL.
-fn fit(t: FieldType, value: i128, policy: Overflow) -> Option<i64> {
-    let (min, max): (i128, i128) =
-        if t.signed { (-(1i128 << (t.bits - 1)), (1i128 << (t.bits - 1)) - 1) } else { (0, (1i128 << t.bits) - 1) };
-    if (min..=max).contains(&value) {
-        return Some(value as i64);
+/// The value a SET (`incr` 0) or INCRBY leaves in a field of type `t`
+/// that holds `value`, under the overflow policy; `None` is FAIL. Redis's
+/// `checkSignedBitfieldOverflow` and `checkUnsignedBitfieldOverflow`, int64
+/// arithmetic and its wrap-arounds included: SET of -9223372036854775808
+/// into an i5 with SAT stores 15 there, not -16.
+fn fit(t: FieldType, value: i64, incr: i64, policy: Overflow) -> Option<i64> {
+    let bits = t.bits as u32;
+    let (overflow, limit) = if t.signed {
+        let max: i64 = if bits == 64 { i64::MAX } else { (1i64 << (bits - 1)) - 1 };
+        let min = -max - 1;
+        let maxincr = (max as u64).wrapping_sub(value as u64) as i64;
+        let minincr = min.wrapping_sub(value);
+        if value > max || (bits != 64 && incr > maxincr) || (value >= 0 && incr > 0 && incr > maxincr) {
+            (true, max)
+        } else if value < min || (bits != 64 && incr < minincr) || (value < 0 && incr < 0 && incr < minincr) {
+            (true, min)
+        } else {
+            (false, 0)
+        }
+    } else {
+        // Unsigned fields are at most 63 bits.
+        let unsigned = value as u64;
+        let max = (1u64 << bits) - 1;
+        let maxincr = max.wrapping_sub(unsigned) as i64;
+        let minincr = unsigned.wrapping_neg() as i64;
+        if unsigned > max || (incr > 0 && incr > maxincr) {
+            (true, max as i64)
+        } else if incr < 0 && incr < minincr {
+            (true, 0)
+        } else {
+            (false, 0)
+        }
+    };
+    let sum = (value as u64).wrapping_add(incr as u64);
+    if !overflow {
+        return Some(sum as i64);
     }
     match policy {
         Overflow::Fail => None,
-        Overflow::Sat => Some(if value > max { max as i64 } else { min as i64 }),
+        Overflow::Sat => Some(limit),
+        Overflow::Wrap if bits == 64 => Some(sum as i64),
         Overflow::Wrap => {
-            let m = value.rem_euclid(1i128 << t.bits);
-            Some(if t.signed && m > max { (m - (1i128 << t.bits)) as i64 } else { m as i64 })
+            let mask = u64::MAX << bits;
+            let negative = t.signed && sum & (1u64 << (bits - 1)) != 0;
+            Some((if negative { sum | mask } else { sum & !mask }) as i64)
         }
     }
 }
@@ -383,9 +415,7 @@ fn bitfield_generic(ctx: &mut Ctx, args: &mut Args, read_only: bool) -> CmdResul
             FieldOp::Get(t, off) => Frame::Integer(read_field(&v, t, off)),
             FieldOp::Set(t, off, n, p) => {
                 let old = read_field(&v, t, off);
-                // Redis reads a SET value for an unsigned field as uint64.
-                let value = if t.signed { n as i128 } else { n as u64 as i128 };
-                match fit(t, value, p) {
+                match fit(t, n, 0, p) {
                     Some(x) => {
                         write_field(&mut v, t, off, x);
                         Frame::Integer(old)
@@ -394,8 +424,8 @@ fn bitfield_generic(ctx: &mut Ctx, args: &mut Args, read_only: bool) -> CmdResul
                 }
             }
             FieldOp::Incr(t, off, n, p) => {
-                let old = read_field(&v, t, off) as i128;
-                match fit(t, old + n as i128, p) {
+                let old = read_field(&v, t, off);
+                match fit(t, old, n, p) {
                     Some(x) => {
                         write_field(&mut v, t, off, x);
                         Frame::Integer(x)

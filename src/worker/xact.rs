@@ -85,6 +85,16 @@ fn describe(e: &CaughtError) -> String {
 /// Runs `jobs` and fills in every reply. Returns how many times the batch
 /// had to be re-run because a command raised a Postgres error.
 pub fn run_batch<S: Sessions>(jobs: &mut [Job], sessions: &mut S) -> u64 {
+    // Parked clients whose commands are jobs of this batch (a batch of
+    // parked clients run again) are served by their own jobs, also when
+    // the jobs run one by one below.
+    let mut in_batch: HashSet<usize> = if sessions.any_waiting() { jobs.iter().map(|j| j.conn).collect() } else { HashSet::new() };
+    run_jobs(jobs, sessions, &mut in_batch)
+}
+
+/// `run_batch`, with the parked clients none of these jobs may serve
+/// (`Waiting::in_batch`).
+fn run_jobs<S: Sessions>(jobs: &mut [Job], sessions: &mut S, in_batch: &mut HashSet<usize>) -> u64 {
     let need_tx = jobs.iter().any(|j| j.spec.is_some_and(|s| s.tx));
     // Session changes (SELECT, HELLO, AUTH) made by an attempt that is
     // rolled back must not survive it.
@@ -99,7 +109,7 @@ pub fn run_batch<S: Sessions>(jobs: &mut [Job], sessions: &mut S) -> u64 {
     // New keys are inserted without a conflict check until one conflicts.
     let mut key_inserts = true;
     loop {
-        match attempt(jobs, sessions, need_tx, &isolate, key_inserts) {
+        match attempt(jobs, sessions, need_tx, &isolate, key_inserts, &*in_batch) {
             Ok(()) => return retries,
             Err(Failure::Command(i, _)) if i < jobs.len() && !isolate.contains(&i) => {
                 isolate.insert(i);
@@ -114,7 +124,9 @@ pub fn run_batch<S: Sessions>(jobs: &mut [Job], sessions: &mut S) -> u64 {
                 }
                 for i in 0..jobs.len() {
                     jobs[i].reset();
-                    retries += 1 + run_batch(&mut jobs[i..i + 1], sessions);
+                    retries += 1 + run_jobs(&mut jobs[i..i + 1], sessions, in_batch);
+                    // Served and committed: not again by a later one.
+                    in_batch.extend(jobs[i].served.iter().map(|(c, _)| *c));
                 }
                 return retries;
             }
@@ -153,7 +165,14 @@ enum Failure {
     KeyCreated,
 }
 
-fn attempt<S: Sessions>(jobs: &mut [Job], sessions: &mut S, need_tx: bool, isolate: &HashSet<usize>, key_inserts: bool) -> Result<(), Failure> {
+fn attempt<S: Sessions>(
+    jobs: &mut [Job],
+    sessions: &mut S,
+    need_tx: bool,
+    isolate: &HashSet<usize>,
+    key_inserts: bool,
+    in_batch: &HashSet<usize>,
+) -> Result<(), Failure> {
     let current = Cell::new(usize::MAX);
     unsafe {
         if need_tx {
@@ -172,13 +191,13 @@ fn attempt<S: Sessions>(jobs: &mut [Job], sessions: &mut S, need_tx: bool, isola
                 // off again).
                 direct::allow_key_inserts(key_inserts);
                 prefetch(store, jobs, sessions).map_err(|e| String::from_utf8_lossy(&e.text()).into_owned())?;
-                execute_all(jobs, sessions, Some(store), isolate, &current);
+                execute_all(jobs, sessions, Some(store), isolate, &current, in_batch);
                 // Deferred key-row writes; a failure here is the batch's,
                 // not one command's (`current` is past the end).
                 store.flush().map_err(|e| String::from_utf8_lossy(&e.text()).into_owned())
             })?;
         } else {
-            execute_all(jobs, sessions, None, isolate, &current);
+            execute_all(jobs, sessions, None, isolate, &current, in_batch);
         }
         Ok(())
     });
@@ -366,10 +385,14 @@ fn hint_members(spec: &CommandSpec, argv: &[Bytes], db: i16) {
     }
 }
 
-fn execute_all<S: Sessions>(jobs: &mut [Job], sessions: &mut S, store: Option<Store>, isolate: &HashSet<usize>, current: &Cell<usize>) {
-    // Parked clients whose commands are jobs of this batch (a batch of
-    // parked clients run again) are served by their own jobs.
-    let in_batch: HashSet<usize> = if sessions.any_waiting() { jobs.iter().map(|j| j.conn).collect() } else { HashSet::new() };
+fn execute_all<S: Sessions>(
+    jobs: &mut [Job],
+    sessions: &mut S,
+    store: Option<Store>,
+    isolate: &HashSet<usize>,
+    current: &Cell<usize>,
+    in_batch: &HashSet<usize>,
+) {
     let mut waiting = Waiting { in_batch, blocked_here: Vec::new(), served: HashSet::new() };
     for i in 0..jobs.len() {
         current.set(i);
@@ -433,9 +456,10 @@ fn run_one(session: &mut Session, store: Option<Store>, argv: &[Bytes], isolated
 
 /// The clients a batch may serve: parked before it, or by its own
 /// earlier commands.
-struct Waiting {
-    /// Clients with a job in the batch, whose job serves them.
-    in_batch: HashSet<usize>,
+struct Waiting<'a> {
+    /// Clients with a job in the batch, whose job serves them (and, when
+    /// the jobs run one by one, those an earlier one served).
+    in_batch: &'a HashSet<usize>,
     /// Jobs that parked their client, not served yet.
     blocked_here: Vec<usize>,
     /// Clients parked before the batch and served in it.
@@ -453,7 +477,7 @@ struct Waiting {
 /// leaves its client waiting. Served commands belong to command `i`: a
 /// Postgres error in one re-runs the batch with `i` isolated, and then
 /// each of them runs in a subtransaction of its own.
-fn serve_ready<S: Sessions>(jobs: &mut [Job], i: usize, sessions: &mut S, store: Store, isolated: bool, mut mark: usize, waiting: &mut Waiting) {
+fn serve_ready<S: Sessions>(jobs: &mut [Job], i: usize, sessions: &mut S, store: Store, isolated: bool, mut mark: usize, waiting: &mut Waiting<'_>) {
     loop {
         let touched = crate::shared::touched_since(mark);
         if touched.is_empty() {

@@ -15,7 +15,7 @@
 //! A failure names the seed; `PGKV_RANDOM_SEEDS=first..last` (or one
 //! number) and `PGKV_RANDOM_STEPS=n` run other or longer sequences.
 
-use pgkv_tests::{shared, shared_redis_port, show, sorted_reply, Differential};
+use pgkv_tests::{shared, shared_redis_port, show, sorted_reply, Differential, RawClient};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -864,7 +864,11 @@ fn run(seed: u64, proto: u8) {
     if std::env::var_os("PGKV_RANDOM_KEEP").is_some() {
         write_trace(seed, proto, &trace);
     }
-    // And what the sequence left behind, in both databases.
+    same_keys(&mut d);
+}
+
+/// What a sequence left behind, in both databases, must be the same.
+fn same_keys(d: &mut Differential) {
     for db in DBS {
         d.check(&["SELECT", db]);
         d.check_unordered(&["KEYS", "*"]);
@@ -876,6 +880,163 @@ fn run(seed: u64, proto: u8) {
             }
         }
     }
+}
+
+/// One client of `run_clients`: its connection to each server, its
+/// CLIENT ID there, and the commands sent whose replies are still to
+/// come.
+struct Client {
+    d: Differential,
+    ids: (String, String),
+    pending: std::collections::VecDeque<Cmd>,
+    /// Parked by a blocking command on both servers.
+    blocked: bool,
+}
+
+/// Whether CLIENT LIST (asked on `control`) shows client `id` blocked.
+fn listed_blocked(control: &mut RawClient, id: &str) -> bool {
+    let list = control.call(&["CLIENT", "LIST"]);
+    let text = String::from_utf8_lossy(&list).into_owned();
+    let prefix = format!("id={id} ");
+    let line = text.lines().find(|l| l.starts_with(&prefix)).unwrap_or_else(|| panic!("client {id} is not in CLIENT LIST"));
+    line.split(' ').any(|f| f.strip_prefix("flags=").is_some_and(|flags| flags.contains('b')))
+}
+
+/// The next reply on `conn`, or `None` while its client is blocked
+/// (CLIENT LIST on `control` says so and no reply has come).
+fn reply_unless_blocked(conn: &mut RawClient, control: &mut RawClient, id: &str) -> Option<Vec<u8>> {
+    loop {
+        if let Some(reply) = conn.try_read_reply(std::time::Duration::from_millis(2)) {
+            return Some(reply);
+        }
+        if listed_blocked(control, id) {
+            return None;
+        }
+    }
+}
+
+/// The integer of a CLIENT ID reply.
+fn client_id(reply: &[u8]) -> String {
+    String::from_utf8_lossy(&reply[1..reply.len() - 2]).into_owned()
+}
+
+/// Several clients, each with its own pipelines, WATCH and MULTI state,
+/// database and protocol, taking turns: one client sends a pipeline and
+/// every reply it can give is read before the next turn. A blocking
+/// command (with a long timeout here) parks its client until a later turn
+/// of another client serves it, on both servers alike; its reply and
+/// those of the commands it held back are then read before the next turn,
+/// as Redis runs them before it answers the serving client. A turn is
+/// taken by a client that is not blocked; when all are, one is unblocked
+/// (CLIENT UNBLOCK). Replies compare as in `run`.
+fn run_clients(seed: u64) {
+    let gen = Gen::new(seed + 1_000_000);
+    let (pgkv_port, redis_port) = (shared().redis_port, shared_redis_port());
+    let mut control = Differential::new(pgkv_port, redis_port, 2);
+    control.check(&["FLUSHALL"]);
+    let mut clients: Vec<Client> = (0..3)
+        .map(|_| {
+            let mut d = Differential::new(pgkv_port, redis_port, *[2u8, 3].choose(&mut *gen.rng.borrow_mut()).unwrap());
+            d.check(&["SELECT", DBS[0]]);
+            let ids = (client_id(&d.pgkv.call(&["CLIENT", "ID"])), client_id(&d.redis.call(&["CLIENT", "ID"])));
+            Client { d, ids, pending: Default::default(), blocked: false }
+        })
+        .collect();
+    let mut history: Vec<String> = Vec::new();
+    let mut sent = 0;
+    let fail = |history: &[String], what: String| -> ! {
+        let path = std::env::temp_dir().join(format!("pgkv-random-clients-{seed}.txt"));
+        std::fs::write(&path, history.join("\n")).unwrap();
+        panic!(
+            "seed {seed} (several clients): {what}\nthe last commands, newest last (c<n>| starts client n's pipeline):\n{}\nall of them: {}",
+            history[history.len().saturating_sub(80)..].join("\n"),
+            path.display()
+        );
+    };
+    // Reads what client `c` answers until it has answered everything sent
+    // or is blocked on both servers.
+    let drain = |c: usize, clients: &mut Vec<Client>, control: &mut Differential, history: &mut Vec<String>| {
+        let client = &mut clients[c];
+        while let Some(cmd) = client.pending.front() {
+            let name = cmd.args[0].to_ascii_uppercase();
+            let (ours, theirs) = if blocks(&name) {
+                let ours = reply_unless_blocked(&mut client.d.pgkv, &mut control.pgkv, &client.ids.0);
+                let theirs = reply_unless_blocked(&mut client.d.redis, &mut control.redis, &client.ids.1);
+                match (ours, theirs) {
+                    (Some(o), Some(t)) => (o, t),
+                    (None, None) => {
+                        client.blocked = true;
+                        history.push(format!("   (c{c} blocked)"));
+                        return;
+                    }
+                    (o, t) => fail(history, format!("c{c}'s {name}: pgkv {}, Redis {}", o.map_or("blocked".into(), |r| show(&r)), t.map_or("blocked".into(), |r| show(&r)))),
+                }
+            } else {
+                (client.d.pgkv.read_reply(), client.d.redis.read_reply())
+            };
+            client.blocked = false;
+            if !compare(cmd.cmp, &name, &ours, &theirs) {
+                fail(history, format!("c{c}'s {name}: replies differ ({:?} comparison)\n  pgkv:  {}\n  redis: {}", cmd.cmp, show(&ours), show(&theirs)));
+            }
+            client.pending.pop_front();
+        }
+    };
+    while sent < steps() {
+        let ready: Vec<usize> = (0..clients.len()).filter(|c| !clients[*c].blocked).collect();
+        let Some(&c) = ready.choose(&mut *gen.rng.borrow_mut()) else {
+            // Everyone waits: one is let go, with the timeout's reply.
+            let c = gen.roll(clients.len() as i64) as usize;
+            let ids = clients[c].ids.clone();
+            let (ours, theirs) = (control.pgkv.call(&["CLIENT", "UNBLOCK", &ids.0]), control.redis.call(&["CLIENT", "UNBLOCK", &ids.1]));
+            assert_eq!(show(&ours), show(&theirs), "CLIENT UNBLOCK of c{c}");
+            history.push(format!("   (c{c} unblocked)"));
+            drain(c, &mut clients, &mut control, &mut history);
+            continue;
+        };
+        let mut pipeline = gen.pipeline();
+        let mut bytes = bytes::BytesMut::new();
+        for (i, cmd) in pipeline.iter_mut().enumerate() {
+            // Long enough never to pass during the test: only another
+            // client (or CLIENT UNBLOCK) ends the wait.
+            match cmd.args[0].as_str() {
+                "BLMPOP" => cmd.args[1] = "100".into(),
+                name if blocks(name) => *cmd.args.last_mut().unwrap() = "100".into(),
+                _ => {}
+            }
+            let line = cmd.args.iter().map(|a| if a.len() > 40 { format!("<{} bytes>", a.len()) } else { format!("{a:?}") }).collect::<Vec<_>>();
+            history.push(format!("{} {}", if i == 0 { format!("c{c}|") } else { "   ".into() }, line.join(" ")));
+            pgkv_resp::encode_request(&cmd.args, &mut bytes);
+        }
+        sent += pipeline.len();
+        clients[c].d.pgkv.send(&bytes);
+        clients[c].d.redis.send(&bytes);
+        clients[c].pending.extend(pipeline);
+        drain(c, &mut clients, &mut control, &mut history);
+        // Clients this turn served answer now, and run what they held back
+        // (which may serve others in turn).
+        loop {
+            let mut changed = false;
+            for other in 0..clients.len() {
+                if clients[other].blocked {
+                    drain(other, &mut clients, &mut control, &mut history);
+                    changed |= !clients[other].blocked;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+    }
+    for c in 0..clients.len() {
+        if clients[c].blocked {
+            let ids = clients[c].ids.clone();
+            control.pgkv.call(&["CLIENT", "UNBLOCK", &ids.0]);
+            control.redis.call(&["CLIENT", "UNBLOCK", &ids.1]);
+            drain(c, &mut clients, &mut control, &mut history);
+        }
+    }
+    eprintln!("DEBUG seed {seed}: blocked {} unblocked {}", history.iter().filter(|h| h.ends_with(" blocked)")).count(), history.iter().filter(|h| h.ends_with("unblocked)")).count());
+    same_keys(&mut control);
 }
 
 /// The command that reads a key of type `ty` (TYPE's reply) whole, and how
@@ -912,5 +1073,13 @@ fn random_command_sequences_match_redis() {
         for proto in [2u8, 3] {
             run(seed, proto);
         }
+    }
+}
+
+/// Random sequences from several clients taking turns (`run_clients`).
+#[test]
+fn random_clients_taking_turns_match_redis() {
+    for seed in seeds() {
+        run_clients(seed);
     }
 }

@@ -700,6 +700,21 @@ fn bitmap_commands_match_redis() {
         d.check(&["BITFIELD", "bf", "OVERFLOW", "WRAP", "SET", "u3", "2", "-1", "SET", "i64", "10", "-9223372036854775808"]);
         d.check(&["BITFIELD", "bf", "INCRBY", "i64", "10", "-1", "GET", "i64", "10", "GET", "u63", "3"]);
         d.check(&["GET", "bf"]);
+        // Redis's overflow checks in int64 arithmetic, wrap-arounds and
+        // all (SET of the lowest int64 into an i5 saturates to 15).
+        let values = [
+            "-9223372036854775808", "-9223372036854775807", "-4611686018427387904", "-17", "-16", "-1", "0", "1", "15", "16",
+            "255", "256", "4611686018427387904", "9223372036854775806", "9223372036854775807",
+        ];
+        for t in ["i1", "i5", "i8", "i63", "i64", "u1", "u5", "u8", "u63"] {
+            for policy in ["WRAP", "SAT", "FAIL"] {
+                for v in values {
+                    d.check(&["BITFIELD", "edge", "OVERFLOW", policy, "SET", t, "3", v, "GET", t, "3", "INCRBY", t, "3", v, "GET", t, "3"]);
+                    d.check(&["BITFIELD", "edge", "OVERFLOW", policy, "INCRBY", t, "3", v, "INCRBY", t, "3", v]);
+                }
+            }
+        }
+        d.check(&["GET", "edge"]);
         d.check(&["BITFIELD", "bf", "GET", "u64", "0"]);
         d.check(&["BITFIELD", "bf", "GET", "i65", "0"]);
         d.check(&["BITFIELD", "bf", "GET", "x8", "0"]);
