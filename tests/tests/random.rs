@@ -1035,7 +1035,6 @@ fn run_clients(seed: u64) {
             drain(c, &mut clients, &mut control, &mut history);
         }
     }
-    eprintln!("DEBUG seed {seed}: blocked {} unblocked {}", history.iter().filter(|h| h.ends_with(" blocked)")).count(), history.iter().filter(|h| h.ends_with("unblocked)")).count());
     same_keys(&mut control);
 }
 
