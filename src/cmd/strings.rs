@@ -87,13 +87,27 @@ struct StringOptions {
     cond: Condition,
     get: bool,
     expiry: Expiry,
-    /// The absolute deadline, for the timed expiries.
+    /// The absolute deadline, for the timed expiries (see `deadline`).
     expire_at: Option<i64>,
+    /// The timed expiry's argument, until `deadline` reads it.
+    expire_arg: Option<Bytes>,
 }
 
-fn parse_string_options(ctx: &Ctx, args: &mut Args, for_set: bool, cmd: &str) -> Result<StringOptions, CmdError> {
-    let mut o = StringOptions { cond: Condition::Always, get: false, expiry: Expiry::Unchanged, expire_at: None };
-    let mut expire_arg: Option<Bytes> = None;
+impl StringOptions {
+    /// Reads the timed expiry's argument into `expire_at`, with Redis's
+    /// `getExpireMillisecondsOrReply` errors. SET does so before anything
+    /// else, GETEX only once the key is found and is a string.
+    fn deadline(&mut self, now_ms: i64, cmd: &str) -> Result<(), CmdError> {
+        if let Some(arg) = self.expire_arg.take() {
+            self.expire_at = Some(expire_at_ms(&arg, self.expiry, now_ms, cmd)?);
+        }
+        Ok(())
+    }
+}
+
+/// The options of SET (`for_set`) or GETEX, checked for syntax only.
+fn parse_string_options(args: &mut Args, for_set: bool) -> Result<StringOptions, CmdError> {
+    let mut o = StringOptions { cond: Condition::Always, get: false, expiry: Expiry::Unchanged, expire_at: None, expire_arg: None };
     while let Some(opt) = args.peek().cloned() {
         args.next_bytes()?;
         let has_next = !args.is_empty();
@@ -115,14 +129,11 @@ fn parse_string_options(ctx: &Ctx, args: &mut Args, for_set: bool, cmd: &str) ->
             match unit {
                 Some(u) if has_next && (o.expiry == Expiry::Unchanged || o.expiry == u) => {
                     o.expiry = u;
-                    expire_arg = Some(args.next_bytes()?);
+                    o.expire_arg = Some(args.next_bytes()?);
                 }
                 _ => return Err(CmdError::syntax()),
             }
         }
-    }
-    if let Some(arg) = expire_arg {
-        o.expire_at = Some(expire_at_ms(&arg, o.expiry, ctx.now_ms, cmd)?);
     }
     Ok(o)
 }
@@ -154,7 +165,8 @@ fn expire_at_ms(arg: &[u8], unit: Expiry, now_ms: i64, cmd: &str) -> Result<i64,
 fn set(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     let value = args.next_bytes()?;
-    let o = parse_string_options(ctx, args, true, "set")?;
+    let mut o = parse_string_options(args, true)?;
+    o.deadline(ctx.now_ms, "set")?;
     set_generic(ctx, &key, &value, &o)
 }
 
@@ -198,7 +210,7 @@ fn set_generic(ctx: &mut Ctx, key: &[u8], value: &[u8], o: &StringOptions) -> Cm
 /// `SETNX key value`
 fn setnx(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let (key, value) = (args.next_bytes()?, args.next_bytes()?);
-    let o = StringOptions { cond: Condition::IfMissing, get: false, expiry: Expiry::Unchanged, expire_at: None };
+    let o = StringOptions { cond: Condition::IfMissing, get: false, expiry: Expiry::Unchanged, expire_at: None, expire_arg: None };
     Ok(Frame::Integer(if set_generic(ctx, &key, &value, &o)?.is_ok_status() { 1 } else { 0 }))
 }
 
@@ -215,14 +227,14 @@ fn psetex(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 fn setex_generic(ctx: &mut Ctx, args: &mut Args, unit: Expiry, cmd: &str) -> CmdResult {
     let (key, ttl, value) = (args.next_bytes()?, args.next_bytes()?, args.next_bytes()?);
     let at = expire_at_ms(&ttl, unit, ctx.now_ms, cmd)?;
-    let o = StringOptions { cond: Condition::Always, get: false, expiry: unit, expire_at: Some(at) };
+    let o = StringOptions { cond: Condition::Always, get: false, expiry: unit, expire_at: Some(at), expire_arg: None };
     set_generic(ctx, &key, &value, &o)
 }
 
 /// `GETSET key value`
 fn getset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let (key, value) = (args.next_bytes()?, args.next_bytes()?);
-    let o = StringOptions { cond: Condition::Always, get: true, expiry: Expiry::Unchanged, expire_at: None };
+    let o = StringOptions { cond: Condition::Always, get: true, expiry: Expiry::Unchanged, expire_at: None, expire_arg: None };
     set_generic(ctx, &key, &value, &o)
 }
 
@@ -241,8 +253,9 @@ fn getdel(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 ///  PXAT unix-time-milliseconds | PERSIST]`
 fn getex(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
-    let o = parse_string_options(ctx, args, false, "getex")?;
+    let mut o = parse_string_options(args, false)?;
     let Some(e) = lookup_string(ctx, &key)? else { return Ok(Frame::NullBulk) };
+    o.deadline(ctx.now_ms, "getex")?;
     let store = ctx.store();
     match o.expiry {
         Expiry::Persist if e.expire_at.is_some() => {

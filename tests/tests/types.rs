@@ -32,6 +32,15 @@ fn string_commands_match_redis() {
         d.check(&["GETEX", "a", "EXAT", "1"]);
         d.check(&["GETEX", "a"]);
         d.check(&["GETEX", "none", "EX", "10"]);
+        // The expiry is read only once the key is found and is a string.
+        d.check(&["GETEX", "none", "EX", "abc"]);
+        d.check(&["GETEX", "none", "PX", "-1"]);
+        d.check(&["RPUSH", "getex-list", "x"]);
+        d.check(&["GETEX", "getex-list", "EX", "abc"]);
+        d.check(&["GETEX", "getex-list", "EXAT", "0"]);
+        d.check(&["GETEX", "getex-list", "EX", "10", "EX"]);
+        d.check(&["SET", "getex-list", "x", "EX", "abc"]);
+        d.check(&["SET", "getex-list", "x", "EX", "0", "GET"]);
         d.check(&["MSET", "m1", "1", "m2", "2", "m1", "3"]);
         d.check(&["MSET", "m1"]);
         d.check(&["MSET", "m1", "1", "m2"]);
