@@ -715,7 +715,7 @@ impl Gen {
                         }
                         self.mutate(&mut c);
                         c.mutable = false;
-                        out.push(c);
+                        out.push(lex_guarded(c));
                     }
                     if self.chance(0.1) {
                         out.push(plain(vec!["NOSUCHCOMMAND".into()]));
