@@ -127,6 +127,10 @@ pub fn key_hash(db: i16, key: &[u8]) -> u64 {
 struct Local {
     /// Key hashes written by the current transaction, in order.
     touched: Vec<u64>,
+    /// The places in `touched` of writes that replaced an existing key
+    /// without making it ready for blocked clients (`touch_overwrite`),
+    /// ascending.
+    overwrites: Vec<usize>,
     /// Databases flushed by the current transaction.
     flushed: u32,
     /// The current transaction ran CONFIG SET.
@@ -148,20 +152,44 @@ pub fn touch(db: i16, key: &[u8]) {
     LOCAL.with(|l| l.borrow_mut().touched.push(h));
 }
 
+/// A command replaced the existing key `key` with a new value: a touch for
+/// WATCH that makes no blocked client ready. Redis 7.0 signals a key as
+/// ready when it is added (`dbAdd`), not when `setKey` overwrites it (SORT
+/// ... STORE and ZUNIONSTORE and the like onto an existing key), so a
+/// client waiting on it keeps waiting there.
+pub fn touch_overwrite(db: i16, key: &[u8]) {
+    let h = key_hash(db, key);
+    LOCAL.with(|l| {
+        let mut l = l.borrow_mut();
+        let at = l.touched.len();
+        l.overwrites.push(at);
+        l.touched.push(h);
+    });
+}
+
 /// How many touches the current transaction has made: a command that
 /// fails takes its own back with `untouch`.
 pub fn touch_mark() -> usize {
     LOCAL.with(|l| l.borrow().touched.len())
 }
 
-/// The hashes of the keys touched since `mark` (`touch_mark`), in order.
-pub fn touched_since(mark: usize) -> Vec<u64> {
-    LOCAL.with(|l| l.borrow().touched.get(mark..).map_or_else(Vec::new, <[u64]>::to_vec))
+/// The hashes of the keys touched since `mark` (`touch_mark`) in a way
+/// that may make them ready for blocked clients, in order.
+pub fn ready_since(mark: usize) -> Vec<u64> {
+    LOCAL.with(|l| {
+        let l = l.borrow();
+        let skip = |at: &usize| l.overwrites.binary_search(at).is_ok();
+        (mark..l.touched.len()).filter(|at| !skip(at)).map(|at| l.touched[at]).collect()
+    })
 }
 
 /// Forgets the touches made since `mark` (`touch_mark`).
 pub fn untouch(mark: usize) {
-    LOCAL.with(|l| l.borrow_mut().touched.truncate(mark));
+    LOCAL.with(|l| {
+        let mut l = l.borrow_mut();
+        l.touched.truncate(mark);
+        l.overwrites.retain(|at| *at < mark);
+    });
 }
 
 /// FLUSHDB or FLUSHALL removed every key of `db`.
@@ -271,6 +299,7 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
         XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE => LOCAL.with(|l| {
             let mut l = l.borrow_mut();
             l.touched.clear();
+            l.overwrites.clear();
             l.flushed = 0;
             l.config_changed = false;
             l.xact_seq += 1;
@@ -286,11 +315,19 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
 /// Runs after the commit is durable and visible, before its locks are
 /// released. Nothing here may raise an ERROR.
 fn publish_commit() {
-    let (mut touched, flushed, me, config_changed) = LOCAL.with(|l| {
+    let (mut touched, ready, all_ready, flushed, me, config_changed) = LOCAL.with(|l| {
         let mut l = l.borrow_mut();
         l.xact_seq += 1;
         let l = &mut *l;
-        (std::mem::take(&mut l.touched), std::mem::take(&mut l.flushed), l.worker, std::mem::take(&mut l.config_changed))
+        let overwrites = std::mem::take(&mut l.overwrites);
+        let touched = std::mem::take(&mut l.touched);
+        // What may make blocked clients elsewhere ready: not the overwrites.
+        let ready: Vec<u64> = if overwrites.is_empty() {
+            Vec::new()
+        } else {
+            touched.iter().enumerate().filter(|(at, _)| overwrites.binary_search(at).is_err()).map(|(_, h)| *h).collect()
+        };
+        (touched, ready, overwrites.is_empty(), std::mem::take(&mut l.flushed), l.worker, std::mem::take(&mut l.config_changed))
     });
     if config_changed {
         if let Some(s) = shared() {
@@ -309,6 +346,8 @@ fn publish_commit() {
             s.touch[slot(run[0])].fetch_add(run.len() as u64, SeqCst);
         }
     }
+    let mut touched = if all_ready { touched } else { ready };
+    touched.sort_unstable_by_key(|h| slot(*h));
     touched.dedup_by_key(|h| slot(*h));
     if let Some(s) = shared() {
         for db in 0..crate::DATABASES as usize {

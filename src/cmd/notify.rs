@@ -139,6 +139,16 @@ pub fn emit(class: u32, event: &'static str, db: i16, key: &[u8]) {
     }
 }
 
+/// `emit` for a command that replaced the existing key `key` whole (SORT
+/// ... STORE, ZUNIONSTORE and the like): it makes no blocked client ready
+/// (`shared::touch_overwrite`).
+pub fn emit_overwrite(class: u32, event: &'static str, db: i16, key: &[u8]) {
+    crate::shared::touch_overwrite(db, key);
+    if maybe_wanted(class) {
+        PENDING.with(|p| p.borrow_mut().push(Event { class, event, db, key: Bytes::copy_from_slice(key) }));
+    }
+}
+
 /// A command's pop or removal emptied the collection at `key`.
 pub fn emptied(db: i16, key: &[u8]) {
     crate::shared::touch(db, key);

@@ -479,11 +479,11 @@ struct Waiting<'a> {
 /// each of them runs in a subtransaction of its own.
 fn serve_ready<S: Sessions>(jobs: &mut [Job], i: usize, sessions: &mut S, store: Store, isolated: bool, mut mark: usize, waiting: &mut Waiting<'_>) {
     loop {
-        let touched = crate::shared::touched_since(mark);
+        let (touched, end) = (crate::shared::ready_since(mark), crate::shared::touch_mark());
         if touched.is_empty() {
             return;
         }
-        mark += touched.len();
+        mark = end;
         let mut seen: HashSet<u64> = HashSet::new();
         for h in touched {
             if !seen.insert(h) {

@@ -125,6 +125,12 @@ fn blocked_clients_are_served_right_after_the_command_that_readies_their_key() {
         (&[&["BLPOP", "k", "0.2"], &["BZPOPMIN", "k", "0"]], &[&["ZADD", "k", "1", "a", "2", "b"], &["ZCARD", "k"]], &[&["TYPE", "k"]]),
         (&[&["BLPOP", "k", "0.2"]], &[&["SET", "k", "v"], &["DEL", "k"]], &[&["EXISTS", "k"]]),
         (&[&["BLPOP", "k1", "k2", "0"]], &[&["SET", "k1", "s"], &["RPUSH", "k2", "x"], &["GET", "k1"]], &[&["EXISTS", "k2"]]),
+        // Redis 7.0 makes a key ready when it is added, not when SORT ...
+        // STORE or ZUNIONSTORE and the like replace an existing one: the
+        // waiter keeps waiting (and times out).
+        (&[&["BLPOP", "k", "0.2"]], &[&["RPUSH", "src", "x"], &["SET", "k", "s"], &["SORT", "src", "ALPHA", "STORE", "k"], &["LLEN", "k"]], &[&["LRANGE", "k", "0", "-1"]]),
+        (&[&["BZPOPMIN", "k", "0.2"]], &[&["ZADD", "src", "1", "x"], &["SET", "k", "s"], &["ZUNIONSTORE", "k", "1", "src"], &["ZRANGESTORE", "k", "src", "0", "-1"]], &[&["ZCARD", "k"]]),
+        (&[&["BLPOP", "k", "0"]], &[&["RPUSH", "src", "x"], &["SORT", "src", "ALPHA", "STORE", "k"], &["LLEN", "k"]], &[&["EXISTS", "k"]]),
         // Keys in the order they became ready, not the order named.
         (&[&["BLPOP", "k1", "k2", "0"]], &[&["MULTI"], &["LPUSH", "k2", "x"], &["LPUSH", "k1", "y"], &["EXEC"], &["LRANGE", "k1", "0", "-1"]], &[&["EXISTS", "k2"]]),
         (&[&["BLPOP", "k1", "0"]], &[&["EVAL", "redis.call('RPUSH', KEYS[1], 'a', 'b'); return redis.call('LLEN', KEYS[1])", "1", "k1"], &["LLEN", "k1"]], &[]),
