@@ -1082,9 +1082,14 @@ fn contents(d: &mut Differential) -> String {
     out
 }
 
+/// The two tests share both servers and the two databases (and start
+/// with FLUSHALL): one runs at a time.
+static SERVERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Random sequences, one batch size after another, against Redis.
 #[test]
 fn random_command_sequences_match_redis() {
+    let _servers = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
     for seed in seeds() {
         for proto in [2u8, 3] {
             run(seed, proto);
@@ -1095,6 +1100,7 @@ fn random_command_sequences_match_redis() {
 /// Random sequences from several clients taking turns (`run_clients`).
 #[test]
 fn random_clients_taking_turns_match_redis() {
+    let _servers = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
     for seed in seeds() {
         run_clients(seed);
     }
