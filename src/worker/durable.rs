@@ -239,7 +239,7 @@ impl Durable {
     /// `release` while a batch runs: sends what is flushed now to the
     /// clients outside `batch`; the batch's own clients get theirs after
     /// it (their connections are in use).
-    pub fn release_outside(&mut self, conns: &mut Slab<Conn>, batch: &[usize]) {
+    pub fn release_outside(&mut self, conns: &mut Slab<Conn>, batch: &foldhash::HashSet<usize>) {
         if self.queue.is_empty() {
             return;
         }
