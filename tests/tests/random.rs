@@ -831,7 +831,25 @@ fn run(seed: u64, proto: u8) {
     // ("-" for an empty one).
     let mut trace: Vec<String> = Vec::new();
     let mut sent = 0;
+    // Whole scans between pipelines, drawn apart from the commands so the
+    // seeds' sequences stay what they were.
+    let mut scans = StdRng::seed_from_u64(seed ^ 0x5ca2);
     while sent < steps() {
+        if scans.gen_bool(0.1) {
+            let args = scan_command(&mut scans);
+            history.push(format!("| (whole) {}", args.join(" ")));
+            let (ours, theirs) = (scan_all(&mut d.pgkv, &args), scan_all(&mut d.redis, &args));
+            if ours != theirs {
+                let from = history.len().saturating_sub(80);
+                panic!(
+                    "seed {seed}, RESP{proto}: a whole {} differs\n  pgkv:  {:?}\n  redis: {:?}\nthe last commands, newest last:\n{}",
+                    args.join(" "),
+                    ours.map(|v| v.iter().map(|i| i.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect::<Vec<_>>()).collect::<Vec<_>>()).map_err(|e| show(&e)),
+                    theirs.map(|v| v.iter().map(|i| i.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect::<Vec<_>>()).collect::<Vec<_>>()).map_err(|e| show(&e)),
+                    history[from..].join("\n")
+                );
+            }
+        }
         let pipeline = gen.pipeline();
         let mut bytes = bytes::BytesMut::new();
         for c in &pipeline {
@@ -874,6 +892,58 @@ fn run(seed: u64, proto: u8) {
         write_trace(seed, proto, &trace);
     }
     same_keys(&mut d);
+}
+
+/// What a whole SCAN (or HSCAN, SSCAN, ZSCAN) iteration returns: the
+/// union of its pages, sorted, each element (or field and value, member
+/// and score) once. The cursors are pgkv's own (README), so only the union
+/// compares; Redis may return an element twice.
+fn scan_all(client: &mut RawClient, args: &[String]) -> Result<Vec<Vec<Vec<u8>>>, Vec<u8>> {
+    let pairs = matches!(args[0].as_str(), "HSCAN" | "ZSCAN");
+    let mut out: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut cursor = b"0".to_vec();
+    loop {
+        let mut call: Vec<Vec<u8>> = args.iter().map(|a| a.clone().into_bytes()).collect();
+        call.insert(if args[0] == "SCAN" { 1 } else { 2 }, cursor.clone());
+        let reply = client.call(&call);
+        let Ok(Some((pgkv_resp::Frame::Array(page), _))) = pgkv_resp::decode(&reply) else { return Err(reply) };
+        let [pgkv_resp::Frame::Bulk(next), pgkv_resp::Frame::Array(items)] = &page[..] else { return Err(reply) };
+        let items: Vec<Vec<u8>> = items.iter().map(|f| if let pgkv_resp::Frame::Bulk(b) = f { b.to_vec() } else { format!("{f:?}").into_bytes() }).collect();
+        for item in items.chunks(if pairs { 2 } else { 1 }) {
+            let mut item = item.to_vec();
+            // A score of -0, as in `without_minus_zero`.
+            if args[0] == "ZSCAN" && item.get(1).is_some_and(|s| s == b"-0") {
+                item[1] = b"0".to_vec();
+            }
+            out.push(item);
+        }
+        cursor = next.to_vec();
+        if cursor == b"0" {
+            break;
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// A random whole-iteration scan of the current database or of one key,
+/// with MATCH, COUNT and (SCAN) TYPE options.
+fn scan_command(rng: &mut StdRng) -> Vec<String> {
+    let mut args: Vec<String> = match rng.gen_range(0..4) {
+        0 => vec!["SCAN".into()],
+        n => vec![["HSCAN", "SSCAN", "ZSCAN"][n - 1].into(), KEYS.choose(rng).unwrap().to_string()],
+    };
+    if rng.gen_bool(0.4) {
+        args.extend(["MATCH".into(), ["*", "k[0-4]", "k?", "*a*", "1*", "[a-c]"].choose(rng).unwrap().to_string()]);
+    }
+    if rng.gen_bool(0.5) {
+        args.extend(["COUNT".into(), ["1", "3", "10", "1000"].choose(rng).unwrap().to_string()]);
+    }
+    if args[0] == "SCAN" && rng.gen_bool(0.3) {
+        args.extend(["TYPE".into(), ["string", "list", "hash", "set", "zset", "none"].choose(rng).unwrap().to_string()]);
+    }
+    args
 }
 
 /// What a sequence left behind, in both databases, must be the same.
