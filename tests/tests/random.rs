@@ -1022,10 +1022,13 @@ fn run_clients(seed: u64) {
         })
         .collect();
     let mut history: Vec<String> = Vec::new();
+    // Each pipeline exactly (arguments in hex), for a failure's report.
+    let trace: std::cell::RefCell<Vec<String>> = Default::default();
     let mut sent = 0;
     let fail = |history: &[String], what: String| -> ! {
         let path = std::env::temp_dir().join(format!("pgkv-random-clients-{seed}.txt"));
         std::fs::write(&path, history.join("\n")).unwrap();
+        std::fs::write(path.with_extension("hex"), trace.borrow().join("\n")).unwrap();
         panic!(
             "seed {seed} (several clients): {what}\nthe last commands, newest last (c<n>| starts client n's pipeline):\n{}\nall of them: {}",
             history[history.len().saturating_sub(80)..].join("\n"),
@@ -1073,6 +1076,21 @@ fn run_clients(seed: u64) {
             continue;
         };
         let mut pipeline = gen.pipeline();
+        // A pipeline ends at its first blocking command outside MULTI:
+        // pgkv runs what follows one in the next batch, where a client this
+        // turn served may run the commands it held back first (Redis runs
+        // the rest of this pipeline first; README, blocking commands).
+        let mut in_multi = false;
+        if let Some(at) = pipeline.iter().position(|cmd| {
+            match cmd.args[0].as_str() {
+                "MULTI" => in_multi = true,
+                "EXEC" | "DISCARD" => in_multi = false,
+                _ => {}
+            }
+            !in_multi && blocks(&cmd.args[0])
+        }) {
+            pipeline.truncate(at + 1);
+        }
         let anyone_blocked = clients.iter().any(|c| c.blocked);
         let mut bytes = bytes::BytesMut::new();
         for (i, cmd) in pipeline.iter_mut().enumerate() {
@@ -1092,6 +1110,8 @@ fn run_clients(seed: u64) {
             }
             let line = cmd.args.iter().map(|a| if a.len() > 40 { format!("<{} bytes>", a.len()) } else { format!("{a:?}") }).collect::<Vec<_>>();
             history.push(format!("{} {}", if i == 0 { format!("c{c}|") } else { "   ".into() }, line.join(" ")));
+            let hex = cmd.args.iter().map(|a| if a.is_empty() { "-".to_string() } else { a.bytes().map(|b| format!("{b:02x}")).collect() });
+            trace.borrow_mut().push(format!("{} {}", if i == 0 { format!("c{c}|") } else { "   ".into() }, hex.collect::<Vec<_>>().join(" ")));
             pgkv_resp::encode_request(&cmd.args, &mut bytes);
         }
         sent += pipeline.len();
