@@ -1101,6 +1101,14 @@ fn run_clients(seed: u64) {
             if anyone_blocked && cmd.args[0] == "SWAPDB" {
                 cmd.args = vec!["PING".into()];
             }
+            // A STORE command replacing an existing key leaves that key's
+            // waiters blocked in Redis 7.0 (no `dbAdd`), and later writes
+            // to the key do not ready it there either; pgkv serves them at
+            // the next write (README, blocking commands).
+            let stores = ["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE", "ZRANGESTORE"];
+            if anyone_blocked && (stores.contains(&cmd.args[0].as_str()) || (cmd.args[0] == "SORT" && cmd.args.iter().any(|a| a == "STORE"))) {
+                cmd.args = vec!["PING".into()];
+            }
             // Long enough never to pass during the test: only another
             // client (or CLIENT UNBLOCK) ends the wait.
             match cmd.args[0].as_str() {
