@@ -516,8 +516,12 @@ impl Server {
             while let Some(m) = outbox.next_if(|m| m.job <= i) {
                 self.deliver(m.client, &m.frame);
             }
+            let block = job.block.take();
+            if block.is_none() {
+                self.unpark(job.conn);
+            }
             let c = &mut self.conns[job.conn];
-            match job.block.take() {
+            match block {
                 Some(request) => {
                     if !self.blocked.is_parked(job.conn) {
                         let (db, id) = (c.session.db, c.session.id);
@@ -527,10 +531,6 @@ impl Server {
                     }
                 }
                 None => {
-                    if self.blocked.unpark(job.conn).is_some() {
-                        c.parked = false;
-                        cmd::blocking::set_parked(c.session.id, false);
-                    }
                     self.durable.mark(job.conn, c);
                     c.outbuf.extend_from_slice(&job.out);
                     if c.session.close_after_reply {
@@ -541,11 +541,8 @@ impl Server {
             }
             // The parked clients this command served.
             for (key, out) in job.served {
+                self.unpark(key);
                 let c = &mut self.conns[key];
-                if self.blocked.unpark(key).is_some() {
-                    c.parked = false;
-                    cmd::blocking::set_parked(c.session.id, false);
-                }
                 self.durable.mark(key, c);
                 c.outbuf.extend_from_slice(&out);
                 c.check_output_limit();
@@ -556,10 +553,8 @@ impl Server {
         }
         for (id, error) in cmd::blocking::take_unblock_requests() {
             let Some(&key) = self.ids.get(&id) else { continue };
-            if let Some(p) = self.blocked.unpark(key) {
+            if let Some(p) = self.unpark(key) {
                 let c = &mut self.conns[key];
-                c.parked = false;
-                cmd::blocking::set_parked(id, false);
                 let reply = if error { Frame::error("UNBLOCKED client unblocked via CLIENT UNBLOCK") } else { p.request.on_timeout };
                 self.durable.mark(key, c);
                 c.push_reply(&reply, c.session.proto);
@@ -673,14 +668,22 @@ impl Server {
             return;
         }
         for key in self.blocked.expired(cmd::now_ms()) {
-            if let Some(p) = self.blocked.unpark(key) {
+            if let Some(p) = self.unpark(key) {
                 let c = &mut self.conns[key];
-                c.parked = false;
-                cmd::blocking::set_parked(c.session.id, false);
                 c.push_reply(&p.request.on_timeout, c.session.proto);
             }
         }
         self.publish_blocked_count();
+    }
+
+    /// Takes the client at `key` off the parked ones, if it was parked.
+    fn unpark(&mut self, key: usize) -> Option<blocked::Parked> {
+        let p = self.blocked.unpark(key)?;
+        if let Some(c) = self.conns.get_mut(key) {
+            c.parked = false;
+            cmd::blocking::set_parked(c.session.id, false);
+        }
+        Some(p)
     }
 
     fn publish_blocked_count(&self) {

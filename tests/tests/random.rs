@@ -859,10 +859,8 @@ fn run(seed: u64, proto: u8) {
         d.redis.send(&bytes);
         for (i, c) in pipeline.iter().enumerate() {
             let (ours, theirs) = (d.pgkv.read_reply(), d.redis.read_reply());
-            let line = c.args.iter().map(|a| if a.len() > 40 { format!("<{} bytes>", a.len()) } else { format!("{a:?}") }).collect::<Vec<_>>();
-            history.push(format!("{}{}", if i == 0 { "| " } else { "  " }, line.join(" ")));
-            let hex = c.args.iter().map(|a| if a.is_empty() { "-".to_string() } else { a.bytes().map(|b| format!("{b:02x}")).collect() });
-            trace.push(format!("{} {}", if i == 0 { "|" } else { " " }, hex.collect::<Vec<_>>().join(" ")));
+            history.push(format!("{}{}", if i == 0 { "| " } else { "  " }, readable(&c.args)));
+            trace.push(format!("{} {}", if i == 0 { "|" } else { " " }, in_hex(&c.args)));
             if !compare(c.cmp, &c.args[0].to_ascii_uppercase(), &ours, &theirs) {
                 // Read what the rest of the pipeline answers, then show the
                 // keys of the current database as each server has them.
@@ -944,6 +942,18 @@ fn scan_command(rng: &mut StdRng) -> Vec<String> {
         args.extend(["TYPE".into(), ["string", "list", "hash", "set", "zset", "none"].choose(rng).unwrap().to_string()]);
     }
     args
+}
+
+/// A command as a failure report shows it: arguments quoted, long ones
+/// by their length.
+fn readable(args: &[String]) -> String {
+    args.iter().map(|a| if a.len() > 40 { format!("<{} bytes>", a.len()) } else { format!("{a:?}") }).collect::<Vec<_>>().join(" ")
+}
+
+/// A command exactly, for a trace file: each argument in hex, "-" for an
+/// empty one (what scripts/replay_random.py reads).
+fn in_hex(args: &[String]) -> String {
+    args.iter().map(|a| if a.is_empty() { "-".to_string() } else { a.bytes().map(|b| format!("{b:02x}")).collect() }).collect::<Vec<_>>().join(" ")
 }
 
 /// What a sequence left behind, in both databases, must be the same.
@@ -1116,10 +1126,9 @@ fn run_clients(seed: u64) {
                 name if blocks(name) => *cmd.args.last_mut().unwrap() = "100".into(),
                 _ => {}
             }
-            let line = cmd.args.iter().map(|a| if a.len() > 40 { format!("<{} bytes>", a.len()) } else { format!("{a:?}") }).collect::<Vec<_>>();
-            history.push(format!("{} {}", if i == 0 { format!("c{c}|") } else { "   ".into() }, line.join(" ")));
-            let hex = cmd.args.iter().map(|a| if a.is_empty() { "-".to_string() } else { a.bytes().map(|b| format!("{b:02x}")).collect() });
-            trace.borrow_mut().push(format!("{} {}", if i == 0 { format!("c{c}|") } else { "   ".into() }, hex.collect::<Vec<_>>().join(" ")));
+            let start = if i == 0 { format!("c{c}|") } else { "   ".into() };
+            history.push(format!("{start} {}", readable(&cmd.args)));
+            trace.borrow_mut().push(format!("{start} {}", in_hex(&cmd.args)));
             pgkv_resp::encode_request(&cmd.args, &mut bytes);
         }
         sent += pipeline.len();
