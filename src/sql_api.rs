@@ -331,6 +331,15 @@ mod kv {
     ) -> Option<JsonB> {
         jsonb(super::run(script_argv("FCALL", function, keys, args)))
     }
+
+    /// The hash that leads kv.zsets's primary key, (id, hash, member): a
+    /// query for one member of a sorted set by SQL finds it with one probe
+    /// when it names the hash too (`... AND hash = kv.zset_member_hash(m)
+    /// AND member = m`). ZSCAN's cursor walks these hashes.
+    #[pg_extern(immutable, strict, parallel_safe)]
+    fn zset_member_hash(member: &[u8]) -> i64 {
+        crate::store::zset_member_hash(member)
+    }
 }
 
 fn jsonb(f: Frame) -> Option<JsonB> {

@@ -940,8 +940,9 @@ fn zintercard(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 
 /// `ZSCAN key cursor [MATCH pattern] [COUNT count]`: a small zset (a
 /// listpack in Redis) comes back whole with cursor 0, in score order; a
-/// larger one is paged by insertion number. Scores are strings here, as
-/// Redis sends them.
+/// larger one is paged in the order of its members' hashes (kv.zsets's
+/// primary key), the cursor being the next hash, as Redis pages its dict.
+/// Scores are strings here, as Redis sends them.
 fn zscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     let o = ScanOptions::parse(args, false)?;

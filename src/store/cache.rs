@@ -52,7 +52,9 @@ pub struct PendingPush {
 pub struct PendingMember {
     pub id: i64,
     pub member: Bytes,
-    /// The insertion number a new member gets (an existing one keeps its).
+    /// The insertion number a new hash field or set member gets (an
+    /// existing one keeps its); a sorted-set member's hash
+    /// (`zsets::member_hash`).
     pub seq: i64,
     pub value: MemberValue,
 }

@@ -162,10 +162,22 @@ impl MemberTable {
             MemberTable::ZSets => (c"zsets", c"zsets_pkey", &[pg_sys::INT8OID, pg_sys::BYTEAOID, pg_sys::FLOAT8OID, pg_sys::INT8OID]),
         }
     }
+
+    /// The primary key's columns: (id, member), and kv.zsets's (id, hash,
+    /// member).
+    fn pkey_columns(self) -> &'static [i16] {
+        match self {
+            MemberTable::Hashes | MemberTable::Sets => &[1, 2],
+            MemberTable::ZSets => &[1, HASH as i16, 2],
+        }
+    }
 }
 
 /// kv.zsets's score column.
 const SCORE: i32 = 3;
+
+/// kv.zsets's member hash column (`zsets::member_hash`).
+const HASH: i32 = 4;
 
 /// Which of `members` (sorted) collection `id` holds, each with its score
 /// for a zset: what the members' read-ahead statements (`HASH_AHEAD`...)
@@ -192,7 +204,7 @@ pub fn read_members(table: MemberTable, id: i64, members: &[Bytes]) -> Result<Op
         }
         pg_sys::CommandCounterIncrement();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        let shaped = |heap, index| member_shape_ok(heap, index, table.shape().2);
+        let shaped = |heap, index| member_shape_ok(heap, index, table);
         let out = with_relations(oids, pg_sys::AccessShareLock, shaped, |heap, index| {
             Some(probe_members(heap, index, id, members, table == MemberTable::ZSets))
         });
@@ -234,7 +246,7 @@ pub fn write_members(table: MemberTable, writes: &[(&PendingMember, Option<Tid>)
         let columns = table.shape().2;
         let shaped = |heap: pg_sys::Relation| {
             let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
-            let ok = member_shape_ok(heap, index, columns) && columns_are(heap, columns, true);
+            let ok = member_shape_ok(heap, index, table) && columns_are(heap, columns, true);
             pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
             ok
         };
@@ -481,29 +493,33 @@ pub enum MemberRow<'a> {
 /// Hands `each` the members of collection `id` with sequence numbers from
 /// `from` on (all of them with `None`), in that order, at most `limit` of
 /// them: the sequence number (0 when `from` is `None`), the member, and its
-/// value or score. One scan of the table's `(id, seq)`
-/// index (`read_scan`): what the `SCAN` statements (HSCAN, SSCAN, ZSCAN)
-/// and `HGETALL` and `SMEMBERS` return, without their executor and SPI's
-/// tuple table.
+/// value or score. One scan of the table's `(id, seq)` index
+/// (`read_scan`): what the `SCAN` statements (HSCAN, SSCAN, ZSCAN) and
+/// `HGETALL` and `SMEMBERS` return, without their executor and SPI's tuple
+/// table. A sorted set's members come in hash order instead, from its
+/// primary key, with the hash for the sequence number; members that share
+/// the last one's hash come too, as the statement's `WITH TIES` brings them.
 pub fn members_by_seq(table: MemberTable, id: i64, from: Option<i64>, limit: i64, mut each: impl FnMut(i64, &[u8], MemberRow)) -> Result<bool, CmdError> {
     let mut keys = vec![(1, pg_sys::BTEqualStrategyNumber, pg_sys::F_INT8EQ, id.into())];
     if let Some(from) = from {
         keys.push((2, pg_sys::BTGreaterEqualStrategyNumber, pg_sys::F_INT8GE, from.into()));
     }
     let (name, _, columns) = table.shape();
-    let (by_seq, seq) = match table {
-        MemberTable::Hashes => (c"hashes_by_seq", 4),
-        MemberTable::Sets => (c"sets_by_seq", 3),
-        MemberTable::ZSets => (c"zsets_by_seq", 4),
+    let (by_seq, seq, index_columns): (_, i16, &[i16]) = match table {
+        MemberTable::Hashes => (c"hashes_by_seq", 4, &[1, 4]),
+        MemberTable::Sets => (c"sets_by_seq", 3, &[1, 3]),
+        MemberTable::ZSets => (c"zsets_pkey", HASH as i16, table.pkey_columns()),
     };
     let mut left = limit;
+    let (ties, mut last) = (table == MemberTable::ZSets && from.is_some(), None);
     // SAFETY: as in `list_range`.
     unsafe {
-        read_scan((name, by_seq), columns, &[1, seq], &keys, false, |slot| {
-            if left <= 0 {
+        read_scan((name, by_seq), columns, index_columns, &keys, false, |slot| {
+            let n = if from.is_some() { get::<i64>(slot, seq as i32).unwrap_or_default() } else { 0 };
+            if left <= 0 && !(ties && last == Some(n)) {
                 return false;
             }
-            let n = if from.is_some() { get::<i64>(slot, seq as i32).unwrap_or_default() } else { 0 };
+            last = Some(n);
             match table {
                 MemberTable::Hashes => {
                     if let Some(field) = with_bytes(slot, 2, <[u8]>::to_vec) {
@@ -519,7 +535,7 @@ pub fn members_by_seq(table: MemberTable, id: i64, from: Option<i64>, limit: i64
                 }
             }
             left -= 1;
-            left > 0
+            left > 0 || ties
         })
     }
 }
@@ -615,24 +631,26 @@ unsafe fn read_scan(
     }
 }
 
-/// One probe of the (id, member) index per member, under the active
-/// snapshot; the score read from the row when `scores`.
+/// One probe of the primary key per member, under the active snapshot: of
+/// (id, member), or with `zset` of kv.zsets's (id, hash, member), the score
+/// read from the row.
 unsafe fn probe_members(
     heap: pg_sys::Relation,
     index: pg_sys::Relation,
     id: i64,
     members: &[Bytes],
-    scores: bool,
+    zset: bool,
 ) -> Vec<FoundMember> {
     unsafe {
         let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
         let mut at = Located::new(heap);
         let mut scan: pg_sys::IndexScanDesc = std::ptr::null_mut();
-        let mut skeys: [pg_sys::ScanKeyData; 2] = std::mem::zeroed();
+        let mut skeys: [pg_sys::ScanKeyData; 3] = std::mem::zeroed();
+        let nkeys = if zset { 3 } else { 2 };
         let mut vm = pg_sys::InvalidBuffer as pg_sys::Buffer;
         let mut found = Vec::new();
         let row = |slot: *mut pg_sys::TupleTableSlot, m: &Bytes| {
-            let score = if scores { get::<f64>(slot, SCORE) } else { None };
+            let score = if zset { get::<f64>(slot, SCORE) } else { None };
             FoundMember { member: m.clone(), score, tid: Some((*slot).tts_tid) }
         };
         for m in members {
@@ -641,12 +659,17 @@ unsafe fn probe_members(
                 continue;
             }
             if scan.is_null() {
-                scan = pg_sys::index_beginscan(heap, index, pg_sys::GetActiveSnapshot(), 2, 0);
+                scan = pg_sys::index_beginscan(heap, index, pg_sys::GetActiveSnapshot(), nkeys, 0);
                 pg_sys::ScanKeyInit(&mut skeys[0], 1, pg_sys::BTEqualStrategyNumber as u16, pg_sys::F_INT8EQ.into(), id.into());
             }
             let arg = m.as_ref().into_datum().expect("a bytea datum");
-            pg_sys::ScanKeyInit(&mut skeys[1], 2, pg_sys::BTEqualStrategyNumber as u16, pg_sys::F_BYTEAEQ.into(), arg);
-            pg_sys::index_rescan(scan, skeys.as_mut_ptr(), 2, std::ptr::null_mut(), 0);
+            if zset {
+                let hash = super::zsets::member_hash(m);
+                pg_sys::ScanKeyInit(&mut skeys[1], 2, pg_sys::BTEqualStrategyNumber as u16, pg_sys::F_INT8EQ.into(), hash.into());
+            }
+            let column = nkeys as pg_sys::AttrNumber;
+            pg_sys::ScanKeyInit(&mut skeys[nkeys as usize - 1], column, pg_sys::BTEqualStrategyNumber as u16, pg_sys::F_BYTEAEQ.into(), arg);
+            pg_sys::index_rescan(scan, skeys.as_mut_ptr(), nkeys, std::ptr::null_mut(), 0);
             loop {
                 let tid = pg_sys::index_getnext_tid(scan, pg_sys::ScanDirection::ForwardScanDirection);
                 if tid.is_null() {
@@ -656,7 +679,7 @@ unsafe fn probe_members(
                 // and it points at the root of the member's HOT chain.
                 let root = *tid;
                 let block = pgrx::itemptr::item_pointer_get_block_number_no_check(root);
-                if !scores && pg_sys::visibilitymap_get_status(heap, block, &mut vm) as u32 & pg_sys::VISIBILITYMAP_ALL_VISIBLE != 0 {
+                if !zset && pg_sys::visibilitymap_get_status(heap, block, &mut vm) as u32 & pg_sys::VISIBILITYMAP_ALL_VISIBLE != 0 {
                     found.push(FoundMember { member: m.clone(), score: None, tid: None });
                     at.remember(Scope::Id(id), m, root);
                     break;
@@ -681,10 +704,10 @@ unsafe fn probe_members(
     }
 }
 
-/// The heap begins with `columns`, and the index is a plain B-tree on its
-/// first two.
-unsafe fn member_shape_ok(heap: pg_sys::Relation, index: pg_sys::Relation, columns: &[pg_sys::Oid]) -> bool {
-    unsafe { btree_shape_ok(heap, index, columns, &[1, 2]) }
+/// The heap begins with `table`'s columns, and the index is a plain B-tree
+/// on its primary key's.
+unsafe fn member_shape_ok(heap: pg_sys::Relation, index: pg_sys::Relation, table: MemberTable) -> bool {
+    unsafe { btree_shape_ok(heap, index, table.shape().2, table.pkey_columns()) }
 }
 
 /// The heap begins with `columns`, and the index is a plain B-tree of that

@@ -69,7 +69,7 @@ static COPY_HASH: Sql = write("INSERT INTO kv.hashes (id, field, value, seq) SEL
 static COPY_LIST: Sql = write("INSERT INTO kv.lists (id, pos, value) SELECT $2, pos, value FROM kv.lists WHERE id = $1", &[INT8, INT8]);
 static COPY_SET: Sql = write("INSERT INTO kv.sets (id, member, seq) SELECT $2, member, seq FROM kv.sets WHERE id = $1", &[INT8, INT8]);
 static COPY_ZSET: Sql =
-    write("INSERT INTO kv.zsets (id, member, score, seq) SELECT $2, member, score, seq FROM kv.zsets WHERE id = $1", &[INT8, INT8]);
+    write("INSERT INTO kv.zsets (id, member, score, hash) SELECT $2, member, score, hash FROM kv.zsets WHERE id = $1", &[INT8, INT8]);
 static FLUSH_DB: Sql = write("DELETE FROM kv.keys WHERE db = $1", &[INT2]);
 static OTHER_DBS_EMPTY: Sql = read("SELECT NOT EXISTS (SELECT 1 FROM kv.keys WHERE db <> $1)", &[INT2]);
 // The same question with a fresh snapshot (a writing statement takes one),

@@ -41,8 +41,9 @@ static SET_AHEAD: Sql = read(
     &[INT8, BYTEA_ARRAY],
 );
 static ZSET_AHEAD: Sql = read(
-    "SELECT u.m, z.score FROM unnest($2) AS u(m) CROSS JOIN LATERAL (SELECT score FROM kv.zsets WHERE id = $1 AND member = u.m LIMIT 1) AS z",
-    &[INT8, BYTEA_ARRAY],
+    "SELECT u.m, z.score FROM unnest($2, $3) AS u(m, h) \
+     CROSS JOIN LATERAL (SELECT score FROM kv.zsets WHERE id = $1 AND hash = u.h AND member = u.m LIMIT 1) AS z",
+    &[INT8, BYTEA_ARRAY, INT8_ARRAY],
 );
 static HASH_QUEUED: Sql = write(
     "INSERT INTO kv.hashes (id, field, value, seq) SELECT * FROM unnest($1, $2, $3, $4) \
@@ -52,8 +53,8 @@ static HASH_QUEUED: Sql = write(
 // Only members known to be new are queued: a plain insert.
 static SET_QUEUED: Sql = write("INSERT INTO kv.sets (id, member, seq) SELECT * FROM unnest($1, $2, $3)", &[INT8_ARRAY, BYTEA_ARRAY, INT8_ARRAY]);
 static ZSET_QUEUED: Sql = write(
-    "INSERT INTO kv.zsets (id, member, score, seq) SELECT * FROM unnest($1, $2, $3, $4) \
-     ON CONFLICT (id, member) DO UPDATE SET score = EXCLUDED.score",
+    "INSERT INTO kv.zsets (id, member, score, hash) SELECT * FROM unnest($1, $2, $3, $4) \
+     ON CONFLICT (id, hash, member) DO UPDATE SET score = EXCLUDED.score",
     &[INT8_ARRAY, BYTEA_ARRAY, FLOAT8_ARRAY, INT8_ARRAY],
 );
 
@@ -115,7 +116,9 @@ impl<'a> Store<'a> {
         let args = [e.id.into(), bytea_array(wanted)];
         let found: Vec<(Vec<u8>, Known)> = match e.ktype {
             KeyType::ZSet => {
-                let pairs = self.run(&ZSET_AHEAD, &args, |_| super::sql::bytea_float8_pairs())?;
+                let hashes: Vec<i64> = wanted.iter().map(|m| super::zsets::member_hash(m)).collect();
+                let [id, members] = args;
+                let pairs = self.run(&ZSET_AHEAD, &[id, members, DatumWithOid::from(hashes)], |_| super::sql::bytea_float8_pairs())?;
                 pairs.into_iter().map(|(m, score)| (m, Known::Score(score))).collect()
             }
             KeyType::Hash | KeyType::Set => {

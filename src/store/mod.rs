@@ -10,6 +10,7 @@ mod config;
 mod pubsub;
 mod roles;
 pub use roles::verify_password;
+pub use zsets::member_hash as zset_member_hash;
 mod hashes;
 mod keys;
 mod lists;

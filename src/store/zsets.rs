@@ -1,5 +1,6 @@
-//! Sorted-set storage: `kv.zsets(id, member, score)` with an index on
-//! (id, score, member), the order every range command walks.
+//! Sorted-set storage: `kv.zsets(id, member, score, hash)`. Its primary
+//! key is (id, hash, member), where a member is looked up and ZSCAN walks;
+//! an index on (id, score, member) is the order every range command walks.
 
 use super::sql::{read, write, Sql, BYTEA, BYTEA_ARRAY, FLOAT8, INT8};
 use super::cache::{Known, MemberValue};
@@ -9,35 +10,40 @@ use crate::error::CmdError;
 use bytes::Bytes;
 use pgrx::datum::DatumWithOid;
 
-static ZSCORE: Sql = read("SELECT score FROM kv.zsets WHERE id = $1 AND member = $2", &[INT8, BYTEA]);
+static ZSCORE: Sql = read("SELECT score FROM kv.zsets WHERE id = $1 AND hash = $3 AND member = $2", &[INT8, BYTEA, INT8]);
 static UPSERT: Sql = write(
-    "INSERT INTO kv.zsets (id, member, score, seq) SELECT $1, m, s, q FROM unnest($2, $3, $4) AS u(m, s, q) \
-     ON CONFLICT (id, member) DO UPDATE SET score = EXCLUDED.score",
+    "INSERT INTO kv.zsets (id, member, score, hash) SELECT $1, m, s, q FROM unnest($2, $3, $4) AS u(m, s, q) \
+     ON CONFLICT (id, hash, member) DO UPDATE SET score = EXCLUDED.score",
     &[INT8, BYTEA_ARRAY, super::sql::FLOAT8_ARRAY, super::sql::INT8_ARRAY],
 );
 // One (member, score), without arrays.
 static UPSERT_ONE: Sql = write(
-    "INSERT INTO kv.zsets (id, member, score, seq) VALUES ($1, $2, $3, $4) ON CONFLICT (id, member) DO UPDATE SET score = EXCLUDED.score",
+    "INSERT INTO kv.zsets (id, member, score, hash) VALUES ($1, $2, $3, $4) ON CONFLICT (id, hash, member) DO UPDATE SET score = EXCLUDED.score",
     &[INT8, BYTEA, FLOAT8, INT8],
 );
 // ZADD without conditions: one statement tells new members (xmax = 0) from
 // changed ones; a member whose score stays is locked but not rewritten (its
 // score is in two indexes, so every rewrite is a non-HOT update).
 static ZADD_PLAIN: Sql = write(
-    "INSERT INTO kv.zsets AS z (id, member, score, seq) SELECT $1, m, s, q FROM unnest($2, $3, $4) AS u(m, s, q) \
-     ON CONFLICT (id, member) DO UPDATE SET score = EXCLUDED.score WHERE z.score <> EXCLUDED.score RETURNING (xmax = 0)",
+    "INSERT INTO kv.zsets AS z (id, member, score, hash) SELECT $1, m, s, q FROM unnest($2, $3, $4) AS u(m, s, q) \
+     ON CONFLICT (id, hash, member) DO UPDATE SET score = EXCLUDED.score WHERE z.score <> EXCLUDED.score RETURNING (xmax = 0)",
     &[INT8, BYTEA_ARRAY, super::sql::FLOAT8_ARRAY, super::sql::INT8_ARRAY],
 );
 static ZADD_PLAIN_ONE: Sql = write(
-    "INSERT INTO kv.zsets AS z (id, member, score, seq) VALUES ($1, $2, $3, $4) \
-     ON CONFLICT (id, member) DO UPDATE SET score = EXCLUDED.score WHERE z.score <> EXCLUDED.score RETURNING (xmax = 0)",
+    "INSERT INTO kv.zsets AS z (id, member, score, hash) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (id, hash, member) DO UPDATE SET score = EXCLUDED.score WHERE z.score <> EXCLUDED.score RETURNING (xmax = 0)",
     &[INT8, BYTEA, FLOAT8, INT8],
 );
+// Members that share the last row's hash come with it (WITH TIES): the
+// next page starts after that hash.
 static SCAN: Sql = read(
-    "SELECT seq, member, score FROM kv.zsets WHERE id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+    "SELECT hash, member, score FROM kv.zsets WHERE id = $1 AND hash >= $2 ORDER BY hash FETCH FIRST $3 ROWS WITH TIES",
     &[INT8, INT8, INT8],
 );
-static ZREM: Sql = write("DELETE FROM kv.zsets WHERE id = $1 AND member = ANY ($2) RETURNING 1", &[INT8, BYTEA_ARRAY]);
+static ZREM: Sql = write(
+    "DELETE FROM kv.zsets AS z USING unnest($2, $3) AS u(m, h) WHERE z.id = $1 AND z.hash = u.h AND z.member = u.m RETURNING 1",
+    &[INT8, BYTEA_ARRAY, super::sql::INT8_ARRAY],
+);
 static BY_RANK: Sql = read("SELECT member, score FROM kv.zsets WHERE id = $1 ORDER BY score, member OFFSET $2 LIMIT $3", &[INT8, INT8, INT8]);
 static BY_RANK_REV: Sql = read(
     "SELECT member, score FROM kv.zsets WHERE id = $1 ORDER BY score DESC, member DESC OFFSET $2 LIMIT $3",
@@ -54,25 +60,33 @@ static RANK: Sql = read(
 static COUNT_SCORE: Sql = read("SELECT count(*) FROM kv.zsets WHERE id = $1 AND score BETWEEN $2 AND $3", &[INT8, FLOAT8, FLOAT8]);
 static DROP_ALL: Sql = write("DELETE FROM kv.zsets WHERE id = $1", &[INT8]);
 
+/// The hash that leads a member's primary-key entry (`kv.zset_member_hash`):
+/// XXH3's 64 bits, the same on every platform (kv.zsets can be dumped and
+/// restored anywhere), shifted to 62 so that the cursor after the largest
+/// (the hash plus one) is still a bigint.
+pub fn member_hash(member: &[u8]) -> i64 {
+    (twox_hash::XxHash3_64::oneshot(member) >> 2) as i64
+}
+
 /// Queues the writes of `pairs`, whose members are `known`: (members
 /// added, existing members whose score changed). A score that stays is not
 /// rewritten (it is in two indexes: every rewrite is a non-HOT update).
 fn queue_scores(e: &Entry, pairs: &[(Bytes, f64)], known: &[Known]) -> (i64, i64) {
     let (mut added, mut changed) = (0, 0);
-    for (i, ((member, score), was)) in pairs.iter().zip(known).enumerate() {
+    for ((member, score), was) in pairs.iter().zip(known) {
         match *was {
             Known::Score(cur) if cur == *score => continue,
             Known::Absent => added += 1,
             Known::Score(_) | Known::Present => changed += 1,
         }
-        queue_member(e.id, member, e.head + i as i64, MemberValue::Score(*score));
+        queue_member(e.id, member, member_hash(member), MemberValue::Score(*score));
     }
     (added, changed)
 }
 
 impl<'a> Store<'a> {
     pub fn zscore(self, id: i64, member: &[u8]) -> Result<Option<f64>, CmdError> {
-        Ok(self.column::<f64>(&ZSCORE, &[id.into(), bytea(member)])?.into_iter().next())
+        Ok(self.column::<f64>(&ZSCORE, &[id.into(), bytea(member), member_hash(member).into()])?.into_iter().next())
     }
 
     /// One primary-key probe per member: a join against the whole zset can
@@ -97,8 +111,8 @@ impl<'a> Store<'a> {
         if !pairs.is_empty() {
             let members: Vec<Bytes> = pairs.iter().map(|(m, _)| m.clone()).collect();
             if self.known_members(e, &members)?.is_some() {
-                for (i, (member, score)) in pairs.iter().enumerate() {
-                    queue_member(e.id, member, e.head + i as i64, MemberValue::Score(*score));
+                for (member, score) in pairs {
+                    queue_member(e.id, member, member_hash(member), MemberValue::Score(*score));
                 }
             } else {
                 self.write_scores(&UPSERT_ONE, &UPSERT, e, pairs, |_| Ok(()))?;
@@ -123,8 +137,7 @@ impl<'a> Store<'a> {
     }
 
     /// Runs a member write: `one` with plain parameters for a single pair,
-    /// `many` with arrays otherwise; new members get sequence numbers from
-    /// the key's head.
+    /// `many` with arrays otherwise.
     fn write_scores<R>(
         self,
         one: &'static Sql,
@@ -134,17 +147,18 @@ impl<'a> Store<'a> {
         f: impl FnOnce(pgrx::spi::SpiTupleTable<'_>) -> Result<R, CmdError>,
     ) -> Result<R, CmdError> {
         if let [(member, score)] = pairs {
-            return self.run(one, &[e.id.into(), bytea(member), (*score).into(), e.head.into()], f);
+            return self.run(one, &[e.id.into(), bytea(member), (*score).into(), member_hash(member).into()], f);
         }
         let members: Vec<Bytes> = pairs.iter().map(|(m, _)| m.clone()).collect();
         let scores: Vec<f64> = pairs.iter().map(|(_, s)| *s).collect();
-        let seqs: Vec<i64> = (0..pairs.len() as i64).map(|i| e.head + i).collect();
-        self.run(many, &[e.id.into(), bytea_array(&members), DatumWithOid::from(scores), DatumWithOid::from(seqs)], f)
+        let hashes: Vec<i64> = members.iter().map(|m| member_hash(m)).collect();
+        self.run(many, &[e.id.into(), bytea_array(&members), DatumWithOid::from(scores), DatumWithOid::from(hashes)], f)
     }
 
     /// Removes members, returning how many existed; drops an emptied zset.
     pub fn zrem(self, e: &Entry, members: &[Bytes]) -> Result<i64, CmdError> {
-        let removed = self.exec(&ZREM, &[e.id.into(), bytea_array(members)])? as i64;
+        let hashes: Vec<i64> = members.iter().map(|m| member_hash(m)).collect();
+        let removed = self.exec(&ZREM, &[e.id.into(), bytea_array(members), DatumWithOid::from(hashes)])? as i64;
         self.set_card(e, e.card - removed, e.head)?;
         Ok(removed)
     }
@@ -188,7 +202,8 @@ impl<'a> Store<'a> {
         Ok(self.column::<i64>(&COUNT_SCORE, &[id.into(), lo.into(), hi.into()])?.first().copied().unwrap_or(0))
     }
 
-    /// Up to `limit` members with seq >= `from`, in seq order.
+    /// Members with hash >= `from`, in hash order: `limit` of them, and any
+    /// more that share the last one's hash (a page ends between hashes).
     pub fn zscan(self, id: i64, from: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>, f64)>, CmdError> {
         self.before_reading()?;
         let mut out = Vec::new();

@@ -158,7 +158,7 @@ fn hot_single_key_queries_use_indexes() {
     c.psql("INSERT INTO kv.keys (db, key, type, value) SELECT 5, ('explain:' || g)::bytea, 's', 'x' FROM generate_series(1, 20000) g ON CONFLICT DO NOTHING");
     c.psql("INSERT INTO kv.hashes (id, field, value, seq) SELECT 424242, ('f' || g)::bytea, 'v', g FROM generate_series(1, 20000) g ON CONFLICT DO NOTHING");
     c.psql("INSERT INTO kv.lists (id, pos, value) SELECT 434343, g, 'v' FROM generate_series(1, 20000) g ON CONFLICT DO NOTHING");
-    c.psql("INSERT INTO kv.zsets (id, member, score, seq) SELECT 444444, ('m' || g)::bytea, g, g FROM generate_series(1, 20000) g ON CONFLICT DO NOTHING");
+    c.psql("INSERT INTO kv.zsets (id, member, score, hash) SELECT 444444, ('m' || g)::bytea, g, kv.zset_member_hash(('m' || g)::bytea) FROM generate_series(1, 20000) g ON CONFLICT DO NOTHING");
     c.psql("ANALYZE kv.keys, kv.hashes, kv.lists, kv.zsets");
     for sql in [
         "SELECT id, type, expire_at, value, card, head FROM kv.keys WHERE db = 5 AND key = 'explain:7'::bytea",
@@ -169,11 +169,12 @@ fn hot_single_key_queries_use_indexes() {
         "SELECT value FROM kv.hashes WHERE id = 424242 AND field = 'f7'::bytea",
         "SELECT value FROM kv.lists WHERE id = 434343 AND pos BETWEEN 7 AND 7",
         "DELETE FROM kv.lists WHERE id = 434343 AND pos BETWEEN 1 AND 1",
-        "SELECT score FROM kv.zsets WHERE id = 444444 AND member = 'm7'::bytea",
+        "SELECT score FROM kv.zsets WHERE id = 444444 AND hash = kv.zset_member_hash('m7') AND member = 'm7'::bytea",
         "SELECT member, score FROM kv.zsets WHERE id = 444444 AND score BETWEEN 5 AND 9 ORDER BY score, member",
         "SELECT count(*) FROM kv.zsets WHERE id = 444444 AND (score < 10 OR (score = 10 AND member < 'm10'::bytea))",
         "SELECT seq, field, value FROM kv.hashes WHERE id = 424242 AND seq >= 500 ORDER BY seq LIMIT 10",
-        "SELECT seq, member, score FROM kv.zsets WHERE id = 444444 AND seq >= 500 ORDER BY seq LIMIT 10",
+        "SELECT hash, member, score FROM kv.zsets WHERE id = 444444 AND hash >= 500 ORDER BY hash FETCH FIRST 10 ROWS WITH TIES",
+        "DELETE FROM kv.zsets AS z USING unnest('{m7,m8}'::bytea[], '{1,2}'::int8[]) AS u(m, h) WHERE z.id = 444444 AND z.hash = u.h AND z.member = u.m",
     ] {
         let plan = c.psql(&format!("EXPLAIN {sql}"));
         assert!(plan.contains("Index") && !plan.contains("Seq Scan"), "{sql}\n{plan}");
