@@ -5,6 +5,7 @@ use crate::session::{Origin, Session};
 use bytes::{Buf, Bytes, BytesMut};
 use mio::net::TcpStream;
 use pgkv_resp::{Frame, Limits, Protocol, RequestParser};
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 
 /// Most bytes read from one client per loop iteration, so one fast writer
@@ -51,6 +52,10 @@ pub struct Conn {
     /// Parked by a blocking command: no further command runs until it is
     /// served, times out or is unblocked.
     pub parked: bool,
+    /// Commands parsed for a batch in which an earlier command of this
+    /// client parked it, handed back unrun (`hand_back`): they come before
+    /// anything still in `inbuf`.
+    pending: VecDeque<Vec<Bytes>>,
     /// Since when a subscriber's unsent output has been over the soft limit.
     soft_limit_since: Option<std::time::Instant>,
     pub created: std::time::Instant,
@@ -96,6 +101,7 @@ impl Conn {
             net_out: 0,
             last_activity: std::time::Instant::now(),
             parked: false,
+            pending: VecDeque::new(),
             soft_limit_since: None,
             created: std::time::Instant::now(),
             last_cmd: "NULL".into(),
@@ -223,7 +229,7 @@ impl Conn {
 
     /// Whether this client can contribute commands to the next batch.
     pub fn accepts_commands(&self) -> bool {
-        !self.closing && !self.parked && self.protocol_error.is_none() && self.outbuf.len() < OUTPUT_HIGH_WATER
+        !self.closing && !self.parked && (self.protocol_error.is_none() || !self.pending.is_empty()) && self.outbuf.len() < OUTPUT_HIGH_WATER
     }
 
     /// Applies the output buffer limits (pgkv.output_limit for normal
@@ -262,6 +268,9 @@ impl Conn {
     /// Parses the next complete command, if any. A protocol error is kept and
     /// answered after the commands before it.
     pub fn next_command(&mut self, auth_required: bool) -> Option<Vec<Bytes>> {
+        if let Some(argv) = self.pending.pop_front() {
+            return Some(argv);
+        }
         let limits = Limits {
             auth_required: auth_required && !self.session.authenticated,
             max_bulk_len: crate::gucs::PROTO_MAX_BULK_LEN.get() as i64,
@@ -283,7 +292,24 @@ impl Conn {
 
     /// True when complete commands may still be buffered.
     pub fn has_buffered_input(&self) -> bool {
-        !self.inbuf.is_empty() && self.accepts_commands()
+        (!self.inbuf.is_empty() || !self.pending.is_empty()) && self.accepts_commands()
+    }
+
+    /// Gives back commands a batch took but did not run, because an
+    /// earlier command of this client in it parked the client (Redis reads
+    /// nothing more from a blocked client): they run, in order, once it is
+    /// served, times out or is unblocked.
+    pub fn hand_back(&mut self, commands: Vec<Vec<Bytes>>) {
+        for argv in commands.into_iter().rev() {
+            self.pending.push_front(argv);
+        }
+        self.drained = false;
+    }
+
+    /// A protocol error found after commands that were handed back waits
+    /// for them (and, as they wait, for the client to be served).
+    pub fn protocol_error_due(&self) -> bool {
+        self.protocol_error.is_some() && !self.parked && self.pending.is_empty()
     }
 
     pub fn push_reply(&mut self, frame: &Frame, proto: Protocol) {

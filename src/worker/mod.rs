@@ -245,6 +245,11 @@ struct Server {
     /// Client id -> connection key.
     ids: HashMap<u64, usize>,
     blocked: Blocked,
+    /// Clients unparked since the last batch, in that order: the next
+    /// batch takes their commands first, as Redis runs what unblocked
+    /// clients sent (`processUnblockedClients`) before reading anyone's
+    /// new input.
+    unblocked: Vec<usize>,
     ticks: u64,
     /// Replies waiting for their commit to reach disk.
     durable: durable::Durable,
@@ -286,6 +291,7 @@ impl Server {
             next_expire: Instant::now(),
             ids: HashMap::new(),
             blocked: Blocked::default(),
+            unblocked: Vec::new(),
             ticks: 0,
             durable: durable::Durable::new(index as usize),
         }
@@ -446,7 +452,16 @@ impl Server {
     fn serve_batch(&mut self) {
         let auth_required = gucs::auth_required();
         let mut jobs: Vec<Job> = Vec::new();
-        for (key, c) in self.conns.iter_mut() {
+        let mut order = std::mem::take(&mut self.unblocked);
+        if !order.is_empty() {
+            let mut first: foldhash::HashSet<usize> = foldhash::HashSetExt::new();
+            order.retain(|k| first.insert(*k));
+            order.extend(self.conns.iter().map(|(k, _)| k).filter(|k| !first.contains(k)));
+        } else {
+            order.extend(self.conns.iter().map(|(k, _)| k));
+        }
+        for key in order {
+            let Some(c) = self.conns.get_mut(key) else { continue };
             c.drained = false;
             if c.parked && c.eof {
                 // A blocked client that hung up has nothing left to hear.
@@ -459,21 +474,28 @@ impl Server {
                 taken += 1;
                 let spec = cmd::resolve(&argv).ok();
                 let quit = cmd::eq_ic(&argv[0], "quit");
-                let blocking = spec.is_some_and(|s| s.has_flag("blocking"));
                 jobs.push(Job::new(key, argv, spec));
                 // Redis stops reading a client after QUIT, and reads an
                 // unauthenticated client one command at a time (AUTH
-                // changes how the next request may be parsed). A blocking
-                // command may park the client: what follows waits.
-                if quit || blocking || (auth_required && !c.session.authenticated) {
+                // changes how the next request may be parsed). Commands
+                // after a blocking one are taken too: if it parks the
+                // client, the batch skips them and hands them back
+                // (`Conn::hand_back`).
+                if quit || (auth_required && !c.session.authenticated) {
                     break;
                 }
             }
         }
         if !jobs.is_empty() {
+            // As CLIENT LIST in the batch sees them: a client's commands up
+            // to its first blocking one, which may park it.
+            let mut stopped: foldhash::HashSet<usize> = foldhash::HashSetExt::new();
             for j in &jobs {
-                if let Some(spec) = j.spec {
+                if let Some(spec) = j.spec.filter(|_| !stopped.contains(&j.conn)) {
                     self.conns[j.conn].last_cmd = spec.name.clone();
+                    if spec.has_flag("blocking") {
+                        stopped.insert(j.conn);
+                    }
                 }
             }
             if jobs.iter().any(|j| j.spec.is_some_and(|s| s.name == "client|list" || s.name == "client|info")) {
@@ -482,7 +504,8 @@ impl Server {
             self.run_jobs(jobs);
         }
         for (_, c) in self.conns.iter_mut() {
-            if let Some(err) = c.protocol_error.take() {
+            if c.protocol_error_due() {
+                let err = c.protocol_error.take().unwrap_or_default();
                 c.push_reply(&Frame::Error(err.into()), c.session.proto);
                 c.closing = true;
             }
@@ -505,16 +528,26 @@ impl Server {
         let retries = xact::run_batch(&mut jobs, &mut ConnSessions { conns: &mut self.conns, blocked: &self.blocked });
         drop(busy);
         self.durable.open_batch();
+        let skipped = jobs.iter().filter(|j| j.skipped).count();
         stats::with(|r| {
             r.batches += 1;
             r.batch_retries += retries;
-            r.total_commands_processed += jobs.len() as u64;
+            r.total_commands_processed += (jobs.len() - skipped) as u64;
         });
+        // Commands after one that parked their client, handed back unrun.
+        let mut handed_back: HashMap<usize, Vec<Vec<Bytes>>> = HashMap::new();
         self.sync_subscriptions();
         let mut outbox = cmd::pubsub::take_outbox().into_iter().peekable();
         for (i, mut job) in jobs.into_iter().enumerate() {
             while let Some(m) = outbox.next_if(|m| m.job <= i) {
                 self.deliver(m.client, &m.frame);
+            }
+            if job.skipped {
+                handed_back.entry(job.conn).or_default().push(job.argv);
+                continue;
+            }
+            if let Some(spec) = job.spec {
+                self.conns[job.conn].last_cmd = spec.name.clone();
             }
             let block = job.block.take();
             if block.is_none() {
@@ -550,6 +583,9 @@ impl Server {
         }
         for m in outbox {
             self.deliver(m.client, &m.frame);
+        }
+        for (conn, argvs) in handed_back {
+            self.conns[conn].hand_back(argvs);
         }
         for (id, error) in cmd::blocking::take_unblock_requests() {
             let Some(&key) = self.ids.get(&id) else { continue };
@@ -679,6 +715,7 @@ impl Server {
     /// Takes the client at `key` off the parked ones, if it was parked.
     fn unpark(&mut self, key: usize) -> Option<blocked::Parked> {
         let p = self.blocked.unpark(key)?;
+        self.unblocked.push(key);
         if let Some(c) = self.conns.get_mut(key) {
             c.parked = false;
             cmd::blocking::set_parked(c.session.id, false);

@@ -42,11 +42,17 @@ pub struct Job {
     /// Parked clients this command served (see `serve_ready`), in serving
     /// order, with their replies.
     pub served: Vec<(usize, BytesMut)>,
+    /// Not run: an earlier command of its client in the batch parked the
+    /// client (served since or not: Redis runs what a blocked client sent
+    /// after the blocking command once it is unblocked, after the
+    /// commands of the event loop that unblocked it). The worker hands it
+    /// back to the connection (`Conn::hand_back`).
+    pub skipped: bool,
 }
 
 impl Job {
     pub fn new(conn: usize, argv: Vec<Bytes>, spec: Option<&'static CommandSpec>) -> Job {
-        Job { conn, argv, spec, out: BytesMut::new(), block: None, serving: false, served: Vec::new() }
+        Job { conn, argv, spec, out: BytesMut::new(), block: None, serving: false, served: Vec::new(), skipped: false }
     }
 
     /// Forgets what an attempt that was rolled back produced.
@@ -54,6 +60,7 @@ impl Job {
         self.out.clear();
         self.block = None;
         self.served.clear();
+        self.skipped = false;
     }
 }
 
@@ -124,6 +131,10 @@ fn run_jobs<S: Sessions>(jobs: &mut [Job], sessions: &mut S, in_batch: &mut Hash
                 }
                 for i in 0..jobs.len() {
                     jobs[i].reset();
+                    if jobs[..i].iter().any(|j| j.conn == jobs[i].conn && (j.block.is_some() || j.skipped)) {
+                        jobs[i].skipped = true;
+                        continue;
+                    }
                     retries += 1 + run_jobs(&mut jobs[i..i + 1], sessions, in_batch);
                     // Served and committed: not again by a later one.
                     in_batch.extend(jobs[i].served.iter().map(|(c, _)| *c));
@@ -394,7 +405,13 @@ fn execute_all<S: Sessions>(
     in_batch: &HashSet<usize>,
 ) {
     let mut waiting = Waiting { in_batch, blocked_here: Vec::new(), served: HashSet::new() };
+    // Clients a job of this batch parked: their later jobs are skipped.
+    let mut parked: HashSet<usize> = HashSet::new();
     for i in 0..jobs.len() {
+        if parked.contains(&jobs[i].conn) {
+            jobs[i].skipped = true;
+            continue;
+        }
         current.set(i);
         cmd::pubsub::set_current_job(i);
         super::busy::between_commands();
@@ -404,6 +421,7 @@ fn execute_all<S: Sessions>(
         (job.out, job.block) = run_one(sessions.session(job.conn), store, &job.argv, isolated, job.serving);
         if job.block.is_some() {
             waiting.blocked_here.push(i);
+            parked.insert(job.conn);
         }
         if let Some(store) = store.filter(|_| sessions.any_waiting() || !waiting.blocked_here.is_empty()) {
             serve_ready(jobs, i, sessions, store, isolated, mark, &mut waiting);

@@ -211,6 +211,56 @@ fn blocked_clients_are_served_right_after_the_command_that_readies_their_key() {
     }
 }
 
+/// What a client pipelines after a blocking command: if the command does
+/// not block, the rest of the pipeline runs right after it, before any
+/// client it served runs what that client held back; if it blocks, the
+/// rest waits until the client is served, and clients served together run
+/// what they held back in the order they were served (Redis's
+/// `processUnblockedClients`), whatever order they connected in.
+#[test]
+fn commands_after_a_blocking_one_run_when_redis_runs_them() {
+    // A database of its own: the other tests here push to "k" in 9.
+    let c = shared();
+    for proto in [2, 3] {
+        // The waiters connect before the pusher, w0 before w1, and block
+        // in the other order: w1 is served first.
+        let mut waiters: Vec<Differential> = (0..2).map(|_| Differential::new(c.redis_port, pgkv_tests::shared_redis_port(), proto)).collect();
+        let mut b = Differential::shared(proto, 10);
+        b.check(&["DEL", "q", "k", "out"]);
+        b.check(&["RPUSH", "k", "a"]);
+        for (n, w) in waiters.iter_mut().enumerate().rev() {
+            w.check(&["SELECT", "10"]);
+            let id = (w.pgkv.call(&["CLIENT", "ID"]), w.redis.call(&["CLIENT", "ID"]));
+            let name = format!("w{n}");
+            let mut bytes = bytes::BytesMut::new();
+            pgkv_resp::encode_request(&["BLPOP", "q", "0"], &mut bytes);
+            pgkv_resp::encode_request(&["RPUSH", "out", &name], &mut bytes);
+            pgkv_resp::encode_request(&["LLEN", "q"], &mut bytes);
+            w.pgkv.send(&bytes);
+            w.redis.send(&bytes);
+            wait_parked(&mut b.pgkv, &id.0);
+            wait_parked(&mut b.redis, &id.1);
+        }
+        // Neither client answers anything while it waits.
+        for w in &mut waiters {
+            assert!(w.pgkv.try_read_reply(Duration::from_millis(50)).is_none(), "a blocked client answered");
+        }
+        b.check_pipeline(&[
+            &["RPUSH", "q", "x", "y"][..],
+            &["BLPOP", "k", "0"],
+            &["RPUSH", "out", "b"],
+            &["BLPOP", "q", "0.05"],
+            &["RPUSH", "out", "b2"],
+        ]);
+        for w in waiters.iter_mut().rev() {
+            for _ in 0..3 {
+                w.check_pushed();
+            }
+        }
+        b.check(&["LRANGE", "out", "0", "-1"]);
+    }
+}
+
 /// Waits until CLIENT LIST shows the client whose CLIENT ID reply is `id`
 /// as blocked.
 fn wait_parked(c: &mut RawClient, id: &[u8]) {

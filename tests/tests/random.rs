@@ -1014,8 +1014,9 @@ fn client_id(reply: &[u8]) -> String {
 /// every reply it can give is read before the next turn. A blocking
 /// command (with a long timeout here) parks its client until a later turn
 /// of another client serves it, on both servers alike; its reply and
-/// those of the commands it held back are then read before the next turn,
-/// as Redis runs them before it answers the serving client. A turn is
+/// those of the commands it held back (the rest of its pipeline) are then
+/// read before the next turn, as Redis runs them before it answers the
+/// serving client. A turn is
 /// taken by a client that is not blocked; when all are, one is unblocked
 /// (CLIENT UNBLOCK). Replies compare as in `run`.
 fn run_clients(seed: u64) {
@@ -1086,21 +1087,6 @@ fn run_clients(seed: u64) {
             continue;
         };
         let mut pipeline = gen.pipeline();
-        // A pipeline ends at its first blocking command outside MULTI:
-        // pgkv runs what follows one in the next batch, where a client this
-        // turn served may run the commands it held back first (Redis runs
-        // the rest of this pipeline first; README, blocking commands).
-        let mut in_multi = false;
-        if let Some(at) = pipeline.iter().position(|cmd| {
-            match cmd.args[0].as_str() {
-                "MULTI" => in_multi = true,
-                "EXEC" | "DISCARD" => in_multi = false,
-                _ => {}
-            }
-            !in_multi && blocks(&cmd.args[0])
-        }) {
-            pipeline.truncate(at + 1);
-        }
         let anyone_blocked = clients.iter().any(|c| c.blocked);
         let mut bytes = bytes::BytesMut::new();
         for (i, cmd) in pipeline.iter_mut().enumerate() {
