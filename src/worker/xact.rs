@@ -126,6 +126,7 @@ fn run_jobs<S: Sessions>(jobs: &mut [Job], sessions: &mut S, in_batch: &mut Hash
                 // COMMIT failed (a deferred constraint, say) and cannot be
                 // pinned on one command: run each command in a transaction
                 // of its own, so only the guilty one fails.
+                unpark_attempt(jobs, sessions);
                 for (conn, s) in &saved {
                     *sessions.session(*conn) = s.clone();
                 }
@@ -145,6 +146,7 @@ fn run_jobs<S: Sessions>(jobs: &mut [Job], sessions: &mut S, in_batch: &mut Hash
                 // Nothing left to isolate: the failure belongs to the
                 // transaction itself (usually COMMIT). Every command fails
                 // with it; none of their effects survived.
+                unpark_attempt(jobs, sessions);
                 for (conn, s) in &saved {
                     *sessions.session(*conn) = s.clone();
                 }
@@ -157,12 +159,22 @@ fn run_jobs<S: Sessions>(jobs: &mut [Job], sessions: &mut S, in_batch: &mut Hash
             }
         }
         retries += 1;
+        unpark_attempt(jobs, sessions);
         for (conn, s) in &saved {
             *sessions.session(*conn) = s.clone();
         }
         for j in jobs.iter_mut() {
             j.reset();
         }
+    }
+}
+
+/// Undoes what a rolled-back attempt's jobs that parked their client told
+/// CLIENT UNBLOCK (`execute_all`); a client parked before the batch (a
+/// job run again for it) stays parked.
+fn unpark_attempt<S: Sessions>(jobs: &[Job], sessions: &mut S) {
+    for j in jobs.iter().filter(|j| j.block.is_some() && !j.serving) {
+        cmd::blocking::set_parked(sessions.session(j.conn).id, false);
     }
 }
 
@@ -422,6 +434,8 @@ fn execute_all<S: Sessions>(
         if job.block.is_some() {
             waiting.blocked_here.push(i);
             parked.insert(job.conn);
+            // Blocked from here on, for a CLIENT UNBLOCK later in the batch.
+            cmd::blocking::set_parked(sessions.session(job.conn).id, true);
         }
         if let Some(store) = store.filter(|_| sessions.any_waiting() || !waiting.blocked_here.is_empty()) {
             serve_ready(jobs, i, sessions, store, isolated, mark, &mut waiting);
@@ -531,7 +545,11 @@ fn serve_ready<S: Sessions>(jobs: &mut [Job], i: usize, sessions: &mut S, store:
             while k < waiting.blocked_here.len() {
                 let j = waiting.blocked_here[k];
                 let session = sessions.session(jobs[j].conn);
-                let db = session.db;
+                let (db, id) = (session.db, session.id);
+                if cmd::blocking::unblock_pending(id) {
+                    k += 1;
+                    continue;
+                }
                 let key = jobs[j].block.as_ref().and_then(|b| b.keys.iter().find(|key| crate::shared::key_hash(db, key) == h));
                 let Some((argv, waits)) = key.and_then(|key| cmd::blocking::for_key(&jobs[j].argv, key)) else {
                     k += 1;
@@ -548,6 +566,7 @@ fn serve_ready<S: Sessions>(jobs: &mut [Job], i: usize, sessions: &mut S, store:
                         jobs[j].out = out;
                         jobs[j].block = None;
                         waiting.blocked_here.remove(k);
+                        cmd::blocking::set_parked(id, false);
                     }
                     _ => {
                         exhausted.push(waits);

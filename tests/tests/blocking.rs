@@ -112,6 +112,7 @@ fn a_push_from_another_client_wakes_the_blocked_one() {
 /// transaction, and serves its waiters inside it at the same points.
 #[test]
 fn blocked_clients_are_served_right_after_the_command_that_readies_their_key() {
+    let _timing = TIMING.lock().unwrap_or_else(|e| e.into_inner());
     type Cmds<'a> = &'a [&'a [&'a str]];
     // What blocks, in this order, each on its own connection; then the
     // other client's pipeline; then what is read back.
@@ -261,6 +262,59 @@ fn commands_after_a_blocking_one_run_when_redis_runs_them() {
     }
 }
 
+/// Held by the test that keeps both servers busy for a moment, and by the
+/// one whose waiters must be seen blocked within their 0.2 s timeouts.
+static TIMING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// CLIENT UNBLOCK of a client whose blocking command ran earlier in the
+/// same batch: the client is blocked by then, as it is in Redis, which
+/// has read the two requests in the order they came. A script keeps both
+/// servers busy while the two requests arrive, so that pgkv takes them in
+/// one batch.
+#[test]
+fn client_unblock_sees_a_client_blocked_earlier_in_the_batch() {
+    let _timing = TIMING.lock().unwrap_or_else(|e| e.into_inner());
+    let c = shared();
+    let busy = "local s = redis.call('TIME') \
+                repeat local t = redis.call('TIME') until (t[1] - s[1]) * 1000000 + (t[2] - s[2]) > 200000 \
+                return 1";
+    for proto in [2, 3] {
+        for reason in ["TIMEOUT", "ERROR"] {
+            let mut x = Differential::new(c.redis_port, pgkv_tests::shared_redis_port(), proto);
+            let mut y = Differential::new(c.redis_port, pgkv_tests::shared_redis_port(), proto);
+            let mut z = Differential::new(c.redis_port, pgkv_tests::shared_redis_port(), proto);
+            for d in [&mut x, &mut y, &mut z] {
+                d.check(&["SELECT", "10"]);
+            }
+            y.check(&["DEL", "ub"]);
+            let id = |r: &[u8]| String::from_utf8_lossy(&r[1..r.len() - 2]).into_owned();
+            // A batch runs its clients in connection order (CLIENT LIST's),
+            // which is arrival order only by chance: the blocking client is
+            // the one listed first.
+            let list = String::from_utf8_lossy(&z.pgkv.call(&["CLIENT", "LIST"])).into_owned();
+            let at = |d: &mut Differential| list.find(&format!("id={} ", id(&d.pgkv.call(&["CLIENT", "ID"])))).unwrap();
+            if at(&mut y) < at(&mut x) {
+                std::mem::swap(&mut x, &mut y);
+            }
+            let ids = (x.pgkv.call(&["CLIENT", "ID"]), x.redis.call(&["CLIENT", "ID"]));
+            for (zc, xc, yc, xid) in [(&mut z.pgkv, &mut x.pgkv, &mut y.pgkv, id(&ids.0)), (&mut z.redis, &mut x.redis, &mut y.redis, id(&ids.1))] {
+                zc.send_command(&["EVAL", busy, "0"]);
+                std::thread::sleep(Duration::from_millis(50));
+                xc.send_command(&["BLPOP", "ub", "0"]);
+                std::thread::sleep(Duration::from_millis(20));
+                yc.send_command(&["CLIENT", "UNBLOCK", &xid, reason]);
+            }
+            z.check_pushed();
+            let unblocked = y.check_pushed();
+            assert_eq!(show(&unblocked), show(b":1\r\n"));
+            x.check_pushed();
+            // The client is usable, and nothing was popped.
+            x.check(&["RPUSH", "ub", "a"]);
+            x.check(&["LRANGE", "ub", "0", "-1"]);
+        }
+    }
+}
+
 /// Waits until CLIENT LIST shows the client whose CLIENT ID reply is `id`
 /// as blocked.
 fn wait_parked(c: &mut RawClient, id: &[u8]) {
@@ -272,7 +326,7 @@ fn wait_parked(c: &mut RawClient, id: &[u8]) {
         if text.lines().any(|l| l.contains(&format!("id={id} ")) && l.contains(" flags=b ")) {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "client {id} never blocked");
+        assert!(start.elapsed() < Duration::from_secs(10), "client {id} never blocked:\n{text}");
         std::thread::sleep(Duration::from_millis(5));
     }
 }
