@@ -572,6 +572,10 @@ impl Server {
                     c.check_output_limit();
                 }
             }
+            // Clients an earlier command parked and this one served run
+            // what they sent after it first in the next batch, as those
+            // parked before the batch do (`unpark`).
+            self.unblocked.extend(job.woke);
             // The parked clients this command served.
             for (key, out) in job.served {
                 self.unpark(key);

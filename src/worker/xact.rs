@@ -42,6 +42,9 @@ pub struct Job {
     /// Parked clients this command served (see `serve_ready`), in serving
     /// order, with their replies.
     pub served: Vec<(usize, BytesMut)>,
+    /// Clients an earlier command of this batch parked and this one served
+    /// (their jobs hold the replies), in serving order.
+    pub woke: Vec<usize>,
     /// Not run: an earlier command of its client in the batch parked the
     /// client (served since or not: Redis runs what a blocked client sent
     /// after the blocking command once it is unblocked, after the
@@ -52,7 +55,7 @@ pub struct Job {
 
 impl Job {
     pub fn new(conn: usize, argv: Vec<Bytes>, spec: Option<&'static CommandSpec>) -> Job {
-        Job { conn, argv, spec, out: BytesMut::new(), block: None, serving: false, served: Vec::new(), skipped: false }
+        Job { conn, argv, spec, out: BytesMut::new(), block: None, serving: false, served: Vec::new(), woke: Vec::new(), skipped: false }
     }
 
     /// Forgets what an attempt that was rolled back produced.
@@ -60,6 +63,7 @@ impl Job {
         self.out.clear();
         self.block = None;
         self.served.clear();
+        self.woke.clear();
         self.skipped = false;
     }
 }
@@ -567,6 +571,8 @@ fn serve_ready<S: Sessions>(jobs: &mut [Job], i: usize, sessions: &mut S, store:
                         jobs[j].block = None;
                         waiting.blocked_here.remove(k);
                         cmd::blocking::set_parked(id, false);
+                        let conn = jobs[j].conn;
+                        jobs[i].woke.push(conn);
                     }
                     _ => {
                         exhausted.push(waits);
