@@ -60,7 +60,7 @@ pub struct Conn {
     soft_limit_since: Option<std::time::Instant>,
     pub created: std::time::Instant,
     /// The last command's name, for CLIENT LIST.
-    pub last_cmd: String,
+    pub last_cmd: &'static str,
     /// Output past this position of the stream (`queued_total`) waits for
     /// a WAL flush (see `durable`); None: everything may be sent.
     limit: Option<u64>,
@@ -104,7 +104,7 @@ impl Conn {
             pending: VecDeque::new(),
             soft_limit_since: None,
             created: std::time::Instant::now(),
-            last_cmd: "NULL".into(),
+            last_cmd: "NULL",
             limit: None,
             holds: 0,
             hold_seq: 0,
@@ -148,7 +148,7 @@ impl Conn {
             multi: s.multi.as_ref().map_or(-1, |m| m.queued.len() as i64),
             qbuf: self.inbuf.len(),
             obl: self.outbuf.len(),
-            cmd: self.last_cmd.clone(),
+            cmd: self.last_cmd.to_string(),
             resp: s.proto.version(),
             pubsub: s.subs.any(),
         }

@@ -492,7 +492,7 @@ impl Server {
             let mut stopped: foldhash::HashSet<usize> = foldhash::HashSetExt::new();
             for j in &jobs {
                 if let Some(spec) = j.spec.filter(|_| !stopped.contains(&j.conn)) {
-                    self.conns[j.conn].last_cmd = spec.name.clone();
+                    self.conns[j.conn].last_cmd = spec.name.as_str();
                     if spec.has_flag("blocking") {
                         stopped.insert(j.conn);
                     }
@@ -547,7 +547,7 @@ impl Server {
                 continue;
             }
             if let Some(spec) = job.spec {
-                self.conns[job.conn].last_cmd = spec.name.clone();
+                self.conns[job.conn].last_cmd = spec.name.as_str();
             }
             let block = job.block.take();
             if block.is_none() {
