@@ -43,6 +43,16 @@ CONF
     fi
     "$BINDIR/psql" -h "$RUNDIR" -p "$PGPORT" -U postgres -d postgres -qAt \
         -c "CREATE EXTENSION IF NOT EXISTS pgkv" >/dev/null
+    # A cluster made by a build from before kv.zsets was keyed by member
+    # hash (no released version has an update script yet).
+    local old_zsets
+    old_zsets=$("$BINDIR/psql" -h "$RUNDIR" -p "$PGPORT" -U postgres -d postgres -qAt \
+        -c "SELECT count(*) FROM pg_attribute WHERE attrelid = 'kv.zsets'::regclass AND attname = 'seq' AND NOT attisdropped")
+    if [ "$old_zsets" = 1 ]; then
+        echo "pgkv: bringing kv.zsets to this build's schema (sql/migrate/zsets_member_hash.sql)"
+        "$BINDIR/psql" -h "$RUNDIR" -p "$PGPORT" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1 \
+            -f "$ROOT/sql/migrate/zsets_member_hash.sql" >/dev/null
+    fi
     for _ in $(seq 1 100); do
         if [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; then
             cat <<MSG
