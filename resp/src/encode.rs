@@ -29,39 +29,7 @@ fn put_line(out: &mut BytesMut, prefix: u8, body: &[u8]) {
 }
 
 fn put_len(out: &mut BytesMut, prefix: u8, n: i64) {
-    let mut buf = itoa_buf(n);
-    put_line(out, prefix, buf.as_bytes_mut());
-}
-
-struct ItoaBuf {
-    bytes: [u8; 20],
-    start: usize,
-}
-
-impl ItoaBuf {
-    fn as_bytes_mut(&mut self) -> &[u8] {
-        &self.bytes[self.start..]
-    }
-}
-
-fn itoa_buf(n: i64) -> ItoaBuf {
-    let mut bytes = [0u8; 20];
-    let mut i = bytes.len();
-    let neg = n < 0;
-    let mut v = n.unsigned_abs();
-    loop {
-        i -= 1;
-        bytes[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    if neg {
-        i -= 1;
-        bytes[i] = b'-';
-    }
-    ItoaBuf { bytes, start: i }
+    put_line(out, prefix, itoa::Buffer::new().format(n).as_bytes());
 }
 
 fn has_newline(s: &[u8]) -> bool {
@@ -77,8 +45,12 @@ fn one_line(s: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 }
 
 fn put_bulk(out: &mut BytesMut, body: &[u8]) {
-    put_len(out, b'$', body.len() as i64);
-    out.reserve(body.len() + 2);
+    let mut digits = itoa::Buffer::new();
+    let len = digits.format(body.len()).as_bytes();
+    out.reserve(len.len() + body.len() + 5);
+    out.put_u8(b'$');
+    out.put_slice(len);
+    out.put_slice(b"\r\n");
     out.put_slice(body);
     out.put_slice(b"\r\n");
 }
