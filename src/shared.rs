@@ -142,6 +142,15 @@ struct Local {
     worker: Option<usize>,
 }
 
+impl Local {
+    /// The hashes of the keys touched from `mark` on in a way that may make
+    /// them ready for blocked clients (not `touch_overwrite`), in order.
+    fn ready_from(&self, mark: usize) -> Vec<u64> {
+        let overwrite = |at: &usize| self.overwrites.binary_search(at).is_ok();
+        (mark..self.touched.len()).filter(|at| !overwrite(at)).map(|at| self.touched[at]).collect()
+    }
+}
+
 thread_local! {
     static LOCAL: RefCell<Local> = RefCell::new(Local::default());
 }
@@ -176,11 +185,7 @@ pub fn touch_mark() -> usize {
 /// The hashes of the keys touched since `mark` (`touch_mark`) in a way
 /// that may make them ready for blocked clients, in order.
 pub fn ready_since(mark: usize) -> Vec<u64> {
-    LOCAL.with(|l| {
-        let l = l.borrow();
-        let skip = |at: &usize| l.overwrites.binary_search(at).is_ok();
-        (mark..l.touched.len()).filter(|at| !skip(at)).map(|at| l.touched[at]).collect()
-    })
+    LOCAL.with(|l| l.borrow().ready_from(mark))
 }
 
 /// Forgets the touches made since `mark` (`touch_mark`).
@@ -315,19 +320,15 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
 /// Runs after the commit is durable and visible, before its locks are
 /// released. Nothing here may raise an ERROR.
 fn publish_commit() {
-    let (mut touched, ready, all_ready, flushed, me, config_changed) = LOCAL.with(|l| {
+    let (mut touched, ready, flushed, me, config_changed) = LOCAL.with(|l| {
         let mut l = l.borrow_mut();
         l.xact_seq += 1;
+        // What may make blocked clients elsewhere ready, when that is not
+        // every touch: not the overwrites.
+        let ready = (!l.overwrites.is_empty()).then(|| l.ready_from(0));
         let l = &mut *l;
-        let overwrites = std::mem::take(&mut l.overwrites);
-        let touched = std::mem::take(&mut l.touched);
-        // What may make blocked clients elsewhere ready: not the overwrites.
-        let ready: Vec<u64> = if overwrites.is_empty() {
-            Vec::new()
-        } else {
-            touched.iter().enumerate().filter(|(at, _)| overwrites.binary_search(at).is_err()).map(|(_, h)| *h).collect()
-        };
-        (touched, ready, overwrites.is_empty(), std::mem::take(&mut l.flushed), l.worker, std::mem::take(&mut l.config_changed))
+        l.overwrites.clear();
+        (std::mem::take(&mut l.touched), ready, std::mem::take(&mut l.flushed), l.worker, std::mem::take(&mut l.config_changed))
     });
     if config_changed {
         if let Some(s) = shared() {
@@ -346,8 +347,11 @@ fn publish_commit() {
             s.touch[slot(run[0])].fetch_add(run.len() as u64, SeqCst);
         }
     }
-    let mut touched = if all_ready { touched } else { ready };
-    touched.sort_unstable_by_key(|h| slot(*h));
+    // Sorted by slot already when every touch counts.
+    let mut touched = ready.map_or(touched, |mut ready| {
+        ready.sort_unstable_by_key(|h| slot(*h));
+        ready
+    });
     touched.dedup_by_key(|h| slot(*h));
     if let Some(s) = shared() {
         for db in 0..crate::DATABASES as usize {

@@ -134,16 +134,23 @@ pub fn maybe_wanted(class: u32) -> bool {
 /// nothing, as in Redis.
 pub fn emit(class: u32, event: &'static str, db: i16, key: &[u8]) {
     crate::shared::touch(db, key);
-    if maybe_wanted(class) {
-        PENDING.with(|p| p.borrow_mut().push(Event { class, event, db, key: Bytes::copy_from_slice(key) }));
-    }
+    queue(class, event, db, key);
 }
 
-/// `emit` for a command that replaced the existing key `key` whole (SORT
-/// ... STORE, ZUNIONSTORE and the like): it makes no blocked client ready
-/// (`shared::touch_overwrite`).
-pub fn emit_overwrite(class: u32, event: &'static str, db: i16, key: &[u8]) {
-    crate::shared::touch_overwrite(db, key);
+/// `emit` for the destination of a STORE command (SORT ... STORE,
+/// ZUNIONSTORE and the like): one that `replaced` an existing key whole
+/// makes no blocked client ready (`shared::touch_overwrite`).
+pub fn emit_stored(class: u32, event: &'static str, db: i16, key: &[u8], replaced: bool) {
+    if replaced {
+        crate::shared::touch_overwrite(db, key);
+    } else {
+        crate::shared::touch(db, key);
+    }
+    queue(class, event, db, key);
+}
+
+/// Queues the notification of `event` when its class may be wanted.
+fn queue(class: u32, event: &'static str, db: i16, key: &[u8]) {
     if maybe_wanted(class) {
         PENDING.with(|p| p.borrow_mut().push(Event { class, event, db, key: Bytes::copy_from_slice(key) }));
     }

@@ -178,11 +178,7 @@ fn sort_generic(ctx: &mut Ctx, args: &mut Args, read_only: bool) -> CmdResult {
                 let values: Vec<Bytes> = out.into_iter().map(|v| Bytes::from(v.unwrap_or_default())).collect();
                 let e = store.recreate(ctx.session.db, &dst, ctx.now_ms, KeyType::List, existed)?;
                 store.list_push(&e, &values, false)?;
-                if existed {
-                    super::notify::emit_overwrite(super::notify::LIST, "sortstore", ctx.session.db, &dst);
-                } else {
-                    ctx.notify(super::notify::LIST, "sortstore", &dst);
-                }
+                super::notify::emit_stored(super::notify::LIST, "sortstore", ctx.session.db, &dst, existed);
             } else if existed {
                 ctx.notify(super::notify::GENERIC, "del", &dst);
             }

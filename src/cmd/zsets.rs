@@ -563,11 +563,7 @@ fn store_result(ctx: &mut Ctx, dst: &[u8], pairs: Pairs, event: &'static str) ->
         let mut pairs: Vec<(Bytes, f64)> = pairs.into_iter().map(|(m, s)| (Bytes::from(m), s)).collect();
         as_stored(ctx, n, &mut pairs)?;
         store.zreplace(&e, &pairs)?;
-        if existed {
-            super::notify::emit_overwrite(ZSET, event, ctx.session.db, dst);
-        } else {
-            ctx.notify(ZSET, event, dst);
-        }
+        super::notify::emit_stored(ZSET, event, ctx.session.db, dst, existed);
     } else if existed {
         ctx.notify(GENERIC, "del", dst);
     }

@@ -116,9 +116,8 @@ impl<'a> Store<'a> {
         let args = [e.id.into(), bytea_array(wanted)];
         let found: Vec<(Vec<u8>, Known)> = match e.ktype {
             KeyType::ZSet => {
-                let hashes: Vec<i64> = wanted.iter().map(|m| super::zsets::member_hash(m)).collect();
                 let [id, members] = args;
-                let pairs = self.run(&ZSET_AHEAD, &[id, members, DatumWithOid::from(hashes)], |_| super::sql::bytea_float8_pairs())?;
+                let pairs = self.run(&ZSET_AHEAD, &[id, members, super::zsets::member_hashes(wanted)], |_| super::sql::bytea_float8_pairs())?;
                 pairs.into_iter().map(|(m, score)| (m, Known::Score(score))).collect()
             }
             KeyType::Hash | KeyType::Set => {

@@ -68,6 +68,11 @@ pub fn member_hash(member: &[u8]) -> i64 {
     (twox_hash::XxHash3_64::oneshot(member) >> 2) as i64
 }
 
+/// `member_hash` of each of `members`, as a statement's bigint[].
+pub(super) fn member_hashes(members: &[Bytes]) -> DatumWithOid<'static> {
+    DatumWithOid::from(members.iter().map(|m| member_hash(m)).collect::<Vec<i64>>())
+}
+
 /// Queues the writes of `pairs`, whose members are `known`: (members
 /// added, existing members whose score changed). A score that stays is not
 /// rewritten (it is in two indexes: every rewrite is a non-HOT update).
@@ -151,14 +156,12 @@ impl<'a> Store<'a> {
         }
         let members: Vec<Bytes> = pairs.iter().map(|(m, _)| m.clone()).collect();
         let scores: Vec<f64> = pairs.iter().map(|(_, s)| *s).collect();
-        let hashes: Vec<i64> = members.iter().map(|m| member_hash(m)).collect();
-        self.run(many, &[e.id.into(), bytea_array(&members), DatumWithOid::from(scores), DatumWithOid::from(hashes)], f)
+        self.run(many, &[e.id.into(), bytea_array(&members), DatumWithOid::from(scores), member_hashes(&members)], f)
     }
 
     /// Removes members, returning how many existed; drops an emptied zset.
     pub fn zrem(self, e: &Entry, members: &[Bytes]) -> Result<i64, CmdError> {
-        let hashes: Vec<i64> = members.iter().map(|m| member_hash(m)).collect();
-        let removed = self.exec(&ZREM, &[e.id.into(), bytea_array(members), DatumWithOid::from(hashes)])? as i64;
+        let removed = self.exec(&ZREM, &[e.id.into(), bytea_array(members), member_hashes(members)])? as i64;
         self.set_card(e, e.card - removed, e.head)?;
         Ok(removed)
     }

@@ -130,10 +130,7 @@ fn run_jobs<S: Sessions>(jobs: &mut [Job], sessions: &mut S, in_batch: &mut Hash
                 // COMMIT failed (a deferred constraint, say) and cannot be
                 // pinned on one command: run each command in a transaction
                 // of its own, so only the guilty one fails.
-                unpark_attempt(jobs, sessions);
-                for (conn, s) in &saved {
-                    *sessions.session(*conn) = s.clone();
-                }
+                roll_back(jobs, sessions, &saved);
                 for i in 0..jobs.len() {
                     jobs[i].reset();
                     if jobs[..i].iter().any(|j| j.conn == jobs[i].conn && (j.block.is_some() || j.skipped)) {
@@ -150,10 +147,7 @@ fn run_jobs<S: Sessions>(jobs: &mut [Job], sessions: &mut S, in_batch: &mut Hash
                 // Nothing left to isolate: the failure belongs to the
                 // transaction itself (usually COMMIT). Every command fails
                 // with it; none of their effects survived.
-                unpark_attempt(jobs, sessions);
-                for (conn, s) in &saved {
-                    *sessions.session(*conn) = s.clone();
-                }
+                roll_back(jobs, sessions, &saved);
                 for j in jobs.iter_mut() {
                     j.reset();
                     let proto = sessions.session(j.conn).proto;
@@ -163,22 +157,23 @@ fn run_jobs<S: Sessions>(jobs: &mut [Job], sessions: &mut S, in_batch: &mut Hash
             }
         }
         retries += 1;
-        unpark_attempt(jobs, sessions);
-        for (conn, s) in &saved {
-            *sessions.session(*conn) = s.clone();
-        }
+        roll_back(jobs, sessions, &saved);
         for j in jobs.iter_mut() {
             j.reset();
         }
     }
 }
 
-/// Undoes what a rolled-back attempt's jobs that parked their client told
-/// CLIENT UNBLOCK (`execute_all`); a client parked before the batch (a
-/// job run again for it) stays parked.
-fn unpark_attempt<S: Sessions>(jobs: &[Job], sessions: &mut S) {
+/// Undoes what a rolled-back attempt did outside the database: the
+/// sessions get back their state from before it (`saved`), and CLIENT
+/// UNBLOCK forgets the clients its jobs parked (`execute_all`; a client
+/// parked before the batch, a job run again for it, stays parked).
+fn roll_back<S: Sessions>(jobs: &[Job], sessions: &mut S, saved: &[(usize, Session)]) {
     for j in jobs.iter().filter(|j| j.block.is_some() && !j.serving) {
         cmd::blocking::set_parked(sessions.session(j.conn).id, false);
+    }
+    for (conn, s) in saved {
+        *sessions.session(*conn) = s.clone();
     }
 }
 
