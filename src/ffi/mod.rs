@@ -6,6 +6,7 @@
 use std::os::raw::{c_char, c_int};
 
 pub mod notify;
+pub mod unguarded;
 
 extern "C" {
     fn pgkv_ld_parse(s: *const c_char, slen: usize, finite: *mut c_int) -> c_int;

@@ -32,6 +32,7 @@
 use super::cache::{MemberValue, PendingMember, PendingPush, PendingSet, Tid};
 use super::{Entry, KeyType};
 use crate::error::CmdError;
+use crate::ffi::unguarded;
 use bytes::Bytes;
 use pgrx::pg_sys;
 use pgrx::{FromDatum, IntoDatum};
@@ -457,6 +458,9 @@ pub fn insert_list_elements(pushes: &[PendingPush]) -> Result<bool, CmdError> {
 }
 
 /// kv.lists's columns (`sql/schema.sql`): id, pos, value.
+/// Scan keys `read_scan` takes at most.
+const SCAN_KEYS: usize = 4;
+
 const LIST_COLUMNS: [pg_sys::Oid; 3] = [pg_sys::INT8OID, pg_sys::INT8OID, pg_sys::BYTEAOID];
 
 /// Hands `each` the values of list `id` at positions `from..=to`, in
@@ -476,7 +480,7 @@ pub fn list_range(id: i64, from: i64, to: i64, mut each: impl FnMut(&[u8])) -> R
     // detoasted copy before it is freed).
     unsafe {
         read_scan((c"lists", c"lists_pkey"), &LIST_COLUMNS, &[1, 2], &keys, false, |slot| {
-            with_bytes(slot, 3, &mut each);
+            scanned_bytes(slot, 3, &mut each);
             true
         })
     }
@@ -515,23 +519,26 @@ pub fn members_by_seq(table: MemberTable, id: i64, from: Option<i64>, limit: i64
     // SAFETY: as in `list_range`.
     unsafe {
         read_scan((name, by_seq), columns, index_columns, &keys, false, |slot| {
-            let n = if from.is_some() { get::<i64>(slot, seq as i32).unwrap_or_default() } else { 0 };
+            let n = if from.is_some() { scanned::<i64>(slot, seq as i32).unwrap_or_default() } else { 0 };
             if left <= 0 && !(ties && last == Some(n)) {
                 return false;
             }
             last = Some(n);
             match table {
                 MemberTable::Hashes => {
-                    if let Some(field) = with_bytes(slot, 2, <[u8]>::to_vec) {
-                        with_bytes(slot, 3, |value| each(n, &field, MemberRow::Field(value)));
+                    // Both columns deformed before the field is: nothing
+                    // unguarded runs while this frame owns the field's copy.
+                    unguarded::slot_attr(slot, 3);
+                    if let Some(field) = scanned_bytes(slot, 2, <[u8]>::to_vec) {
+                        scanned_bytes(slot, 3, |value| each(n, &field, MemberRow::Field(value)));
                     }
                 }
                 MemberTable::Sets => {
-                    with_bytes(slot, 2, |member| each(n, member, MemberRow::Set));
+                    scanned_bytes(slot, 2, |member| each(n, member, MemberRow::Set));
                 }
                 MemberTable::ZSets => {
-                    let score = get::<f64>(slot, SCORE).unwrap_or_default();
-                    with_bytes(slot, 2, |member| each(n, member, MemberRow::Score(score)));
+                    let score = scanned::<f64>(slot, SCORE).unwrap_or_default();
+                    scanned_bytes(slot, 2, |member| each(n, member, MemberRow::Score(score)));
                 }
             }
             left -= 1;
@@ -564,8 +571,8 @@ pub fn zset_range(id: i64, scores: Option<(f64, f64)>, offset: i64, limit: i64, 
                 skip -= 1;
                 return true;
             }
-            let score = get::<f64>(slot, SCORE).unwrap_or_default();
-            with_bytes(slot, 2, |member| each(member, score));
+            let score = scanned::<f64>(slot, SCORE).unwrap_or_default();
+            scanned_bytes(slot, 2, |member| each(member, score));
             left -= 1;
             left > 0
         })
@@ -609,17 +616,23 @@ unsafe fn read_scan(
         let out = with_relations(oids, pg_sys::AccessShareLock, shaped, |heap, index| {
             let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
             let scan = pg_sys::index_beginscan(heap, index, pg_sys::GetActiveSnapshot(), keys.len() as i32, 0);
-            let mut skeys: Vec<pg_sys::ScanKeyData> = vec![std::mem::zeroed(); keys.len()];
+            let mut skeys: [pg_sys::ScanKeyData; SCAN_KEYS] = [std::mem::zeroed(); SCAN_KEYS];
+            let skeys = &mut skeys[..keys.len()];
             for (skey, &(column, strategy, proc_, value)) in skeys.iter_mut().zip(keys) {
                 pg_sys::ScanKeyInit(skey, column, strategy as u16, proc_.into(), value);
             }
             pg_sys::index_rescan(scan, skeys.as_mut_ptr(), keys.len() as i32, std::ptr::null_mut(), 0);
             let direction = if backward { pg_sys::ScanDirection::BackwardScanDirection } else { pg_sys::ScanDirection::ForwardScanDirection };
-            while pg_sys::index_getnext_slot(scan, direction, slot) {
-                if !each(slot) {
-                    break;
+            // One guard for the whole scan (`ffi::unguarded`): this frame
+            // owns nothing that needs dropping, and `each` reads the slot
+            // with the unguarded accessors below.
+            unguarded::guarded(|| {
+                while unguarded::index_getnext_slot(scan, direction, slot) {
+                    if !each(slot) {
+                        break;
+                    }
                 }
-            }
+            });
             pg_sys::index_endscan(scan);
             pg_sys::ExecDropSingleTupleTableSlot(slot);
             Some(())
@@ -1154,6 +1167,7 @@ impl Scope {
     /// and `KEY`; a member table's id and member).
     unsafe fn holds(self, slot: *mut pg_sys::TupleTableSlot, key: &[u8]) -> bool {
         unsafe {
+            attr(slot, KEY);
             let scope = match self {
                 Scope::Db(db) => get::<i16>(slot, DB) == Some(db),
                 Scope::Id(id) => get::<i64>(slot, 1) == Some(id),
@@ -1250,24 +1264,40 @@ impl Located {
 /// it).
 unsafe fn entry(slot: *mut pg_sys::TupleTableSlot, db: i16, key: &Bytes, value: bool) -> Option<Entry> {
     unsafe {
+        attr(slot, HEAD);
         Some(Entry {
             db,
             key: key.clone(),
             id: get(slot, ID).unwrap_or_default(),
             ktype: KeyType::from_code(get::<i8>(slot, TYPE).unwrap_or_default()).ok()?,
             expire_at: get(slot, EXPIRE_AT),
-            value: if value { get::<Vec<u8>>(slot, VALUE).map(Bytes::from) } else { None },
+            value: if value { with_bytes(slot, VALUE, Bytes::copy_from_slice) } else { None },
             card: get(slot, CARD).unwrap_or_default(),
             head: get(slot, HEAD).unwrap_or_default(),
         })
     }
 }
 
+/// Column `attnum` (1-based, a user column) of `slot`: value and null
+/// flag, deforming the tuple up to it only if the slot has not yet, as
+/// PostgreSQL's inline `slot_getattr` does. pgrx's `slot_getattr` is a
+/// guarded call to a C shim even when the column is deformed already;
+/// reading a row's columns this way costs one guarded call per row
+/// instead of one per column (ask for the highest column first).
+unsafe fn attr(slot: *mut pg_sys::TupleTableSlot, attnum: i32) -> (pg_sys::Datum, bool) {
+    unsafe {
+        if ((*slot).tts_nvalid as i32) < attnum {
+            pg_sys::slot_getsomeattrs_int(slot, attnum);
+        }
+        let i = attnum as usize - 1;
+        (*(*slot).tts_values.add(i), *(*slot).tts_isnull.add(i))
+    }
+}
+
 /// Column `attnum` of the slot's tuple (detoasted and copied for bytea).
 unsafe fn get<T: FromDatum>(slot: *mut pg_sys::TupleTableSlot, attnum: i32) -> Option<T> {
     unsafe {
-        let mut isnull = false;
-        let datum = pg_sys::slot_getattr(slot, attnum, &mut isnull);
+        let (datum, isnull) = attr(slot, attnum);
         T::from_datum(datum, isnull)
     }
 }
@@ -1277,21 +1307,46 @@ unsafe fn same_bytes(slot: *mut pg_sys::TupleTableSlot, attnum: i32, want: &[u8]
     unsafe { with_bytes(slot, attnum, |b| b == want).unwrap_or(false) }
 }
 
-/// `f` of the bytes of bytea column `attnum` (detoasted into a copy that
-/// is freed after), or `None` for NULL.
+/// `f` of the bytes of bytea column `attnum`, or `None` for NULL.
 unsafe fn with_bytes<T>(slot: *mut pg_sys::TupleTableSlot, attnum: i32, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
     unsafe {
-        let mut isnull = false;
-        let datum = pg_sys::slot_getattr(slot, attnum, &mut isnull);
+        let (datum, isnull) = attr(slot, attnum);
+        bytes_of(datum, isnull, f)
+    }
+}
+
+/// `get` for a row of `read_scan`, inside its guard: the slot read with
+/// the unguarded accessor (`ffi::unguarded`).
+unsafe fn scanned<T: FromDatum>(slot: *mut pg_sys::TupleTableSlot, attnum: i32) -> Option<T> {
+    unsafe {
+        let (datum, isnull) = unguarded::slot_attr(slot, attnum);
+        T::from_datum(datum, isnull)
+    }
+}
+
+/// `with_bytes` for a row of `read_scan`, inside its guard.
+unsafe fn scanned_bytes<T>(slot: *mut pg_sys::TupleTableSlot, attnum: i32, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
+    unsafe {
+        let (datum, isnull) = unguarded::slot_attr(slot, attnum);
+        bytes_of(datum, isnull, f)
+    }
+}
+
+/// `f` of a bytea datum's bytes, or `None` for NULL. A value stored inline
+/// and uncompressed, the usual case, is read in place; only a compressed
+/// or out-of-line one is detoasted, into a copy freed after.
+unsafe fn bytes_of<T>(datum: pg_sys::Datum, isnull: bool, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
+    unsafe {
         if isnull {
             return None;
         }
         let raw = datum.cast_mut_ptr::<pg_sys::varlena>();
+        if !pgrx::varlena::varatt_is_1b_e(raw) && !pgrx::varlena::varatt_is_4b_c(raw) {
+            return Some(f(pgrx::varlena::varlena_to_byte_slice(raw)));
+        }
         let plain = pg_sys::pg_detoast_datum_packed(raw);
         let out = f(pgrx::varlena::varlena_to_byte_slice(plain));
-        if plain != raw {
-            pg_sys::pfree(plain.cast());
-        }
+        pg_sys::pfree(plain.cast());
         Some(out)
     }
 }

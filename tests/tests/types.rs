@@ -1044,3 +1044,91 @@ fn queued_member_writes_match_redis() {
         d.check(&["EXEC"]);
     });
 }
+
+/// Elements, members and values big enough that PostgreSQL stores them
+/// compressed (in the row, or out of line) or out of line uncompressed
+/// come back whole from every read: the range reads (LRANGE, HGETALL,
+/// SMEMBERS, ZRANGE, the SCANs), which read them in place and detoast only
+/// such values, and the single reads.
+#[test]
+fn compressed_and_out_of_line_values_read_back_whole() {
+    let c = pgkv_tests::shared();
+    let mut r = c.redis();
+    let _: () = redis::cmd("SELECT").arg(12).query(&mut r).unwrap();
+    let _: () = redis::cmd("FLUSHDB").query(&mut r).unwrap();
+    // Incompressible (xorshift bytes): out of line, uncompressed.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let random: Vec<u8> = (0..64 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    // Compressible: compressed, out of line (200 kB) or in the row (6 kB,
+    // small enough compressed for a member's index entry).
+    let long: Vec<u8> = (0..200 * 1024).map(|i| b"pgkv"[i % 4] ^ (i / 4096) as u8).collect();
+    let member: Vec<u8> = (0..6 * 1024).map(|i| b"member"[i % 6] ^ (i / 1024) as u8).collect();
+    let small = b"small".to_vec();
+    let values = [small.clone(), random.clone(), long.clone(), member.clone()];
+
+    let _: i64 = redis::cmd("RPUSH").arg("l").arg(&values[..]).query(&mut r).unwrap();
+    let got: Vec<Vec<u8>> = redis::cmd("LRANGE").arg("l").arg(0).arg(-1).query(&mut r).unwrap();
+    assert!(got == values, "LRANGE");
+    let got: Vec<u8> = redis::cmd("LINDEX").arg("l").arg(2).query(&mut r).unwrap();
+    assert!(got == long, "LINDEX");
+
+    let _: i64 = redis::cmd("HSET").arg("h").arg("a").arg(&random).arg("b").arg(&long).arg(&member).arg(&small).query(&mut r).unwrap();
+    let got: Vec<Vec<u8>> = redis::cmd("HGETALL").arg("h").query(&mut r).unwrap();
+    let want = vec![b"a".to_vec(), random.clone(), b"b".to_vec(), long.clone(), member.clone(), small.clone()];
+    assert!(got == want, "HGETALL");
+    let (_, got): (String, Vec<Vec<u8>>) = redis::cmd("HSCAN").arg("h").arg(0).query(&mut r).unwrap();
+    assert!(got == want, "HSCAN");
+    let got: Vec<u8> = redis::cmd("HGET").arg("h").arg(&member).query(&mut r).unwrap();
+    assert!(got == small, "HGET by a compressed field");
+
+    let _: i64 = redis::cmd("SADD").arg("s").arg(&member).arg(&small).query(&mut r).unwrap();
+    let mut got: Vec<Vec<u8>> = redis::cmd("SMEMBERS").arg("s").query(&mut r).unwrap();
+    got.sort();
+    let mut want = vec![member.clone(), small.clone()];
+    want.sort();
+    assert!(got == want, "SMEMBERS");
+    let (_, mut got): (String, Vec<Vec<u8>>) = redis::cmd("SSCAN").arg("s").arg(0).query(&mut r).unwrap();
+    got.sort();
+    assert!(got == want, "SSCAN");
+    let is: bool = redis::cmd("SISMEMBER").arg("s").arg(&member).query(&mut r).unwrap();
+    assert!(is, "SISMEMBER of a compressed member");
+
+    let _: i64 = redis::cmd("ZADD").arg("z").arg(1).arg(&member).arg(2).arg(&small).query(&mut r).unwrap();
+    let got: Vec<Vec<u8>> = redis::cmd("ZRANGE").arg("z").arg(0).arg(-1).query(&mut r).unwrap();
+    assert!(got == vec![member.clone(), small.clone()], "ZRANGE");
+    let got: Vec<Vec<u8>> = redis::cmd("ZRANGEBYSCORE").arg("z").arg("(0").arg(1).query(&mut r).unwrap();
+    assert!(got == vec![member.clone()], "ZRANGEBYSCORE");
+    let (_, mut got): (String, Vec<Vec<u8>>) = redis::cmd("ZSCAN").arg("z").arg(0).query(&mut r).unwrap();
+    got.sort();
+    let mut want = vec![member.clone(), b"1".to_vec(), small.clone(), b"2".to_vec()];
+    want.sort();
+    assert!(got == want, "ZSCAN");
+
+    let _: () = redis::cmd("SET").arg("str").arg(&long).query(&mut r).unwrap();
+    let got: i64 = redis::cmd("APPEND").arg("str").arg("!").query(&mut r).unwrap();
+    assert_eq!(got as usize, long.len() + 1);
+    let got: Vec<u8> = redis::cmd("GETRANGE").arg("str").arg(-3).arg(-1).query(&mut r).unwrap();
+    assert_eq!(got, [&long[long.len() - 2..], b"!"].concat());
+
+    // The values are stored as the test means them to be.
+    let mut sql = c.sql();
+    let row = sql
+        .query_one(
+            "SELECT count(*) FILTER (WHERE pg_column_compression(l.value) IS NOT NULL),
+                    count(*) FILTER (WHERE pg_column_compression(l.value) IS NULL AND length(l.value) > 60000),
+                    (SELECT count(*) FROM kv.sets s JOIN kv.keys k ON k.id = s.id
+                      WHERE k.db = 12 AND pg_column_compression(s.member) IS NOT NULL)
+               FROM kv.lists l JOIN kv.keys k ON k.id = l.id WHERE k.db = 12 AND k.key = 'l'",
+            &[],
+        )
+        .unwrap();
+    let (compressed, out_of_line, compressed_members) = (row.get::<_, i64>(0), row.get::<_, i64>(1), row.get::<_, i64>(2));
+    assert!(compressed >= 1 && out_of_line == 1 && compressed_members == 1, "{compressed} {out_of_line} {compressed_members}");
+}
