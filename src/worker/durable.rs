@@ -216,11 +216,21 @@ impl Durable {
         !self.queue.is_empty() || !self.late.is_empty()
     }
 
-    /// Lets out the held output whose WAL is flushed now. Without a
-    /// flusher (it stopped), flushes first.
+    /// Lets out the held output whose WAL is flushed now, and sends it,
+    /// oldest batch first. Without a flusher (it stopped), flushes first.
+    ///
+    /// Sending here, rather than with every connection's output after it,
+    /// keeps replies in the order their batches ran across clients too: the
+    /// output of a later batch (a read-only one needs no hold once the WAL
+    /// is flushed) never reaches its client before earlier batches' output
+    /// reaches theirs. A CLIENT LIST that shows a client blocked on a
+    /// command late in its pipeline is then answered after the replies to
+    /// the commands before it were sent, as in Redis.
     pub fn release(&mut self, conns: &mut Slab<Conn>) {
         for (key, id, end) in std::mem::take(&mut self.late) {
-            release_one(conns, key, id, end);
+            if let Some(c) = release_one(conns, key, id, end) {
+                c.flush();
+            }
         }
         let Some(last) = self.queue.back().map(|h| h.lsn) else { return };
         self.flushed = flushed();
@@ -231,7 +241,9 @@ impl Durable {
         while self.queue.front().is_some_and(|h| h.lsn <= self.flushed) {
             let held = self.queue.pop_front().expect("front");
             for (key, id, end) in held.conns {
-                release_one(conns, key, id, end);
+                if let Some(c) = release_one(conns, key, id, end) {
+                    c.flush();
+                }
             }
         }
     }

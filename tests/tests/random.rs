@@ -993,13 +993,19 @@ fn listed_blocked(control: &mut RawClient, id: &str) -> bool {
 
 /// The next reply on `conn`, or `None` while its client is blocked
 /// (CLIENT LIST on `control` says so and no reply has come).
+///
+/// A client listed blocked may be blocked on a later command of its
+/// pipeline, the one asked about having been answered meanwhile: the
+/// servers send a reply before they answer a CLIENT LIST that ran after
+/// it (pgkv holds replies until their WAL flush, then sends them in the
+/// order their batches ran), so a reply sent by then is read here.
 fn reply_unless_blocked(conn: &mut RawClient, control: &mut RawClient, id: &str) -> Option<Vec<u8>> {
     loop {
         if let Some(reply) = conn.try_read_reply(std::time::Duration::from_millis(2)) {
             return Some(reply);
         }
         if listed_blocked(control, id) {
-            return None;
+            return conn.try_read_reply(std::time::Duration::from_millis(2));
         }
     }
 }
