@@ -533,6 +533,7 @@ pub use cache::{hint_members, hint_pops};
 /// Starts a unit of work (a batch attempt, a SQL call): nothing cached yet.
 pub fn begin() {
     cache::clear();
+    direct::clear_locked_versions();
     set_worker_user(None);
 }
 

@@ -52,6 +52,8 @@ pub fn run<'a, R>(
     f: impl FnOnce(SpiTupleTable<'a>) -> Result<R, CmdError>,
 ) -> Result<R, CmdError> {
     let key = sql as *const Sql as usize;
+    // Any statement may change rows the batch locked (`direct::write_back`).
+    super::direct::forget_locked_versions();
     KEPT.with(|kept| {
         if !kept.borrow().contains_key(&key) {
             let prepared = if sql.writes { spi.prepare_mut(sql.text, sql.types)? } else { spi.prepare(sql.text, sql.types)? };

@@ -715,3 +715,42 @@ fn typed_functions_in_repeatable_read_and_serializable_transactions() {
         assert_eq!(l, vec!["z", "a", "b"]);
     }
 }
+
+/// A user's trigger on kv.keys that changes another key's row while the
+/// worker writes a batch's key rows back: the write-back must not update
+/// by ctid a row the trigger changed since the batch locked it (PostgreSQL
+/// would raise "tuple already updated by self"). Every write lands; the
+/// trigger's change of tg:z is overwritten by the batch's own write of it
+/// or comes after it, depending on which row the batch writes first.
+#[test]
+fn a_user_trigger_changing_other_key_rows_during_the_write_back() {
+    // A cluster of its own: the trigger is on every key row.
+    let c = PgCluster::start();
+    let mut r = c.redis();
+    let keys: Vec<String> = (0..10).map(|i| format!("tg:k{i}")).collect();
+    let mut mset = redis::cmd("MSET");
+    mset.arg("tg:z").arg("1");
+    for k in &keys {
+        mset.arg(k).arg("1");
+    }
+    let _: () = mset.query(&mut r).unwrap();
+    c.psql(
+        "CREATE FUNCTION public.tg_touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           UPDATE kv.keys SET value = 'trigger' WHERE db = 0 AND key = 'tg:z'; RETURN NEW; END $$; \
+         CREATE TRIGGER tg_touch BEFORE UPDATE ON kv.keys FOR EACH ROW \
+           WHEN (NEW.key <> 'tg:z'::bytea) EXECUTE FUNCTION public.tg_touch();",
+    );
+    for round in 2..5 {
+        // One batch: each key's row locked, then written back in place.
+        let mut p = redis::pipe();
+        p.cmd("SET").arg("tg:z").arg(round);
+        for k in &keys {
+            p.cmd("SET").arg(k).arg(round);
+        }
+        let _: () = p.query(&mut r).unwrap();
+        let got: Vec<String> = redis::cmd("MGET").arg(&keys).query(&mut r).unwrap();
+        assert!(got.iter().all(|v| *v == round.to_string()), "round {round}: {got:?}");
+        let z: String = r.get("tg:z").unwrap();
+        assert!(z == round.to_string() || z == "trigger", "round {round}: tg:z = {z}");
+    }
+}
