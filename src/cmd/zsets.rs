@@ -885,7 +885,11 @@ fn zsetop(ctx: &mut Ctx, args: &mut Args, op: SetOp, store: bool, card_only: boo
         return Ok(Frame::Integer(if limit > 0 { n.min(limit) } else { n }));
     }
     let mut result: Pairs = acc.into_iter().collect();
-    result.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    // By score as Redis compares doubles (-0 and 0 are equal, the member
+    // decides), then by member. Results are never NaN; `total_cmp` keeps
+    // the order total regardless.
+    let score = |x: f64| if x == 0.0 { 0.0 } else { x };
+    result.sort_by(|a, b| score(a.1).total_cmp(&score(b.1)).then_with(|| a.0.cmp(&b.0)));
     match dst {
         Some(dst) => {
             let event = match op {
