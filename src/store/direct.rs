@@ -172,10 +172,19 @@ pub fn forget_locked_versions() {
     EPOCH.with(|e| e.set(e.get() + 1));
 }
 
-/// `forget_locked_versions`, also dropping the entries (a new unit of work).
+/// `forget_locked_versions`, also dropping the entries (a new unit of
+/// work). A usual batch's allocation is kept for the next; a huge batch's
+/// is freed, as the key-row cache's is.
 pub fn clear_locked_versions() {
     forget_locked_versions();
-    LOCKED.with(|l| l.borrow_mut().clear());
+    LOCKED.with(|l| {
+        let mut l = l.borrow_mut();
+        if l.capacity() > 4096 {
+            *l = Default::default();
+        } else {
+            l.clear();
+        }
+    });
 }
 
 /// Notes what the lock pass saw of the version in `locked` (a buffer slot
@@ -533,10 +542,10 @@ pub fn insert_list_elements(pushes: &[PendingPush]) -> Result<bool, CmdError> {
     }
 }
 
-/// kv.lists's columns (`sql/schema.sql`): id, pos, value.
 /// Scan keys `read_scan` takes at most.
 const SCAN_KEYS: usize = 4;
 
+/// kv.lists's columns (`sql/schema.sql`): id, pos, value.
 const LIST_COLUMNS: [pg_sys::Oid; 3] = [pg_sys::INT8OID, pg_sys::INT8OID, pg_sys::BYTEAOID];
 
 /// Hands `each` the values of list `id` at positions `from..=to`, in
