@@ -442,10 +442,7 @@ pub fn insert_keys(sets: &[&PendingSet]) -> Result<bool, CmdError> {
                 values[KEY as usize - 1] = set.key.as_slice().into_datum().expect("a bytea datum");
                 values[ID as usize - 1] = pg_sys::OidFunctionCall1Coll(pg_sys::Oid::from(pg_sys::F_NEXTVAL), pg_sys::InvalidOid, seq.into());
                 values[TYPE as usize - 1] = KeyType::String.code().into();
-                match set.expire_at {
-                    Some(at) => values[EXPIRE_AT as usize - 1] = at.into(),
-                    None => nulls[EXPIRE_AT as usize - 1] = true,
-                }
+                set_column(values, nulls, EXPIRE_AT, set.expire_at.into_datum());
                 values[VALUE as usize - 1] = set.value.as_slice().into_datum().expect("a bytea datum");
                 values[CARD as usize - 1] = 0i64.into();
                 values[HEAD as usize - 1] = 0i64.into();
@@ -895,11 +892,7 @@ pub fn write_back(rows: &[(Entry, Tid)]) -> Result<Option<Vec<bool>>, CmdError> 
                 values.copy_from_slice(std::slice::from_raw_parts((*old).tts_values, natts));
                 nulls.copy_from_slice(std::slice::from_raw_parts((*old).tts_isnull, natts));
                 let caller = pg_sys::MemoryContextSwitchTo(per_row);
-                let mut set = |attnum: i32, datum: Option<pg_sys::Datum>| {
-                    let i = attnum as usize - 1;
-                    values[i] = datum.unwrap_or(pg_sys::Datum::from(0));
-                    nulls[i] = datum.is_none();
-                };
+                let mut set = |attnum, datum| set_column(values, nulls, attnum, datum);
                 set(EXPIRE_AT, e.expire_at.into_datum());
                 if let Some(v) = &e.value {
                     set(VALUE, v.as_ref().into_datum());
@@ -963,11 +956,7 @@ unsafe fn replace_locked(
         *used += need + std::mem::size_of::<pg_sys::ItemIdData>();
         let (values, nulls) = cleared(new, COLUMN_TYPES.len());
         let caller = pg_sys::MemoryContextSwitchTo(per_row);
-        let mut set = |attnum: i32, datum: Option<pg_sys::Datum>| {
-            let i = attnum as usize - 1;
-            values[i] = datum.unwrap_or(pg_sys::Datum::from(0));
-            nulls[i] = datum.is_none();
-        };
+        let mut set = |attnum, datum| set_column(values, nulls, attnum, datum);
         set(DB, e.db.into_datum());
         set(KEY, e.key.as_ref().into_datum());
         set(ID, e.id.into_datum());
@@ -1597,6 +1586,14 @@ unsafe fn fetch_with_room(heap: pg_sys::Relation, old: *mut pg_sys::TupleTableSl
         let mut at = *tid;
         pg_sys::table_tuple_fetch_row_version(heap, &mut at, snapshot, old)
     }
+}
+
+/// Sets column `attnum` of a row being built in `cleared`'s arrays: the
+/// datum, or NULL for `None`.
+fn set_column(values: &mut [pg_sys::Datum], nulls: &mut [bool], attnum: i32, datum: Option<pg_sys::Datum>) {
+    let i = attnum as usize - 1;
+    values[i] = datum.unwrap_or(pg_sys::Datum::from(0));
+    nulls[i] = datum.is_none();
 }
 
 /// Clears a virtual slot of `natts` columns for a new row: its values and
