@@ -748,7 +748,11 @@ unsafe fn probe_members(
             let score = if zset { get::<f64>(slot, SCORE) } else { None };
             FoundMember { member: m.clone(), score, tid: Some((*slot).tts_tid) }
         };
-        for m in members {
+        members.iter().take(PREFETCH_AHEAD).for_each(|m| at.prefetch(Scope::Id(id), m));
+        for (i, m) in members.iter().enumerate() {
+            if let Some(ahead) = members.get(i + PREFETCH_AHEAD) {
+                at.prefetch(Scope::Id(id), ahead);
+            }
             if at.fetch(pg_sys::GetActiveSnapshot(), Scope::Id(id), m, slot) {
                 found.push(row(slot, m));
                 continue;
@@ -1252,7 +1256,11 @@ unsafe fn scan(
         let mut scan: pg_sys::IndexScanDesc = std::ptr::null_mut();
         let mut out = Some(Vec::with_capacity(keys.len()));
         let mut skey: pg_sys::ScanKeyData = std::mem::zeroed();
+        keys.iter().take(PREFETCH_AHEAD).for_each(|key| at.prefetch(Scope::Db(db), key));
         for (i, key) in keys.iter().enumerate() {
+            if let Some(ahead) = keys.get(i + PREFETCH_AHEAD) {
+                at.prefetch(Scope::Db(db), ahead);
+            }
             let mut row = None;
             if at.fetch(snapshot, Scope::Db(db), key, slot) {
                 row = Some(found(slot, i, key));
@@ -1298,6 +1306,12 @@ unsafe fn scan(
         out
     }
 }
+
+/// How many keys ahead of its lookup a batch's scan starts loading where
+/// a key's row was last found: enough to cover a load from memory with
+/// the work of the keys between, few enough that the loads in flight do
+/// not outnumber what the CPU can track.
+const PREFETCH_AHEAD: usize = 8;
 
 /// Rows looked for where `locations` last found them: key rows of kv.keys
 /// by (database, key), member rows by (collection id, member). Both kinds
@@ -1369,6 +1383,14 @@ impl Located {
             let found = self.fetch_at(tid, snapshot, scope, key, slot);
             *(if found { &mut self.hits } else { &mut self.misses }) += 1;
             found
+        }
+    }
+
+    /// Starts loading where `key` was last found (`locations::prefetch`),
+    /// for a `fetch` of it a few keys later.
+    fn prefetch(&self, scope: Scope, key: &[u8]) {
+        if self.table != 0 {
+            super::locations::prefetch(self.table, scope.value(), key);
         }
     }
 

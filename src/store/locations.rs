@@ -80,6 +80,30 @@ pub fn get(table: u32, scope: i64, key: &[u8]) -> Option<Tid> {
     })
 }
 
+/// Starts loading the slot of `key` (in `scope`) into the CPU's cache, for
+/// a `get` a few keys later. The table is far larger than the caches, so a
+/// `get` of a slot nobody loaded waits on memory: under SET at `-P 16`
+/// that wait was a twentieth of the worker. A batch's lookups are known
+/// up front (`direct::scan`, `direct::probe_members`), so each one's load
+/// can overlap the work on the keys before it.
+pub fn prefetch(table: u32, scope: i64, key: &[u8]) {
+    LOCATIONS.with(|l| {
+        let mut l = l.borrow_mut();
+        if let Some((i, _)) = l.place(table, scope, key) {
+            prefetch_line(&l.slots[i]);
+        }
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+fn prefetch_line<T>(at: &T) {
+    // SAFETY: a prefetch is a hint; it neither faults nor changes memory.
+    unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((at as *const T).cast()) }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn prefetch_line<T>(_: &T) {}
+
 /// Remembers that `key` (in `scope`) was found at `root`.
 pub fn put(table: u32, scope: i64, key: &[u8], root: Tid) {
     LOCATIONS.with(|l| {
