@@ -161,6 +161,26 @@ thread_local! {
     static EPOCH: std::cell::Cell<u64> = const { std::cell::Cell::new(1) };
 }
 
+/// What the members' read-ahead (`read_members`) saw of a hash field's or
+/// sorted-set member's version, for `write_members` to replace it without
+/// fetching it again, as `LockedVersion` for key rows: the room on its
+/// page then, its length, and its fourth column, which the update keeps
+/// (a field's insertion number, a member's hash). No row lock is needed:
+/// every command that changes a collection's members first locks its key
+/// row (`members`).
+struct SeenMember {
+    epoch: u64,
+    room: usize,
+    len: usize,
+    fourth: i64,
+}
+
+thread_local! {
+    /// By the table's oid and the version's ctid.
+    static SEEN_MEMBERS: std::cell::RefCell<std::collections::HashMap<(u32, u64), SeenMember, foldhash::fast::RandomState>> =
+        std::cell::RefCell::new(std::collections::HashMap::default());
+}
+
 /// Forgets what the lock passes saw (`LockedVersion`): called when a unit
 /// of work begins, and before every statement, which may change a locked
 /// row behind the cache's back (a DELETE, a RENAME, a type change, a
@@ -177,34 +197,27 @@ pub fn forget_locked_versions() {
 /// is freed, as the key-row cache's is.
 pub fn clear_locked_versions() {
     forget_locked_versions();
-    LOCKED.with(|l| {
-        let mut l = l.borrow_mut();
-        if l.capacity() > 4096 {
-            *l = Default::default();
-        } else {
-            l.clear();
-        }
-    });
+    LOCKED.with(|l| clear_keeping_usual(&mut l.borrow_mut()));
+    SEEN_MEMBERS.with(|m| clear_keeping_usual(&mut m.borrow_mut()));
+}
+
+fn clear_keeping_usual<K, V>(map: &mut std::collections::HashMap<K, V, foldhash::fast::RandomState>) {
+    if map.capacity() > 4096 {
+        *map = Default::default();
+    } else {
+        map.clear();
+    }
 }
 
 /// Notes what the lock pass saw of the version in `locked` (a buffer slot
-/// holding its page's pin). The page's free space is read without its
-/// content lock, as `heap_page_prune_opt` reads it: only a hint, which the
-/// update itself does not depend on (without room it leaves the page).
+/// holding its page's pin; the room on its page, `version_room`).
 unsafe fn note_locked_version(locked: *mut pg_sys::TupleTableSlot, heap: pg_sys::Relation) {
     unsafe {
-        if (*(*heap).rd_rel).relam != pg_sys::HEAP_TABLE_AM_OID {
-            return;
-        }
-        let slot = locked.cast::<pg_sys::BufferHeapTupleTableSlot>();
-        let buffer = (*slot).buffer;
-        if buffer == pg_sys::InvalidBuffer as pg_sys::Buffer || (*slot).base.tuple.is_null() {
-            return;
-        }
+        let Some((room, len)) = version_room(locked, heap) else { return };
         let version = LockedVersion {
             epoch: EPOCH.with(|e| e.get()),
-            room: pg_sys::PageGetHeapFreeSpace(pg_sys::BufferGetPage(buffer)),
-            len: (*(*slot).base.tuple).t_len as usize,
+            room,
+            len,
             payload_null: attr(locked, VALUE).1,
             id: get(locked, ID).unwrap_or_default(),
             ktype: get(locked, TYPE).unwrap_or_default(),
@@ -213,6 +226,64 @@ unsafe fn note_locked_version(locked: *mut pg_sys::TupleTableSlot, heap: pg_sys:
         LOCKED.with(|l| l.borrow_mut().insert(tid, version));
     }
 }
+
+/// Notes what the members' read-ahead saw of the version in `slot` (a
+/// buffer slot holding its page's pin), as `note_locked_version` does.
+unsafe fn note_seen_member(slot: *mut pg_sys::TupleTableSlot, heap: pg_sys::Relation) {
+    unsafe {
+        let Some((room, len)) = version_room(slot, heap) else { return };
+        let Some(fourth) = get::<i64>(slot, 4) else { return };
+        let seen = SeenMember { epoch: EPOCH.with(|e| e.get()), room, len, fourth };
+        let key = ((*heap).rd_id.to_u32(), pgrx::itemptr::item_pointer_to_u64((*slot).tts_tid));
+        SEEN_MEMBERS.with(|m| m.borrow_mut().insert(key, seen));
+    }
+}
+
+/// What the members' read-ahead saw of the version at `tid` of `heap`, if
+/// this transaction has run no statement since.
+unsafe fn seen_member(heap: pg_sys::Relation, tid: &Tid) -> Option<SeenMember> {
+    let key = (unsafe { (*heap).rd_id }.to_u32(), pgrx::itemptr::item_pointer_to_u64(*tid));
+    let epoch = EPOCH.with(|e| e.get());
+    SEEN_MEMBERS.with(|m| m.borrow_mut().remove(&key)).filter(|v| v.epoch == epoch)
+}
+
+/// The free space on the page of the heap version in `slot` (a buffer
+/// slot holding its page's pin) and the version's length; `None` for a
+/// table not stored as heap. The free space is read without the page's
+/// content lock, as `heap_page_prune_opt` reads it: only a hint, which the
+/// update itself does not depend on (without room it leaves the page).
+unsafe fn version_room(slot: *mut pg_sys::TupleTableSlot, heap: pg_sys::Relation) -> Option<(usize, usize)> {
+    unsafe {
+        if (*(*heap).rd_rel).relam != pg_sys::HEAP_TABLE_AM_OID {
+            return None;
+        }
+        let slot = slot.cast::<pg_sys::BufferHeapTupleTableSlot>();
+        let buffer = (*slot).buffer;
+        if buffer == pg_sys::InvalidBuffer as pg_sys::Buffer || (*slot).base.tuple.is_null() {
+            return None;
+        }
+        Some((pg_sys::PageGetHeapFreeSpace(pg_sys::BufferGetPage(buffer)), (*(*slot).base.tuple).t_len as usize))
+    }
+}
+
+/// Whether a version of `len` bytes on the page of `tid`, which had
+/// `room` free when read, can be replaced on that page by one up to
+/// `longer` bytes longer, after what earlier rows of this write took of
+/// that room (`taken`, by block, updated here).
+fn room_for(taken: &mut Taken, tid: &Tid, room: usize, len: usize, longer: usize) -> bool {
+    let need = (len + longer).next_multiple_of(pg_sys::MAXIMUM_ALIGNOF as usize);
+    // SAFETY: reads the block number out of a valid item pointer.
+    let block = unsafe { pgrx::itemptr::item_pointer_get_block_number_no_check(*tid) };
+    let used = taken.entry(block).or_insert(0);
+    if room < *used + need {
+        return false;
+    }
+    *used += need + std::mem::size_of::<pg_sys::ItemIdData>();
+    true
+}
+
+/// Bytes of each page's free space a write has taken (`room_for`).
+type Taken = std::collections::HashMap<pg_sys::BlockNumber, usize, foldhash::fast::RandomState>;
 
 /// What the lock pass saw of the version at `tid`, if this transaction
 /// has run no statement since (`forget_locked_versions`).
@@ -292,7 +363,7 @@ pub fn read_members(table: MemberTable, id: i64, members: &[Bytes]) -> Result<Op
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
         let shaped = |heap, index| member_shape_ok(heap, index, table);
         let out = with_relations(oids, pg_sys::AccessShareLock, shaped, |heap, index| {
-            Some(probe_members(heap, index, id, members, table == MemberTable::ZSets))
+            Some(probe_members(heap, index, id, members, table))
         });
         pg_sys::PopActiveSnapshot();
         Ok(out)
@@ -344,6 +415,9 @@ pub fn write_members(table: MemberTable, writes: &[(&PendingMember, Option<Tid>)
             let new = modify.row_slot();
             let natts = columns.len();
             let located = Located::new(heap);
+            // A trigger could change a row the loop writes later.
+            let in_place = !modify.fires_row_triggers();
+            let mut taken = Taken::default();
             let mut written = Vec::with_capacity(writes.len());
             for (w, tid) in writes {
                 let per_row = modify.next_row();
@@ -373,15 +447,34 @@ pub fn write_members(table: MemberTable, writes: &[(&PendingMember, Option<Tid>)
                     }
                     (Some(tid), Some(value)) => {
                         let longer = if let MemberValue::Field(v) = &w.value { v.len() } else { 0 };
-                        let current = fetch_with_room(heap, old, tid, snapshot, longer) && Scope::Id(w.id).holds(old, &w.member);
-                        written.push(current);
-                        if !current {
-                            continue;
+                        let seen = if in_place && w.member.len() + longer <= REPLACED_ROW_MAX {
+                            seen_member(heap, tid).filter(|v| room_for(&mut taken, tid, v.room, v.len, longer))
+                        } else {
+                            None
+                        };
+                        if let Some(seen) = seen {
+                            // As `replace_locked`: the row is known whole
+                            // (the fourth column as read), and the update
+                            // reads only the version's ctid from `old`.
+                            nulls.fill(false);
+                            (values[0], values[1], values[2], values[3]) = (w.id.into(), member, value, seen.fourth.into());
+                            pg_sys::ExecClearTuple(old);
+                            (*old).tts_tid = *tid;
+                        } else {
+                            if !in_place {
+                                see_triggers_writes();
+                            }
+                            let current = fetch_with_room(heap, old, tid, snapshot, longer) && Scope::Id(w.id).holds(old, &w.member);
+                            if !current {
+                                written.push(false);
+                                continue;
+                            }
+                            pg_sys::slot_getallattrs(old);
+                            values.copy_from_slice(std::slice::from_raw_parts((*old).tts_values, natts));
+                            nulls.copy_from_slice(std::slice::from_raw_parts((*old).tts_isnull, natts));
+                            values[2] = value;
                         }
-                        pg_sys::slot_getallattrs(old);
-                        values.copy_from_slice(std::slice::from_raw_parts((*old).tts_values, natts));
-                        nulls.copy_from_slice(std::slice::from_raw_parts((*old).tts_isnull, natts));
-                        values[2] = value;
+                        written.push(true);
                         pg_sys::ExecStoreVirtualTuple(new);
                         modify.update(old, new);
                         if table == MemberTable::ZSets {
@@ -734,9 +827,10 @@ unsafe fn probe_members(
     index: pg_sys::Relation,
     id: i64,
     members: &[Bytes],
-    zset: bool,
+    table: MemberTable,
 ) -> Vec<FoundMember> {
     unsafe {
+        let zset = table == MemberTable::ZSets;
         let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
         let mut at = Located::new(heap);
         let mut scan: pg_sys::IndexScanDesc = std::ptr::null_mut();
@@ -744,8 +838,14 @@ unsafe fn probe_members(
         let nkeys = if zset { 3 } else { 2 };
         let mut vm = pg_sys::InvalidBuffer as pg_sys::Buffer;
         let mut found = Vec::new();
+        // A set member has nothing to update: only fields and scored
+        // members are noted for `write_members`.
+        let note = table != MemberTable::Sets;
         let row = |slot: *mut pg_sys::TupleTableSlot, m: &Bytes| {
             let score = if zset { get::<f64>(slot, SCORE) } else { None };
+            if note {
+                note_seen_member(slot, heap);
+            }
             FoundMember { member: m.clone(), score, tid: Some((*slot).tts_tid) }
         };
         members.iter().take(PREFETCH_AHEAD).for_each(|m| at.prefetch(Scope::Id(id), m));
@@ -870,8 +970,9 @@ pub fn write_back(rows: &[(Entry, Tid)]) -> Result<Option<Vec<bool>>, CmdError> 
             let new = update.row_slot();
             let natts = (*(*heap).rd_att).natts as usize;
             // A trigger could change a row the loop writes later.
-            let whole = columns_are(heap, &COLUMN_TYPES, true) && !update.fires_row_triggers();
-            let mut taken: std::collections::HashMap<pg_sys::BlockNumber, usize, foldhash::fast::RandomState> = Default::default();
+            let triggers = update.fires_row_triggers();
+            let whole = columns_are(heap, &COLUMN_TYPES, true) && !triggers;
+            let mut taken = Taken::default();
             let mut written = Vec::with_capacity(rows.len());
             for (e, tid) in rows {
                 let per_row = update.next_row();
@@ -884,6 +985,9 @@ pub fn write_back(rows: &[(Entry, Tid)]) -> Result<Option<Vec<bool>>, CmdError> 
                 }
                 // The version this transaction locked, unless it replaced
                 // it since (then not visible to this fresh snapshot).
+                if triggers {
+                    see_triggers_writes();
+                }
                 let current = fetch_with_room(heap, old, tid, snapshot, longer)
                     && Scope::Db(e.db).holds(old, &e.key)
                     && get::<i64>(old, ID) == Some(e.id);
@@ -943,7 +1047,7 @@ unsafe fn replace_locked(
     tid: &Tid,
     longer: usize,
     per_row: pg_sys::MemoryContext,
-    taken: &mut std::collections::HashMap<pg_sys::BlockNumber, usize, foldhash::fast::RandomState>,
+    taken: &mut Taken,
 ) -> bool {
     unsafe {
         let Some(v) = locked_version(tid) else { return false };
@@ -952,12 +1056,9 @@ unsafe fn replace_locked(
         if !whole || !same || e.key.len() + e.value.as_ref().map_or(0, Bytes::len) > REPLACED_ROW_MAX {
             return false;
         }
-        let need = (v.len + longer).next_multiple_of(pg_sys::MAXIMUM_ALIGNOF as usize);
-        let used = taken.entry(pgrx::itemptr::item_pointer_get_block_number_no_check(*tid)).or_insert(0);
-        if v.room < *used + need {
+        if !room_for(taken, tid, v.room, v.len, longer) {
             return false;
         }
-        *used += need + std::mem::size_of::<pg_sys::ItemIdData>();
         let (values, nulls) = cleared(new, COLUMN_TYPES.len());
         let caller = pg_sys::MemoryContextSwitchTo(per_row);
         let mut set = |attnum, datum| set_column(values, nulls, attnum, datum);
@@ -1570,6 +1671,15 @@ unsafe fn fetch_unpruned(scan: pg_sys::IndexScanDesc, slot: *mut pg_sys::TupleTa
         }
         pg_sys::index_fetch_heap(scan, slot)
     }
+}
+
+/// Makes what a user's row trigger wrote so far visible to the active
+/// snapshot (`modifying`'s), which began before the trigger's statements:
+/// a version such a trigger replaced is then not current any more, and
+/// is written by key, where updating it by ctid would raise "tuple already
+/// updated by self" and fail the batch.
+unsafe fn see_triggers_writes() {
+    unsafe { pg_sys::UpdateActiveSnapshotCommandId() }
 }
 
 /// Fetches the version at `tid` into `old` (`table_tuple_fetch_row_version`:

@@ -754,3 +754,48 @@ fn a_user_trigger_changing_other_key_rows_during_the_write_back() {
         assert!(z == round.to_string() || z == "trigger", "round {round}: tg:z = {z}");
     }
 }
+
+/// The same for a user's trigger on kv.hashes: while the worker writes a
+/// batch's field updates, the trigger rewrites the field the batch writes
+/// last (f9, in (id, field) order). Its version as the batch read it is
+/// then no longer current, so it must not be replaced by ctid (PostgreSQL
+/// would raise "tuple already updated by self", and the batch would run
+/// again command by command). Every write lands the first time, in
+/// insertion order, and f9 ends as the batch or the trigger left it.
+#[test]
+fn a_user_trigger_changing_other_member_rows_during_the_write_back() {
+    let c = PgCluster::start();
+    let mut r = c.redis();
+    let fields: Vec<String> = (0..10).map(|i| format!("f{i}")).collect();
+    let mut hset = redis::cmd("HSET");
+    hset.arg("tg:h");
+    for f in &fields {
+        hset.arg(f).arg("1");
+    }
+    let _: () = hset.query(&mut r).unwrap();
+    c.psql(
+        "CREATE FUNCTION public.tg_touch_field() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           UPDATE kv.hashes SET value = 'trigger' WHERE id = NEW.id AND field = 'f9'; RETURN NEW; END $$; \
+         CREATE TRIGGER tg_touch_field BEFORE UPDATE ON kv.hashes FOR EACH ROW \
+           WHEN (NEW.field <> 'f9'::bytea) EXECUTE FUNCTION public.tg_touch_field();",
+    );
+    let retries = stats(&mut r, ["pgkv_batch_retries"])[0];
+    for round in 2..5 {
+        // One batch: the fields read once, then updated where they were.
+        let mut p = redis::pipe();
+        for f in &fields {
+            p.cmd("HSET").arg("tg:h").arg(f).arg(round);
+        }
+        let added: Vec<i64> = p.query(&mut r).unwrap();
+        assert_eq!(added, vec![0; 10], "round {round}");
+        let got: Vec<(String, String)> = r.hgetall("tg:h").unwrap();
+        let names: Vec<&str> = got.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(names, fields.iter().map(String::as_str).collect::<Vec<_>>(), "round {round}");
+        for (f, v) in &got[..9] {
+            assert_eq!(*v, round.to_string(), "round {round}: {f}");
+        }
+        let last = &got[9].1;
+        assert!(*last == round.to_string() || last == "trigger", "round {round}: f9 = {last}");
+    }
+    assert_eq!(stats(&mut r, ["pgkv_batch_retries"])[0], retries);
+}
