@@ -31,8 +31,82 @@ type Slot = [u64; 2];
 
 #[derive(Default)]
 struct Locations {
-    slots: Vec<Slot>,
+    slots: Slots,
+    /// The number of slots `slots` was made for (it has none if the
+    /// memory could not be had).
+    sized_for: usize,
     hasher: foldhash::fast::RandomState,
+}
+
+/// The table's memory: zeroed, and on huge pages where the kernel gives
+/// them (transparent huge pages, asked for with `madvise`). Each lookup
+/// lands on a random slot, so with 4 kB pages nearly every one also
+/// missed the TLB: 16 MB is 4096 pages, more than its entries, against 8
+/// huge ones.
+#[derive(Default)]
+struct Slots {
+    /// The mapping (`mmap`), and the slots' place in it: at its first 2 MB
+    /// boundary, where the huge pages can start.
+    map: Option<(*mut libc::c_void, usize)>,
+    slots: Option<std::ptr::NonNull<Slot>>,
+    len: usize,
+}
+
+const HUGE_PAGE: usize = 2 << 20;
+
+impl Slots {
+    /// `n` empty slots; none where the memory cannot be had (the table is
+    /// then off, which only costs index probes).
+    fn new(n: usize) -> Slots {
+        if n == 0 {
+            return Slots::default();
+        }
+        let bytes = n * std::mem::size_of::<Slot>();
+        let size = bytes + HUGE_PAGE;
+        // SAFETY: a fresh private anonymous mapping (zero-filled), used
+        // only through `slots` within it and unmapped once, on drop.
+        unsafe {
+            let prot = libc::PROT_READ | libc::PROT_WRITE;
+            let map = libc::mmap(std::ptr::null_mut(), size, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+            if map == libc::MAP_FAILED {
+                return Slots::default();
+            }
+            let start = (map as usize).next_multiple_of(HUGE_PAGE);
+            // A hint: without huge pages the table works the same.
+            libc::madvise(start as *mut libc::c_void, bytes, libc::MADV_HUGEPAGE);
+            Slots { map: Some((map, size)), slots: std::ptr::NonNull::new(start as *mut Slot), len: n }
+        }
+    }
+}
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        if let Some((map, size)) = self.map {
+            // SAFETY: the mapping `new` made; nothing refers to it after.
+            unsafe { libc::munmap(map, size) };
+        }
+    }
+}
+
+impl std::ops::Deref for Slots {
+    type Target = [Slot];
+    fn deref(&self) -> &[Slot] {
+        match self.slots {
+            // SAFETY: `len` slots, zero-filled by the mapping, owned here.
+            Some(p) => unsafe { std::slice::from_raw_parts(p.as_ptr(), self.len) },
+            None => &[],
+        }
+    }
+}
+
+impl std::ops::DerefMut for Slots {
+    fn deref_mut(&mut self) -> &mut [Slot] {
+        match self.slots {
+            // SAFETY: as in `deref`, borrowed mutably through `self`.
+            Some(p) => unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), self.len) },
+            None => &mut [],
+        }
+    }
 }
 
 thread_local! {
@@ -50,11 +124,13 @@ impl Locations {
     /// table to the configured size; `None` when it is off.
     fn place(&mut self, table: u32, scope: i64, key: &[u8]) -> Option<(usize, u64)> {
         let n = wanted_slots();
-        if self.slots.len() != n {
+        if self.sized_for != n {
             // Freed first: a new size is not added to the old one.
-            self.slots = Vec::new();
-            self.slots = vec![[0; 2]; n];
+            self.slots = Slots::default();
+            self.slots = Slots::new(n);
+            self.sized_for = n;
         }
+        let n = self.slots.len();
         if n == 0 {
             return None;
         }

@@ -575,6 +575,76 @@ fn stale_key_locations_send_lookups_back_to_the_index() {
     check(get_all(&mut r, 0..n), want(0..n, "g"), 0, "SET after FLUSHALL");
 }
 
+/// `pgkv.row_location_cache` takes effect on reload: 0 turns the
+/// remembered places off (every lookup goes by index), a size too small
+/// for the keys makes them share slots, and the default brings them back,
+/// with every value read right throughout. On a cluster of its own, for
+/// ALTER SYSTEM.
+#[test]
+fn row_location_cache_is_resized_and_turned_off_on_reload() {
+    let c = PgCluster::start();
+    let mut r = c.redis();
+    let counters = |r: &mut redis::Connection| stats(r, ["pgkv_row_location_hits", "pgkv_row_location_misses"]);
+    let n = 3000;
+    let set_all = |r: &mut redis::Connection, tag: &str| {
+        let mut pipe = redis::pipe();
+        for i in 0..n {
+            pipe.cmd("SET").arg(format!("k{i}")).arg(format!("{tag}-{i}")).ignore();
+        }
+        pipe.query::<()>(r).unwrap();
+    };
+    let check_all = |r: &mut redis::Connection, tag: &str| {
+        let mut pipe = redis::pipe();
+        for i in 0..n {
+            pipe.cmd("GET").arg(format!("k{i}"));
+        }
+        let got: Vec<Option<String>> = pipe.query(r).unwrap();
+        for (i, v) in got.iter().enumerate() {
+            assert_eq!(v.as_deref(), Some(format!("{tag}-{i}").as_str()), "k{i}");
+        }
+    };
+    let reload = |setting: &str| {
+        c.psql(&format!("ALTER SYSTEM SET pgkv.row_location_cache = '{setting}'"));
+        c.psql("SELECT pg_reload_conf()");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+
+    set_all(&mut r, "a");
+    check_all(&mut r, "a");
+    let [hits, _] = counters(&mut r);
+    check_all(&mut r, "a");
+    let [hits2, _] = counters(&mut r);
+    assert!(hits2 - hits >= n as i64 * 99 / 100, "{hits} -> {hits2}");
+
+    reload("0");
+    set_all(&mut r, "b");
+    check_all(&mut r, "b");
+    assert_eq!(counters(&mut r), counters(&mut r), "the counters move only with lookups");
+    let before = counters(&mut r);
+    check_all(&mut r, "b");
+    assert_eq!(counters(&mut r), before, "off: no place is looked at");
+
+    // 1 kB: 64 slots for 3000 keys.
+    reload("1kB");
+    set_all(&mut r, "c");
+    check_all(&mut r, "c");
+    let [hits3, misses3] = counters(&mut r);
+    check_all(&mut r, "c");
+    let [hits4, misses4] = counters(&mut r);
+    assert!(hits4 - hits3 <= 64, "{hits3} -> {hits4}: more hits than slots");
+    assert!(hits4 - hits3 + misses4 - misses3 <= n as i64, "one look per key at most");
+
+    c.psql("ALTER SYSTEM RESET pgkv.row_location_cache");
+    c.psql("SELECT pg_reload_conf()");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    set_all(&mut r, "d");
+    check_all(&mut r, "d");
+    let [hits5, _] = counters(&mut r);
+    check_all(&mut r, "d");
+    let [hits6, _] = counters(&mut r);
+    assert!(hits6 - hits5 >= n as i64 * 99 / 100, "{hits5} -> {hits6}");
+}
+
 /// Members are looked for where they were last found too. A member's place
 /// taken by the same member of another collection (its line pointer freed
 /// by VACUUM) must not pass for it, and a sorted-set member found again
