@@ -57,7 +57,7 @@ fn hset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     let pairs = field_pairs(args, "hset")?;
     let e = create(ctx, &key)?;
-    let added = ctx.store().hset(&e, &pairs)?;
+    let added = ctx.store().hset(&e, pairs)?;
     ctx.notify(HASH, "hset", &key);
     Ok(Frame::Integer(added))
 }
@@ -67,7 +67,7 @@ fn hmset(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     let pairs = field_pairs(args, "hmset")?;
     let e = create(ctx, &key)?;
-    ctx.store().hset(&e, &pairs)?;
+    ctx.store().hset(&e, pairs)?;
     ctx.notify(HASH, "hset", &key);
     Ok(Frame::ok())
 }
@@ -167,7 +167,7 @@ fn hincrby(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         None => 0,
     };
     let new = current.checked_add(by).ok_or_else(|| CmdError::msg("ERR increment or decrement would overflow"))?;
-    ctx.store().hset(&e, &[(field, Bytes::from(new.to_string()))])?;
+    ctx.store().hset(&e, vec![(field, Bytes::from(new.to_string()))])?;
     ctx.notify(HASH, "hincrby", &key);
     Ok(Frame::Integer(new))
 }
@@ -195,7 +195,7 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
             return Err(err);
         }
     };
-    ctx.store().hset(&e, &[(field, Bytes::from(new.clone()))])?;
+    ctx.store().hset(&e, vec![(field, Bytes::from(new.clone()))])?;
     ctx.notify(HASH, "hincrbyfloat", &key);
     Ok(Frame::Bulk(Bytes::from(new)))
 }

@@ -47,15 +47,15 @@ impl<'a> Store<'a> {
     /// Sets `pairs` (field, value; the last value of a repeated field wins)
     /// and returns how many fields were new. Updates the key's size. The
     /// writes are queued when the batch knows the fields (see `members`).
-    pub fn hset(self, e: &Entry, pairs: &[(Bytes, Bytes)]) -> Result<i64, CmdError> {
+    pub fn hset(self, e: &Entry, pairs: Vec<(Bytes, Bytes)>) -> Result<i64, CmdError> {
         let mut fields: Vec<Bytes> = Vec::with_capacity(pairs.len());
         let mut values: Vec<Bytes> = Vec::with_capacity(pairs.len());
         for (f, v) in pairs {
-            match fields.iter().position(|x| x == f) {
-                Some(i) => values[i] = v.clone(),
+            match fields.iter().position(|x| *x == f) {
+                Some(i) => values[i] = v,
                 None => {
-                    fields.push(f.clone());
-                    values.push(v.clone());
+                    fields.push(f);
+                    values.push(v);
                 }
             }
         }
@@ -64,13 +64,14 @@ impl<'a> Store<'a> {
         let known = if small { self.known_members(e, &fields)? } else { None };
         if let Some(known) = known {
             let mut added = 0;
-            for (i, ((field, value), was)) in fields.iter().zip(values).zip(known).enumerate() {
+            let n = fields.len();
+            for (i, ((field, value), was)) in fields.into_iter().zip(values).zip(known).enumerate() {
                 if was == Known::Absent {
                     added += 1;
                 }
                 queue_member(e.id, field, e.head + i as i64, MemberValue::Field(value));
             }
-            self.note_added(e, added, fields.len())?;
+            self.note_added(e, added, n)?;
             return Ok(added);
         }
         let (added, _) = if let ([field], [value]) = (fields.as_slice(), values.as_slice()) {

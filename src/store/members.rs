@@ -232,10 +232,10 @@ impl Columns {
 
 /// Queues a member write (see the module comment), noting the member's new
 /// state.
-pub(super) fn queue(id: i64, member: &Bytes, seq: i64, value: MemberValue) {
+pub(super) fn queue(id: i64, member: Bytes, seq: i64, value: MemberValue) {
     let now = match value {
         MemberValue::Score(s) => Known::Score(s),
         MemberValue::Field(_) | MemberValue::Set => Known::Present,
     };
-    cache::queue_member(PendingMember { id, member: member.clone(), seq, value }, now);
+    cache::queue_member(PendingMember { id, member, seq, value }, now);
 }

@@ -29,7 +29,7 @@ impl<'a> Store<'a> {
                 // Asked member by member: one named twice is new only once.
                 if cache::known_member(e.id, m) == Some(Known::Absent) {
                     added += 1;
-                    queue_member(e.id, m, e.head + i as i64, MemberValue::Set);
+                    queue_member(e.id, m.clone(), e.head + i as i64, MemberValue::Set);
                 }
             }
             self.note_added(e, added, members.len())?;

@@ -84,7 +84,7 @@ fn queue_scores(e: &Entry, pairs: &[(Bytes, f64)], known: &[Known]) -> (i64, i64
             Known::Absent => added += 1,
             Known::Score(_) | Known::Present => changed += 1,
         }
-        queue_member(e.id, member, member_hash(member), MemberValue::Score(*score));
+        queue_member(e.id, member.clone(), member_hash(member), MemberValue::Score(*score));
     }
     (added, changed)
 }
@@ -116,8 +116,9 @@ impl<'a> Store<'a> {
         if !pairs.is_empty() {
             let members: Vec<Bytes> = pairs.iter().map(|(m, _)| m.clone()).collect();
             if self.known_members(e, &members)?.is_some() {
-                for (member, score) in pairs {
-                    queue_member(e.id, member, member_hash(member), MemberValue::Score(*score));
+                for (member, (_, score)) in members.into_iter().zip(pairs) {
+                    let hash = member_hash(&member);
+                    queue_member(e.id, member, hash, MemberValue::Score(*score));
                 }
             } else {
                 self.write_scores(&UPSERT_ONE, &UPSERT, e, pairs, |_| Ok(()))?;
