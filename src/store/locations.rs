@@ -38,8 +38,9 @@ struct Locations {
     hasher: foldhash::fast::RandomState,
 }
 
-/// The table's memory: zeroed, and on huge pages where the kernel gives
-/// them (transparent huge pages, asked for with `madvise`). Each lookup
+/// The table's memory: zeroed, and in a worker on huge pages where the
+/// kernel gives them (transparent huge pages, asked for with `madvise`;
+/// `prefer_huge_pages`). Each lookup
 /// lands on a random slot, so with 4 kB pages nearly every one also
 /// missed the TLB: 16 MB is 4096 pages, more than its entries, against 8
 /// huge ones.
@@ -72,8 +73,10 @@ impl Slots {
                 return Slots::default();
             }
             let start = (map as usize).next_multiple_of(HUGE_PAGE);
-            // A hint: without huge pages the table works the same.
-            libc::madvise(start as *mut libc::c_void, bytes, libc::MADV_HUGEPAGE);
+            if HUGE.with(|h| h.get()) {
+                // A hint: without huge pages the table works the same.
+                libc::madvise(start as *mut libc::c_void, bytes, libc::MADV_HUGEPAGE);
+            }
             Slots { map: Some((map, size)), slots: std::ptr::NonNull::new(start as *mut Slot), len: n }
         }
     }
@@ -111,6 +114,16 @@ impl std::ops::DerefMut for Slots {
 
 thread_local! {
     static LOCATIONS: RefCell<Locations> = RefCell::new(Locations::default());
+    /// Whether the table asks for huge pages (`prefer_huge_pages`).
+    static HUGE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Asks for the table on huge pages in this process: a pgkv worker's,
+/// which fills it within seconds under load. A session calling the kv
+/// functions keeps 4 kB pages, so that it holds only the pages its own
+/// lookups touched (a huge page is 2 MB of memory from its first lookup).
+pub fn prefer_huge_pages() {
+    HUGE.with(|h| h.set(true));
 }
 
 /// Slots for the configured size (0: off).

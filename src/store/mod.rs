@@ -22,6 +22,7 @@ mod sql;
 mod cache;
 pub(crate) mod direct;
 mod locations;
+pub use locations::prefer_huge_pages;
 
 use crate::error::CmdError;
 use bytes::Bytes;

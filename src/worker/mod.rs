@@ -74,6 +74,7 @@ pub extern "C-unwind" fn pgkv_worker_main(arg: pg_sys::Datum) {
     apply_stored_config(index);
     raise_fd_limit();
     keep_freed_memory();
+    crate::store::prefer_huge_pages();
     shared::register_worker(index as usize);
     // Subscriptions a crashed predecessor published are gone with its
     // clients; NOTIFY on `pgkv` brings other processes' messages.
