@@ -133,6 +133,10 @@ struct Local {
     overwrites: Vec<usize>,
     /// Databases flushed by the current transaction.
     flushed: u32,
+    /// Each flush of the current transaction, in order (its database): a
+    /// flush after a WATCH in the same transaction counts even when an
+    /// earlier one had flushed that database too.
+    flushes: Vec<i16>,
     /// The current transaction ran CONFIG SET.
     config_changed: bool,
     /// Bumped at every commit and abort: tells a WATCH stamp taken in this
@@ -199,7 +203,11 @@ pub fn untouch(mark: usize) {
 
 /// FLUSHDB or FLUSHALL removed every key of `db`.
 pub fn flushed_db(db: i16) {
-    LOCAL.with(|l| l.borrow_mut().flushed |= 1 << db);
+    LOCAL.with(|l| {
+        let mut l = l.borrow_mut();
+        l.flushed |= 1 << db;
+        l.flushes.push(db);
+    });
 }
 
 /// CONFIG SET ran: other processes reload their settings after commit.
@@ -227,8 +235,12 @@ pub struct Stamp {
     before: u64,
     /// The database's flush epoch when WATCH ran.
     flush_epoch: u64,
-    /// Whether that transaction had flushed the database by then.
-    flushed: bool,
+    /// How often that transaction had flushed the database by then: its
+    /// commit moves the epoch that much more.
+    flushed: u64,
+    /// How many flushes of any database that transaction had made by then
+    /// (`Local::flushes`).
+    flush_mark: usize,
     /// Whether the key existed when watched: only then does a flush count.
     existed: bool,
 }
@@ -241,7 +253,7 @@ pub fn stamp(db: i16, key: &[u8], existed: bool) -> Stamp {
         let (counter, flush_epoch) =
             shared().map(|s| (s.touch[slot(hash)].load(SeqCst), s.flush_epoch[db as usize].load(SeqCst))).unwrap_or((0, 0));
         let before = l.touched.iter().filter(|h| slot(**h) == slot(hash)).count() as u64;
-        let flushed = l.flushed & (1 << db) != 0;
+        let flushed = l.flushes.iter().filter(|&&f| f == db).count() as u64;
         Stamp {
             hash,
             db,
@@ -251,6 +263,7 @@ pub fn stamp(db: i16, key: &[u8], existed: bool) -> Stamp {
             before,
             flush_epoch,
             flushed,
+            flush_mark: l.flushes.len(),
             existed,
         }
     })
@@ -273,7 +286,10 @@ pub fn changed(stamp: &Stamp) -> bool {
             return true;
         }
         // This transaction's own flush since the stamp.
-        let flushed = l.flushed & (1 << stamp.db) != 0 && !(same_xact && stamp.flushed);
+        let flushed = match same_xact {
+            true => l.flushes[stamp.flush_mark.min(l.flushes.len())..].contains(&stamp.db),
+            false => l.flushed & (1 << stamp.db) != 0,
+        };
         if stamp.existed && flushed {
             return true;
         }
@@ -281,7 +297,7 @@ pub fn changed(stamp: &Stamp) -> bool {
         // transaction, the watching one's own commit counts as expected.
         let (counter, flush_epoch) = match same_xact {
             true => (stamp.counter, stamp.flush_epoch),
-            false => (stamp.counter + stamp.before, stamp.flush_epoch + stamp.flushed as u64),
+            false => (stamp.counter + stamp.before, stamp.flush_epoch + stamp.flushed),
         };
         match shared() {
             Some(s) => {
@@ -306,6 +322,7 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
             l.touched.clear();
             l.overwrites.clear();
             l.flushed = 0;
+            l.flushes.clear();
             l.config_changed = false;
             l.xact_seq += 1;
         }),
@@ -328,14 +345,15 @@ fn publish_commit() {
         let ready = (!l.overwrites.is_empty()).then(|| l.ready_from(0));
         let l = &mut *l;
         l.overwrites.clear();
-        (std::mem::take(&mut l.touched), ready, std::mem::take(&mut l.flushed), l.worker, std::mem::take(&mut l.config_changed))
+        l.flushed = 0;
+        (std::mem::take(&mut l.touched), ready, std::mem::take(&mut l.flushes), l.worker, std::mem::take(&mut l.config_changed))
     });
     if config_changed {
         if let Some(s) = shared() {
             s.config_epoch.fetch_add(1, SeqCst);
         }
     }
-    if touched.is_empty() && flushed == 0 {
+    if touched.is_empty() && flushed.is_empty() {
         return;
     }
     touched.sort_unstable_by_key(|h| slot(*h));
@@ -354,10 +372,11 @@ fn publish_commit() {
     });
     touched.dedup_by_key(|h| slot(*h));
     if let Some(s) = shared() {
-        for db in 0..crate::DATABASES as usize {
-            if flushed & (1 << db) != 0 {
-                s.flush_epoch[db].fetch_add(1, SeqCst);
-            }
+        // One step per flush: a WATCH between two flushes of its
+        // database in one transaction expects the ones before it
+        // (`Stamp::flushed`), and must see the others.
+        for &db in &flushed {
+            s.flush_epoch[db as usize].fetch_add(1, SeqCst);
         }
         for (i, w) in s.workers.iter().enumerate() {
             if Some(i) == me || w.blocked.load(SeqCst) == 0 {

@@ -631,6 +631,25 @@ fn watch_is_touched_exactly_where_redis_touches() {
         a.check_pipeline(twice);
         a.check_pipeline(&twice[..3]);
         a.check_pipeline(&twice[3..]);
+        // And so does a flush after WATCH in a batch that had flushed the
+        // database before it (random test seed 2200), or flushed another
+        // database after it (which does not count).
+        let reflushed: &[&[&str]] = &[&["FLUSHDB"], &["SET", "k", "v"], &["WATCH", "k"], &["FLUSHDB"], &["MULTI"], &["PING"], &["EXEC"]];
+        a.check_pipeline(reflushed);
+        a.check_pipeline(&reflushed[..4]);
+        a.check_pipeline(&reflushed[4..]);
+        let elsewhere: &[&[&str]] = &[
+            &["FLUSHDB"],
+            &["SET", "k", "v"],
+            &["WATCH", "k"],
+            &["SELECT", "6"],
+            &["FLUSHDB"],
+            &["SELECT", "5"],
+            &["MULTI"],
+            &["PING"],
+            &["EXEC"],
+        ];
+        a.check_pipeline(elsewhere);
     });
     // Every write command pgkv serves has a case.
     let mut missing = Vec::new();
