@@ -61,12 +61,18 @@ fn set_bit(v: &mut Vec<u8>, bit: u64, on: bool) {
 
 /// Writes `v` back to `key`: the existing string keeps its TTL.
 fn save(ctx: &Ctx, key: &[u8], entry: &Option<Entry>, v: &[u8]) -> Result<(), CmdError> {
-    match entry {
-        Some(e) => ctx.store().set_value(e, v)?,
-        None => ctx.store().insert_string(ctx.session.db, key, v)?,
-    }
+    store_value(ctx, key, entry, v)?;
     ctx.notify(super::notify::STRING, "setbit", key);
     Ok(())
+}
+
+/// Writes the string's new bytes, creating the key if `entry` is `None`,
+/// without an event (nor, therefore, a touch).
+fn store_value(ctx: &Ctx, key: &[u8], entry: &Option<Entry>, v: &[u8]) -> Result<(), CmdError> {
+    match entry {
+        Some(e) => ctx.store().set_value(e, v),
+        None => ctx.store().insert_string(ctx.session.db, key, v),
+    }
 }
 
 /// `SETBIT key offset value`: the bit's old value.
@@ -395,6 +401,8 @@ fn bitfield_generic(ctx: &mut Ctx, args: &mut Args, read_only: bool) -> CmdResul
     let entry = lookup(ctx, &key)?;
     let mut v = entry.as_ref().and_then(|e| e.value.as_deref()).unwrap_or_default().to_vec();
     let writes = ops.iter().any(|o| !matches!(o, FieldOp::Get(..)));
+    // Created or grown: then every write counts as a change, as in Redis.
+    let mut grown = entry.is_none();
     if writes {
         // Like Redis, the string grows to the highest written field first.
         let highest = ops
@@ -407,8 +415,13 @@ fn bitfield_generic(ctx: &mut Ctx, args: &mut Args, read_only: bool) -> CmdResul
             .unwrap_or(0);
         if v.len() <= (highest >> 3) as usize {
             v.resize((highest >> 3) as usize + 1, 0);
+            grown = true;
         }
     }
+    // Redis's `changes`: writes that were made (not refused by OVERFLOW
+    // FAIL) and changed the field, or went to a string just created or
+    // grown. Only then is the key touched and "setbit" reported.
+    let mut changes = 0;
     let mut out = Vec::with_capacity(ops.len());
     for op in ops {
         out.push(match op {
@@ -418,6 +431,7 @@ fn bitfield_generic(ctx: &mut Ctx, args: &mut Args, read_only: bool) -> CmdResul
                 match fit(t, n, 0, p) {
                     Some(x) => {
                         write_field(&mut v, t, off, x);
+                        changes += (grown || x != old) as usize;
                         Frame::Integer(old)
                     }
                     None => Frame::NullBulk,
@@ -428,6 +442,7 @@ fn bitfield_generic(ctx: &mut Ctx, args: &mut Args, read_only: bool) -> CmdResul
                 match fit(t, old, n, p) {
                     Some(x) => {
                         write_field(&mut v, t, off, x);
+                        changes += (grown || x != old) as usize;
                         Frame::Integer(x)
                     }
                     None => Frame::NullBulk,
@@ -435,8 +450,13 @@ fn bitfield_generic(ctx: &mut Ctx, args: &mut Args, read_only: bool) -> CmdResul
             }
         });
     }
-    if writes {
+    if changes > 0 {
         save(ctx, &key, &entry, &v)?;
+    } else if writes && grown {
+        // Every write refused: Redis still created or grew the string
+        // (its lookup for a bit command does), but touched and reported
+        // nothing.
+        store_value(ctx, &key, &entry, &v)?;
     }
     Ok(Frame::Array(out))
 }

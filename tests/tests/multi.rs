@@ -401,6 +401,13 @@ const WATCH_CASES: &[WatchCase] = &[
     case(&[STR], &["APPEND", "k", ""], true),
     case(&[], &["BITFIELD", "k", "SET", "u8", "0", "1"], true),
     case(&[STR], &["BITFIELD", "k", "GET", "u8", "0"], false),
+    // Writes that leave every field as it was touch nothing, unless the
+    // string grew (random test seed 2589); "a" is 97.
+    case(&[STR], &["BITFIELD", "k", "SET", "u8", "0", "97"], false),
+    case(&[STR], &["BITFIELD", "k", "INCRBY", "i8", "0", "0", "INCRBY", "u8", "0", "-9223372036854775808"], false),
+    case(&[STR], &["BITFIELD", "k", "OVERFLOW", "FAIL", "INCRBY", "u8", "0", "300"], false),
+    case(&[STR], &["BITFIELD", "k", "INCRBY", "u8", "16", "0"], true),
+    case(&[STR], &["BITFIELD", "k", "SET", "u8", "0", "98"], true),
     case(&[SRC_STR], &["BITOP", "OR", "k", "s"], true),
     case(&[], &["BITOP", "OR", "k", "m"], false),
     case(&[STR], &["BITOP", "OR", "k", "m"], true),
