@@ -131,8 +131,6 @@ struct Local {
     /// without making it ready for blocked clients (`touch_overwrite`),
     /// ascending.
     overwrites: Vec<usize>,
-    /// Databases flushed by the current transaction.
-    flushed: u32,
     /// Each flush of the current transaction, in order (its database): a
     /// flush after a WATCH in the same transaction counts even when an
     /// earlier one had flushed that database too.
@@ -203,11 +201,7 @@ pub fn untouch(mark: usize) {
 
 /// FLUSHDB or FLUSHALL removed every key of `db`.
 pub fn flushed_db(db: i16) {
-    LOCAL.with(|l| {
-        let mut l = l.borrow_mut();
-        l.flushed |= 1 << db;
-        l.flushes.push(db);
-    });
+    LOCAL.with(|l| l.borrow_mut().flushes.push(db));
 }
 
 /// CONFIG SET ran: other processes reload their settings after commit.
@@ -286,10 +280,8 @@ pub fn changed(stamp: &Stamp) -> bool {
             return true;
         }
         // This transaction's own flush since the stamp.
-        let flushed = match same_xact {
-            true => l.flushes[stamp.flush_mark.min(l.flushes.len())..].contains(&stamp.db),
-            false => l.flushed & (1 << stamp.db) != 0,
-        };
+        let since = if same_xact { &l.flushes[stamp.flush_mark.min(l.flushes.len())..] } else { &l.flushes[..] };
+        let flushed = since.contains(&stamp.db);
         if stamp.existed && flushed {
             return true;
         }
@@ -321,7 +313,6 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
             let mut l = l.borrow_mut();
             l.touched.clear();
             l.overwrites.clear();
-            l.flushed = 0;
             l.flushes.clear();
             l.config_changed = false;
             l.xact_seq += 1;
@@ -345,7 +336,6 @@ fn publish_commit() {
         let ready = (!l.overwrites.is_empty()).then(|| l.ready_from(0));
         let l = &mut *l;
         l.overwrites.clear();
-        l.flushed = 0;
         (std::mem::take(&mut l.touched), ready, std::mem::take(&mut l.flushes), l.worker, std::mem::take(&mut l.config_changed))
     });
     if config_changed {

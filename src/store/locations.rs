@@ -46,10 +46,9 @@ struct Locations {
 /// huge ones.
 #[derive(Default)]
 struct Slots {
-    /// The mapping (`mmap`), and the slots' place in it: at its first 2 MB
-    /// boundary, where the huge pages can start.
-    map: Option<(*mut libc::c_void, usize)>,
-    slots: Option<std::ptr::NonNull<Slot>>,
+    /// The mapping (`mmap`: its address and size), and the slots' place in
+    /// it: at its first 2 MB boundary, where the huge pages can start.
+    map: Option<(*mut libc::c_void, usize, std::ptr::NonNull<Slot>)>,
     len: usize,
 }
 
@@ -77,14 +76,16 @@ impl Slots {
                 // A hint: without huge pages the table works the same.
                 libc::madvise(start as *mut libc::c_void, bytes, libc::MADV_HUGEPAGE);
             }
-            Slots { map: Some((map, size)), slots: std::ptr::NonNull::new(start as *mut Slot), len: n }
+            // Not null: at or past a mapping that succeeded.
+            let slots = std::ptr::NonNull::new_unchecked(start as *mut Slot);
+            Slots { map: Some((map, size, slots)), len: n }
         }
     }
 }
 
 impl Drop for Slots {
     fn drop(&mut self) {
-        if let Some((map, size)) = self.map {
+        if let Some((map, size, _)) = self.map {
             // SAFETY: the mapping `new` made; nothing refers to it after.
             unsafe { libc::munmap(map, size) };
         }
@@ -94,9 +95,9 @@ impl Drop for Slots {
 impl std::ops::Deref for Slots {
     type Target = [Slot];
     fn deref(&self) -> &[Slot] {
-        match self.slots {
+        match self.map {
             // SAFETY: `len` slots, zero-filled by the mapping, owned here.
-            Some(p) => unsafe { std::slice::from_raw_parts(p.as_ptr(), self.len) },
+            Some((_, _, p)) => unsafe { std::slice::from_raw_parts(p.as_ptr(), self.len) },
             None => &[],
         }
     }
@@ -104,9 +105,9 @@ impl std::ops::Deref for Slots {
 
 impl std::ops::DerefMut for Slots {
     fn deref_mut(&mut self) -> &mut [Slot] {
-        match self.slots {
+        match self.map {
             // SAFETY: as in `deref`, borrowed mutably through `self`.
-            Some(p) => unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), self.len) },
+            Some((_, _, p)) => unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), self.len) },
             None => &mut [],
         }
     }
