@@ -6,6 +6,7 @@
 
 use super::table::{tx, Binding};
 use super::notify::HASH;
+use super::sample::{self, Keys};
 use super::{eq_ic, Args, Ctx};
 use crate::error::{CmdError, CmdResult};
 use crate::ffi::{add_long_double, parse_long_double, AddError};
@@ -205,6 +206,9 @@ fn hrandfield(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     if args.is_empty() {
         let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::NullBulk) };
+        if let Some(mut one) = sample_fields(ctx, &e, None)? {
+            return Ok(one.pop().map_or(Frame::NullBulk, |(f, _)| bulk(f)));
+        }
         let fields = ctx.store().hgetall(e.id)?;
         let pick = super::random_index(ctx, fields.len());
         return Ok(bulk(fields[pick].0.clone()));
@@ -219,12 +223,16 @@ fn hrandfield(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         return Err(CmdError::msg("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"));
     }
     let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Array(vec![])) };
-    let fields = ctx.store().hgetall(e.id)?;
-    let picked = super::random_sample(ctx, fields.len(), count);
+    let picked = match sample_fields(ctx, &e, Some(count))? {
+        Some(picked) => picked,
+        None => {
+            let fields = ctx.store().hgetall(e.id)?;
+            super::random_sample(ctx, fields.len(), count).into_iter().map(|i| fields[i].clone()).collect()
+        }
+    };
     let resp3 = ctx.session.proto == Protocol::Resp3;
     let mut out = Vec::new();
-    for i in picked {
-        let (f, v) = fields[i].clone();
+    for (f, v) in picked {
         match (with_values, resp3) {
             (true, true) => out.push(Frame::Array(vec![bulk(f), bulk(v)])),
             (true, false) => out.extend([bulk(f), bulk(v)]),
@@ -232,6 +240,16 @@ fn hrandfield(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         }
     }
     Ok(Frame::Array(out))
+}
+
+/// HRANDFIELD's picks from a large hash, through its `(id, seq)` index
+/// (`sample::members`); `None` where the hash is better read whole.
+fn sample_fields(ctx: &Ctx, e: &Entry, count: Option<i64>) -> Result<Option<Vec<(Vec<u8>, Vec<u8>)>>, CmdError> {
+    let (n, distinct) = sample::wanted(count);
+    let store = ctx.store();
+    sample::members(e.card, Keys::Seq { head: e.head }, n, distinct, |seqs, n| {
+        Ok(store.hscan(e.id, seqs, n)?.into_iter().map(|(seq, f, v)| (seq, (f, v))).collect())
+    })
 }
 
 /// `HSCAN key cursor [MATCH pattern] [COUNT count]`
@@ -246,7 +264,7 @@ fn hscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let (next, fields) = if e.card <= super::config::value(ctx, "hash-max-listpack-entries")? {
         (0, ctx.store().hgetall(e.id)?)
     } else {
-        o.page(|from, n| Ok(ctx.store().hscan(e.id, from, n)?.into_iter().map(|(s, f, v)| (s, (f, v))).collect()))?
+        o.page(|from, n| Ok(ctx.store().hscan(e.id, from..i64::MAX, n)?.into_iter().map(|(s, f, v)| (s, (f, v))).collect()))?
     };
     let mut out = Vec::new();
     for (f, v) in fields {

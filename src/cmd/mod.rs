@@ -18,6 +18,7 @@ pub mod lists;
 pub mod multi;
 pub mod notify;
 pub mod pubsub;
+pub mod sample;
 pub mod scripting;
 pub mod server;
 pub mod sets;
@@ -256,6 +257,11 @@ fn parse_cursor(arg: &[u8]) -> Option<u64> {
 thread_local! {
     static RNG: std::cell::RefCell<rand::rngs::SmallRng> =
         std::cell::RefCell::new(<rand::rngs::SmallRng as rand::SeedableRng>::from_entropy());
+}
+
+/// Runs `f` with the worker's (or session's) random source.
+pub fn with_rng<R>(f: impl FnOnce(&mut rand::rngs::SmallRng) -> R) -> R {
+    RNG.with(|r| f(&mut r.borrow_mut()))
 }
 
 /// A random index below `len` (which must not be 0).

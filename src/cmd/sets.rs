@@ -8,6 +8,7 @@
 
 use super::table::{tx, Binding};
 use super::notify::{GENERIC, SET};
+use super::sample::{self, Keys};
 use super::{Args, Ctx, ScanOptions};
 use crate::error::{CmdError, CmdResult};
 use crate::store::{Entry, Fetch, KeyType};
@@ -130,7 +131,11 @@ fn spop(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         return Ok(if count.is_some() { Frame::Set(vec![]) } else { Frame::NullBulk });
     };
     let store = ctx.store();
-    let picked = store.srandom(e.id, count.unwrap_or(1))?;
+    let n = count.unwrap_or(1);
+    let picked = match sample::members(e.card, Keys::Seq { head: e.head }, n, true, |seqs, n| store.sscan(e.id, seqs, n))? {
+        Some(picked) => picked,
+        None => store.srandom(e.id, n)?,
+    };
     let as_bytes: Vec<Bytes> = picked.iter().map(|m| Bytes::copy_from_slice(m)).collect();
     store.srem(&e, &as_bytes)?;
     if !as_bytes.is_empty() {
@@ -158,7 +163,23 @@ fn srandmember(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         }
         _ => return Err(CmdError::syntax()),
     };
-    let members = members_of(ctx, &key)?;
+    let Some(e) = lookup(ctx, &key)? else {
+        return Ok(if count.is_some() { Frame::Array(vec![]) } else { Frame::NullBulk });
+    };
+    let (n, distinct) = sample::wanted(count);
+    let store = ctx.store();
+    if let Some(mut picked) = sample::members(e.card, Keys::Seq { head: e.head }, n, distinct, |seqs, n| store.sscan(e.id, seqs, n))? {
+        if distinct {
+            // The order a whole read gives a set this large.
+            picked.sort();
+        }
+        let mut bulks = picked.into_iter().map(|m| Frame::Bulk(Bytes::from(m)));
+        return Ok(match count {
+            None => bulks.next().unwrap_or(Frame::NullBulk),
+            Some(_) => Frame::Array(bulks.collect()),
+        });
+    }
+    let members = ordered(store.smembers(e.id)?);
     Ok(match count {
         None if members.is_empty() => Frame::NullBulk,
         None => Frame::Bulk(Bytes::from(members[super::random_index(ctx, members.len())].clone())),
@@ -327,7 +348,7 @@ fn sscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let (next, members) = if e.card <= super::config::value(ctx, "set-max-intset-entries")? {
         (0, ordered(ctx.store().smembers(e.id)?))
     } else {
-        o.page(|from, n| ctx.store().sscan(e.id, from, n))?
+        o.page(|from, n| ctx.store().sscan(e.id, from..i64::MAX, n))?
     };
     let out = members.into_iter().filter(|m| o.matches(m)).map(|m| Frame::Bulk(Bytes::from(m))).collect();
     Ok(super::hashes::scan_reply(next, out))

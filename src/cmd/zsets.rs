@@ -8,6 +8,7 @@
 
 use super::table::{tx, Binding};
 use super::notify::{GENERIC, ZSET};
+use super::sample::{self, Keys};
 use super::{clamp_range, eq_ic, Args, Ctx, ScanOptions};
 use crate::error::{CmdError, CmdResult};
 use crate::ffi::{parse_double, parse_range_double};
@@ -750,6 +751,9 @@ fn zrandmember(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     if args.is_empty() {
         let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::NullBulk) };
+        if let Some(mut one) = sample_members(ctx, &e, None)? {
+            return Ok(one.pop().map_or(Frame::NullBulk, |(m, _)| bulk(m)));
+        }
         let all = ctx.store().zall(&e)?;
         let i = super::random_index(ctx, all.len());
         return Ok(bulk(all[i].0.clone()));
@@ -764,9 +768,25 @@ fn zrandmember(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
         return Err(CmdError::msg("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"));
     }
     let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Array(vec![])) };
-    let all = ctx.store().zall(&e)?;
-    let picked = super::random_sample(ctx, all.len(), count).into_iter().map(|i| all[i].clone()).collect();
+    let picked = match sample_members(ctx, &e, Some(count))? {
+        Some(picked) => picked,
+        None => {
+            let all = ctx.store().zall(&e)?;
+            super::random_sample(ctx, all.len(), count).into_iter().map(|i| all[i].clone()).collect()
+        }
+    };
     Ok(emit(ctx, picked, withscores))
+}
+
+/// ZRANDMEMBER's picks from a large sorted set, through the member hashes
+/// of its primary key (`sample::members`); `None` where the set is better
+/// read whole.
+fn sample_members(ctx: &Ctx, e: &Entry, count: Option<i64>) -> Result<Option<Vec<(Vec<u8>, f64)>>, CmdError> {
+    let (n, distinct) = sample::wanted(count);
+    let store = ctx.store();
+    sample::members(e.card, Keys::Hash, n, distinct, |seqs, n| {
+        Ok(store.zscan(e.id, seqs, n)?.into_iter().map(|(hash, m, score)| (hash, (m, score))).collect())
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -950,7 +970,7 @@ fn zscan(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let (next, pairs) = if e.card <= super::config::value(ctx, "zset-max-listpack-entries")? {
         (0, ctx.store().zall(&e)?)
     } else {
-        o.page(|from, n| Ok(ctx.store().zscan(e.id, from, n)?.into_iter().map(|(s, m, sc)| (s, (m, sc))).collect()))?
+        o.page(|from, n| Ok(ctx.store().zscan(e.id, from..i64::MAX, n)?.into_iter().map(|(s, m, sc)| (s, (m, sc))).collect()))?
     };
     let mut out = Vec::new();
     for (m, s) in pairs {

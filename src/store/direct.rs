@@ -669,20 +669,30 @@ pub enum MemberRow<'a> {
     Score(f64),
 }
 
-/// Hands `each` the members of collection `id` with sequence numbers from
-/// `from` on (all of them with `None`), in that order, at most `limit` of
-/// them: the sequence number (0 when `from` is `None`), the member, and its
+/// Hands `each` the members of collection `id` with sequence numbers in
+/// `seqs` (all of them with `None`), in that order, at most `limit` of
+/// them: the sequence number (0 when `seqs` is `None`), the member, and its
 /// value or score. One scan of the table's `(id, seq)` index
 /// (`read_scan`): what the `SCAN` statements (HSCAN, SSCAN, ZSCAN) and
 /// `HGETALL` and `SMEMBERS` return, without their executor and SPI's tuple
 /// table. A sorted set's members come in hash order instead, from its
 /// primary key, with the hash for the sequence number; members that share
 /// the last one's hash come too, as the statement's `WITH TIES` brings them.
-pub fn members_by_seq(table: MemberTable, id: i64, from: Option<i64>, limit: i64, mut each: impl FnMut(i64, &[u8], MemberRow)) -> Result<bool, CmdError> {
+pub fn members_by_seq(
+    table: MemberTable,
+    id: i64,
+    seqs: Option<std::ops::Range<i64>>,
+    limit: i64,
+    mut each: impl FnMut(i64, &[u8], MemberRow),
+) -> Result<bool, CmdError> {
     let mut keys = vec![(1, pg_sys::BTEqualStrategyNumber, pg_sys::F_INT8EQ, id.into())];
-    if let Some(from) = from {
-        keys.push((2, pg_sys::BTGreaterEqualStrategyNumber, pg_sys::F_INT8GE, from.into()));
+    if let Some(seqs) = &seqs {
+        keys.push((2, pg_sys::BTGreaterEqualStrategyNumber, pg_sys::F_INT8GE, seqs.start.into()));
+        if seqs.end < i64::MAX {
+            keys.push((2, pg_sys::BTLessStrategyNumber, pg_sys::F_INT8LT, seqs.end.into()));
+        }
     }
+    let from = seqs.map(|s| s.start);
     let (name, _, columns) = table.shape();
     let (by_seq, seq, index_columns): (_, i16, &[i16]) = match table {
         MemberTable::Hashes => (c"hashes_by_seq", 4, &[1, 4]),

@@ -7,6 +7,7 @@ use super::members::queue as queue_member;
 use super::{bytea, bytea_array, upserted, Entry, Store};
 use crate::error::CmdError;
 use bytes::Bytes;
+use std::ops::Range;
 use pgrx::datum::DatumWithOid;
 
 static HGET: Sql = read("SELECT value FROM kv.hashes WHERE id = $1 AND field = $2", &[INT8, BYTEA]);
@@ -99,11 +100,11 @@ impl<'a> Store<'a> {
         Ok(removed)
     }
 
-    /// Up to `limit` fields with seq >= `from`, in seq order.
-    pub fn hscan(self, id: i64, from: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>, Vec<u8>)>, CmdError> {
+    /// Up to `limit` fields with seq in `seqs`, in seq order.
+    pub fn hscan(self, id: i64, seqs: Range<i64>, limit: i64) -> Result<Vec<(i64, Vec<u8>, Vec<u8>)>, CmdError> {
         self.before_reading()?;
         let mut out = Vec::new();
-        let direct = super::direct::members_by_seq(super::direct::MemberTable::Hashes, id, Some(from), limit, |seq, field, row| {
+        let direct = super::direct::members_by_seq(super::direct::MemberTable::Hashes, id, Some(seqs.clone()), limit, |seq, field, row| {
             if let super::direct::MemberRow::Field(value) = row {
                 out.push((seq, field.to_vec(), value.to_vec()));
             }
@@ -111,14 +112,13 @@ impl<'a> Store<'a> {
         if direct {
             return Ok(out);
         }
-        self.run(&SCAN, &[id.into(), from.into(), limit.into()], |rows| {
+        self.run(&SCAN, &[id.into(), seqs.start.into(), limit.into()], |rows| {
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
-                out.push((
-                    row.get::<i64>(1)?.unwrap_or_default(),
-                    row.get::<Vec<u8>>(2)?.unwrap_or_default(),
-                    row.get::<Vec<u8>>(3)?.unwrap_or_default(),
-                ));
+                let seq = row.get::<i64>(1)?.unwrap_or_default();
+                if seq < seqs.end {
+                    out.push((seq, row.get::<Vec<u8>>(2)?.unwrap_or_default(), row.get::<Vec<u8>>(3)?.unwrap_or_default()));
+                }
             }
             Ok(out)
         })

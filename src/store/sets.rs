@@ -7,6 +7,7 @@ use super::members::queue as queue_member;
 use super::{bytea, bytea_array, Entry, Store};
 use crate::error::CmdError;
 use bytes::Bytes;
+use std::ops::Range;
 
 static SADD: Sql = write(
     "INSERT INTO kv.sets (id, member, seq) SELECT $1, m, q FROM unnest($2, $3) AS u(m, q) ON CONFLICT DO NOTHING RETURNING 1",
@@ -73,17 +74,20 @@ impl<'a> Store<'a> {
         self.bytes_column(&SMEMBERS, &[id.into()])
     }
 
-    /// Up to `limit` members with seq >= `from`, in seq order: (seq, member).
-    pub fn sscan(self, id: i64, from: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>)>, CmdError> {
+    /// Up to `limit` members with seq in `seqs`, in seq order: (seq, member).
+    pub fn sscan(self, id: i64, seqs: Range<i64>, limit: i64) -> Result<Vec<(i64, Vec<u8>)>, CmdError> {
         self.before_reading()?;
         let mut out = Vec::new();
-        if super::direct::members_by_seq(super::direct::MemberTable::Sets, id, Some(from), limit, |seq, m, _| out.push((seq, m.to_vec())))? {
+        if super::direct::members_by_seq(super::direct::MemberTable::Sets, id, Some(seqs.clone()), limit, |seq, m, _| out.push((seq, m.to_vec())))? {
             return Ok(out);
         }
-        self.run(&SCAN, &[id.into(), from.into(), limit.into()], |rows| {
+        self.run(&SCAN, &[id.into(), seqs.start.into(), limit.into()], |rows| {
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
-                out.push((row.get::<i64>(1)?.unwrap_or_default(), row.get::<Vec<u8>>(2)?.unwrap_or_default()));
+                let seq = row.get::<i64>(1)?.unwrap_or_default();
+                if seq < seqs.end {
+                    out.push((seq, row.get::<Vec<u8>>(2)?.unwrap_or_default()));
+                }
             }
             Ok(out)
         })

@@ -8,6 +8,7 @@ use super::members::queue as queue_member;
 use super::{bytea, bytea_array, upserted, Entry, Store};
 use crate::error::CmdError;
 use bytes::Bytes;
+use std::ops::Range;
 use pgrx::datum::DatumWithOid;
 
 static ZSCORE: Sql = read("SELECT score FROM kv.zsets WHERE id = $1 AND hash = $3 AND member = $2", &[INT8, BYTEA, INT8]);
@@ -206,12 +207,12 @@ impl<'a> Store<'a> {
         Ok(self.column::<i64>(&COUNT_SCORE, &[id.into(), lo.into(), hi.into()])?.first().copied().unwrap_or(0))
     }
 
-    /// Members with hash >= `from`, in hash order: `limit` of them, and any
-    /// more that share the last one's hash (a page ends between hashes).
-    pub fn zscan(self, id: i64, from: i64, limit: i64) -> Result<Vec<(i64, Vec<u8>, f64)>, CmdError> {
+    /// Members with hash in `hashes`, in hash order: `limit` of them, and
+    /// any more that share the last one's hash (a page ends between hashes).
+    pub fn zscan(self, id: i64, hashes: Range<i64>, limit: i64) -> Result<Vec<(i64, Vec<u8>, f64)>, CmdError> {
         self.before_reading()?;
         let mut out = Vec::new();
-        let direct = super::direct::members_by_seq(super::direct::MemberTable::ZSets, id, Some(from), limit, |seq, m, row| {
+        let direct = super::direct::members_by_seq(super::direct::MemberTable::ZSets, id, Some(hashes.clone()), limit, |seq, m, row| {
             if let super::direct::MemberRow::Score(score) = row {
                 out.push((seq, m.to_vec(), score));
             }
@@ -219,14 +220,13 @@ impl<'a> Store<'a> {
         if direct {
             return Ok(out);
         }
-        self.run(&SCAN, &[id.into(), from.into(), limit.into()], |rows| {
+        self.run(&SCAN, &[id.into(), hashes.start.into(), limit.into()], |rows| {
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
-                out.push((
-                    row.get::<i64>(1)?.unwrap_or_default(),
-                    row.get::<Vec<u8>>(2)?.unwrap_or_default(),
-                    row.get::<f64>(3)?.unwrap_or_default(),
-                ));
+                let hash = row.get::<i64>(1)?.unwrap_or_default();
+                if hash < hashes.end {
+                    out.push((hash, row.get::<Vec<u8>>(2)?.unwrap_or_default(), row.get::<f64>(3)?.unwrap_or_default()));
+                }
             }
             Ok(out)
         })

@@ -339,7 +339,10 @@ impl Server {
             let timeout = if self.has_pending_input() || self.blocked.has_recheck() {
                 0
             } else {
-                let mut t = self.next_expire.saturating_duration_since(Instant::now()).as_millis() as i64;
+                // Rounded up: the last fraction of a millisecond before the
+                // tick would otherwise be a timeout of 0, and the loop would
+                // spin through it (about 1 % of a core while idle).
+                let mut t = self.next_expire.saturating_duration_since(Instant::now()).as_micros().div_ceil(1000) as i64;
                 if let Some(d) = self.blocked.next_deadline() {
                     t = t.min((d - cmd::now_ms()).max(0));
                 }

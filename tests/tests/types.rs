@@ -1141,3 +1141,105 @@ fn compressed_and_out_of_line_values_read_back_whole() {
     let (compressed, out_of_line, compressed_members) = (row.get::<_, i64>(0), row.get::<_, i64>(1), row.get::<_, i64>(2));
     assert!(compressed >= 1 && out_of_line == 1 && compressed_members == 1, "{compressed} {out_of_line} {compressed_members}");
 }
+
+/// HRANDFIELD, SRANDMEMBER, SPOP and ZRANDMEMBER on collections too large
+/// to read whole: every member is equally likely however removals left the
+/// numbering (a sampler that took the member after a random number would
+/// pick the one after the gap below 1500 times as often), counts behave as
+/// in Redis, and the picks come through the index rather than a read of
+/// the whole collection.
+#[test]
+fn random_members_of_large_collections_are_uniform_and_read_through_the_index() {
+    use std::collections::{HashMap, HashSet};
+    let c = pgkv_tests::shared();
+    let mut r = c.redis();
+    let _: () = redis::cmd("SELECT").arg(15).query(&mut r).unwrap();
+    let _: i64 = redis::cmd("DEL").arg(&["rnd:s", "rnd:h", "rnd:z"]).query(&mut r).unwrap();
+    let mut add = (redis::cmd("SADD"), redis::cmd("HSET"), redis::cmd("ZADD"));
+    add.0.arg("rnd:s");
+    add.1.arg("rnd:h");
+    add.2.arg("rnd:z");
+    for i in 0..3000 {
+        add.0.arg(format!("m{i}"));
+        add.1.arg(format!("m{i}")).arg(i);
+        add.2.arg(i).arg(format!("m{i}"));
+    }
+    let _: (i64, i64, i64) = redis::pipe().add_command(add.0).add_command(add.1).add_command(add.2).query(&mut r).unwrap();
+    // One gap of 1500 members, then a stretch where one in seven stays.
+    let gone: Vec<String> = (500..2500).filter(|i| *i < 2000 || i % 7 != 0).map(|i| format!("m{i}")).collect();
+    for cmd in ["SREM", "HDEL", "ZREM"] {
+        let key = format!("rnd:{}", &cmd[..1].to_lowercase());
+        let _: i64 = redis::cmd(cmd).arg(&key).arg(&gone).query(&mut r).unwrap();
+    }
+    let kept: HashSet<String> = (0..3000).map(|i| format!("m{i}")).filter(|m| !gone.contains(m)).collect();
+    let n = kept.len();
+    assert_eq!(n, 1072);
+
+    for (cmd, key) in [("SRANDMEMBER", "rnd:s"), ("HRANDFIELD", "rnd:h"), ("ZRANDMEMBER", "rnd:z")] {
+        let draws = 30_000;
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for _ in 0..draws / 1000 {
+            let mut p = redis::pipe();
+            for _ in 0..1000 {
+                p.cmd(cmd).arg(key);
+            }
+            let picks: Vec<String> = p.query(&mut r).unwrap();
+            for m in picks {
+                assert!(kept.contains(&m), "{cmd} picked {m}, not a member");
+                *seen.entry(m).or_default() += 1;
+            }
+        }
+        assert_eq!(seen.len(), n, "{cmd}: every member is picked (28 times each, on average)");
+        // Pearson's chi-square against uniform: about n - 1 (sd 46) if
+        // uniform; a sampler biased towards the member after the gap gives
+        // far more.
+        let expected = draws as f64 / n as f64;
+        let chi2: f64 = seen.values().map(|&o| (o as f64 - expected).powi(2) / expected).sum();
+        let df = (n - 1) as f64;
+        assert!(chi2 < df + 8.0 * (2.0 * df).sqrt(), "{cmd}: chi-square {chi2:.0} for {df} degrees of freedom");
+    }
+
+    // Counts: positive ones distinct, negative ones may repeat.
+    let picked: Vec<String> = redis::cmd("SRANDMEMBER").arg("rnd:s").arg(100).query(&mut r).unwrap();
+    assert_eq!(picked.iter().collect::<HashSet<_>>().len(), 100);
+    assert!(picked.iter().all(|m| kept.contains(m)));
+    let picked: Vec<String> = redis::cmd("SRANDMEMBER").arg("rnd:s").arg(-300).query(&mut r).unwrap();
+    assert_eq!(picked.len(), 300);
+    assert!(picked.iter().all(|m| kept.contains(m)));
+    let pairs: Vec<(String, i64)> = redis::cmd("HRANDFIELD").arg("rnd:h").arg(50).arg("WITHVALUES").query(&mut r).unwrap();
+    assert_eq!(pairs.iter().map(|(f, _)| f).collect::<HashSet<_>>().len(), 50);
+    assert!(pairs.iter().all(|(f, v)| kept.contains(f) && *f == format!("m{v}")));
+    let pairs: Vec<(String, f64)> = redis::cmd("ZRANDMEMBER").arg("rnd:z").arg(-80).arg("WITHSCORES").query(&mut r).unwrap();
+    assert_eq!(pairs.len(), 80);
+    assert!(pairs.iter().all(|(m, s)| kept.contains(m) && *m == format!("m{s}")));
+    let pairs: Vec<(String, f64)> = redis::cmd("ZRANDMEMBER").arg("rnd:z").arg(60).arg("WITHSCORES").query(&mut r).unwrap();
+    assert_eq!(pairs.iter().map(|(m, _)| m).collect::<HashSet<_>>().len(), 60);
+
+    // SPOP takes distinct members out.
+    let popped: Vec<String> = redis::cmd("SPOP").arg("rnd:s").arg(100).query(&mut r).unwrap();
+    assert_eq!(popped.iter().collect::<HashSet<_>>().len(), 100);
+    let one: String = redis::cmd("SPOP").arg("rnd:s").query(&mut r).unwrap();
+    assert!(!popped.contains(&one) && kept.contains(&one));
+    let card: i64 = redis::cmd("SCARD").arg("rnd:s").query(&mut r).unwrap();
+    assert_eq!(card, n as i64 - 101);
+    let still: Vec<bool> = redis::cmd("SMISMEMBER").arg("rnd:s").arg(&popped).arg(&one).query(&mut r).unwrap();
+    assert!(still.iter().all(|b| !b));
+
+    // Through the index: 200 picks from SQL fetch a few rows each, where a
+    // whole read would fetch all 971 every time.
+    let mut sql = c.sql();
+    let mut t = sql.transaction().unwrap();
+    t.batch_execute("SET LOCAL pgkv.sql_db = 15").unwrap();
+    for (table, call) in [("sets", "SRANDMEMBER', 'rnd:s"), ("hashes", "HRANDFIELD', 'rnd:h"), ("zsets", "ZRANDMEMBER', 'rnd:z")] {
+        let fetched = |t: &mut postgres::Transaction| -> i64 {
+            let q = format!("SELECT coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0) FROM pg_stat_xact_user_tables WHERE relid = 'kv.{table}'::regclass");
+            t.query_one(&q, &[]).unwrap().get(0)
+        };
+        let before = fetched(&mut t);
+        let row = t.query_one(&format!("SELECT count(kv.call('{call}')) FROM generate_series(1, 200)"), &[]).unwrap();
+        assert_eq!(row.get::<_, i64>(0), 200);
+        let rows = fetched(&mut t) - before;
+        assert!(rows > 0 && rows < 200 * 40, "{table}: 200 picks fetched {rows} rows");
+    }
+    t.commit().unwrap();
+}
