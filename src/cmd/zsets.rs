@@ -16,6 +16,7 @@ use crate::store::{Entry, Fetch, KeyType};
 use bytes::Bytes;
 use pgkv_resp::{Frame, Protocol};
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 pub const COMMANDS: &[Binding] = &[
     tx("zadd", zadd),
@@ -401,6 +402,24 @@ impl LexRange {
     fn contains(&self, m: &[u8]) -> bool {
         self.above_min(m) && self.below_max(m)
     }
+
+    /// The range as bounds on the member, or `None` if it is empty
+    /// whatever the members (`+` as its minimum, `-` as its maximum).
+    fn bounds(&self) -> Option<(Bound<&[u8]>, Bound<&[u8]>)> {
+        let min = match &self.min {
+            LexBound::Min => Bound::Unbounded,
+            LexBound::Max => return None,
+            LexBound::Incl(v) => Bound::Included(v.as_slice()),
+            LexBound::Excl(v) => Bound::Excluded(v.as_slice()),
+        };
+        let max = match &self.max {
+            LexBound::Max => Bound::Unbounded,
+            LexBound::Min => return None,
+            LexBound::Incl(v) => Bound::Included(v.as_slice()),
+            LexBound::Excl(v) => Bound::Excluded(v.as_slice()),
+        };
+        Some((min, max))
+    }
 }
 
 /// `ZCOUNT key min max`
@@ -428,7 +447,7 @@ fn zlexcount(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     let range = LexRange::parse(&args.next_bytes()?, &args.next_bytes()?)?;
     let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
-    Ok(Frame::Integer(lex_range(ctx, &e, &range)?.len() as i64))
+    Ok(Frame::Integer(lex_range(ctx, &e, &range, false, 0, -1)?.len() as i64))
 }
 
 /// The elements of `range`, ascending.
@@ -441,11 +460,34 @@ fn score_range(ctx: &Ctx, e: &Entry, range: ScoreRange) -> Result<Pairs, CmdErro
     Ok(v)
 }
 
-/// The elements of a lex range, ascending.
-fn lex_range(ctx: &Ctx, e: &Entry, range: &LexRange) -> Result<Pairs, CmdError> {
-    let mut v = ctx.store().zall(e)?;
+/// The elements of a lex range, ascending (descending with `rev`), with
+/// LIMIT's `offset` and `limit` applied.
+///
+/// Redis defines lex ranges for sorted sets whose members share one score,
+/// and there they are read from the score index, bounded on the member: the
+/// members returned, not the set. Otherwise (or where the index is not
+/// read directly) the whole set is read and its members in the range kept,
+/// in (score, member) order.
+fn lex_range(ctx: &Ctx, e: &Entry, range: &LexRange, rev: bool, offset: i64, limit: i64) -> Result<Pairs, CmdError> {
+    if offset < 0 {
+        return Ok(Vec::new());
+    }
+    let store = ctx.store();
+    let ends = (store.zrange_rank(e.id, 0, 1, false)?.pop(), store.zrange_rank(e.id, 0, 1, true)?.pop());
+    if let (Some((_, low)), Some((_, high))) = ends {
+        if low == high {
+            let Some(bounds) = range.bounds() else { return Ok(Vec::new()) };
+            if let Some(v) = store.zrange_lex(e.id, low, bounds, offset, limit, rev)? {
+                return Ok(v);
+            }
+        }
+    }
+    let mut v = store.zall(e)?;
     v.retain(|(m, _)| range.contains(m));
-    Ok(v)
+    if rev {
+        v.reverse();
+    }
+    Ok(apply_limit(v, offset, limit))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -525,13 +567,7 @@ fn zrange_generic(ctx: &mut Ctx, args: &mut Args, spec: RangeSpec) -> CmdResult 
                 }
                 apply_limit(v, offset, limit)
             }
-            Parsed::Lex(range) => {
-                let mut v = lex_range(ctx, &e, &range)?;
-                if rev {
-                    v.reverse();
-                }
-                apply_limit(v, offset, limit)
-            }
+            Parsed::Lex(range) => lex_range(ctx, &e, &range, rev, offset, limit)?,
         },
     };
     match dst {
@@ -640,7 +676,7 @@ fn zremrangebylex(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     let range = LexRange::parse(&args.next_bytes()?, &args.next_bytes()?)?;
     let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
-    let pairs = lex_range(ctx, &e, &range)?;
+    let pairs = lex_range(ctx, &e, &range, false, 0, -1)?;
     remove_pairs(ctx, &e, pairs, "zremrangebylex")
 }
 

@@ -36,6 +36,7 @@ use crate::ffi::unguarded;
 use bytes::Bytes;
 use pgrx::pg_sys;
 use pgrx::{FromDatum, IntoDatum};
+use std::ops::Bound;
 
 /// kv.keys columns, in `sql/schema.sql` order (attribute numbers).
 const DB: i32 = 1;
@@ -752,6 +753,56 @@ pub fn zset_range(id: i64, scores: Option<(f64, f64)>, offset: i64, limit: i64, 
             if left <= 0 {
                 return false;
             }
+            if skip > 0 {
+                skip -= 1;
+                return true;
+            }
+            let score = scanned::<f64>(slot, SCORE).unwrap_or_default();
+            scanned_bytes(slot, 2, |member| each(member, score));
+            left -= 1;
+            left > 0
+        })
+    }
+}
+
+/// Hands `each` the members of sorted set `id` that have score `score`
+/// and lie between `min` and `max` (byte order), in member order, or the
+/// reverse with `rev`: the `limit` (all, if negative) after the first
+/// `offset`. One scan of the `(id, score, member)` index bounded on all
+/// three columns: a lex range (ZRANGEBYLEX and the like) of a sorted set
+/// whose members share one score, which is where Redis defines lex ranges,
+/// reads only the members it returns.
+pub fn zset_lex_range(
+    id: i64,
+    score: f64,
+    (min, max): (Bound<&[u8]>, Bound<&[u8]>),
+    offset: i64,
+    limit: i64,
+    rev: bool,
+    mut each: impl FnMut(&[u8], f64),
+) -> Result<bool, CmdError> {
+    let mut keys = vec![
+        (1, pg_sys::BTEqualStrategyNumber, pg_sys::F_INT8EQ, id.into()),
+        (2, pg_sys::BTEqualStrategyNumber, pg_sys::F_FLOAT8EQ, score.into_datum().expect("a float8 datum")),
+    ];
+    let bytea = |m: &[u8]| m.into_datum().expect("a bytea datum");
+    match min {
+        Bound::Included(m) => keys.push((3, pg_sys::BTGreaterEqualStrategyNumber, pg_sys::F_BYTEAGE, bytea(m))),
+        Bound::Excluded(m) => keys.push((3, pg_sys::BTGreaterStrategyNumber, pg_sys::F_BYTEAGT, bytea(m))),
+        Bound::Unbounded => {}
+    }
+    match max {
+        Bound::Included(m) => keys.push((3, pg_sys::BTLessEqualStrategyNumber, pg_sys::F_BYTEALE, bytea(m))),
+        Bound::Excluded(m) => keys.push((3, pg_sys::BTLessStrategyNumber, pg_sys::F_BYTEALT, bytea(m))),
+        Bound::Unbounded => {}
+    }
+    let (mut skip, mut left) = (offset.max(0), if limit < 0 { i64::MAX } else { limit });
+    if left == 0 {
+        return Ok(true);
+    }
+    // SAFETY: as in `list_range`.
+    unsafe {
+        read_scan((c"zsets", c"zsets_by_score"), MemberTable::ZSets.shape().2, &[1, SCORE as i16, 2], &keys, rev, |slot| {
             if skip > 0 {
                 skip -= 1;
                 return true;

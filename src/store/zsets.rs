@@ -8,7 +8,7 @@ use super::members::queue as queue_member;
 use super::{bytea, bytea_array, upserted, Entry, Store};
 use crate::error::CmdError;
 use bytes::Bytes;
-use std::ops::Range;
+use std::ops::{Bound, Range};
 use pgrx::datum::DatumWithOid;
 
 static ZSCORE: Sql = read("SELECT score FROM kv.zsets WHERE id = $1 AND hash = $3 AND member = $2", &[INT8, BYTEA, INT8]);
@@ -196,6 +196,23 @@ impl<'a> Store<'a> {
     /// Every element, ascending.
     pub fn zall(self, e: &Entry) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
         self.zrange_rank(e.id, 0, e.card.max(1), false)
+    }
+
+    /// The members with `score` between `min` and `max` (`zset_lex_range`),
+    /// or `None` where the index is not read directly.
+    pub fn zrange_lex(
+        self,
+        id: i64,
+        score: f64,
+        bounds: (Bound<&[u8]>, Bound<&[u8]>),
+        offset: i64,
+        limit: i64,
+        rev: bool,
+    ) -> Result<Option<Vec<(Vec<u8>, f64)>>, CmdError> {
+        self.before_reading()?;
+        let mut out = Vec::new();
+        let direct = super::direct::zset_lex_range(id, score, bounds, offset, limit, rev, |m, s| out.push((m.to_vec(), s)))?;
+        Ok(direct.then_some(out))
     }
 
     /// How many elements sort before (score, member): its rank.
