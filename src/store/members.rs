@@ -36,7 +36,7 @@ static HASH_AHEAD: Sql = read(
     "SELECT u.m FROM unnest($2) AS u(m) CROSS JOIN LATERAL (SELECT 1 FROM kv.hashes WHERE id = $1 AND field = u.m LIMIT 1) AS h",
     &[INT8, BYTEA_ARRAY],
 );
-static SET_AHEAD: Sql = read(
+pub(super) static SET_AHEAD: Sql = read(
     "SELECT u.m FROM unnest($2) AS u(m) CROSS JOIN LATERAL (SELECT 1 FROM kv.sets WHERE id = $1 AND member = u.m LIMIT 1) AS s",
     &[INT8, BYTEA_ARRAY],
 );

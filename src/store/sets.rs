@@ -7,6 +7,7 @@ use super::members::queue as queue_member;
 use super::{bytea, bytea_array, Entry, Store};
 use crate::error::CmdError;
 use bytes::Bytes;
+use std::collections::HashSet;
 use std::ops::Range;
 
 static SADD: Sql = write(
@@ -55,6 +56,16 @@ impl<'a> Store<'a> {
 
     pub fn sismember(self, id: i64, member: &[u8]) -> Result<bool, CmdError> {
         Ok(self.column::<bool>(&SISMEMBER, &[id.into(), bytea(member)])?.first().copied().unwrap_or(false))
+    }
+
+    /// Which of `members` the set `id` holds: a primary-key probe each,
+    /// read directly (`direct::read_members`) or in one statement.
+    pub fn members_among(self, id: i64, members: &[Bytes]) -> Result<HashSet<Bytes>, CmdError> {
+        self.before_reading()?;
+        if let Some(found) = super::direct::read_members(super::direct::MemberTable::Sets, id, members)? {
+            return Ok(found.into_iter().map(|f| f.member).collect());
+        }
+        Ok(self.bytes_column(&super::members::SET_AHEAD, &[id.into(), bytea_array(members)])?.into_iter().map(Bytes::from).collect())
     }
 
     /// One primary-key probe per member (see `zmscore`).

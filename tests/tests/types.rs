@@ -297,6 +297,34 @@ fn set_commands_match_redis() {
         ] {
             d.check(&cmd);
         }
+        // Intersections and differences with a set far larger than the
+        // others, which pgkv probes rather than reads: 2000 members, and
+        // small sets partly inside it.
+        let mut big: Vec<String> = vec!["SADD".into(), "big".into()];
+        big.extend((0..2000).map(|i| format!("b{i}")));
+        d.check(&big);
+        d.check(&["SADD", "few", "b7", "b1999", "nope", "b0"]);
+        d.check(&["SADD", "ints", "1", "2", "3"]);
+        d.check(&["SADD", "ints2", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20", "21", "22", "23", "24", "25", "26", "27"]);
+        d.check_unordered(&["SINTER", "big", "few"]);
+        d.check_unordered(&["SINTER", "few", "big", "big"]);
+        d.check(&["SINTER", "big", "few", "none"]);
+        d.check(&["SINTER", "big", "few", "str"]);
+        d.check(&["SINTER", "ints", "ints2"]);
+        d.check(&["SINTERCARD", "2", "big", "few"]);
+        d.check(&["SINTERCARD", "2", "few", "big", "LIMIT", "2"]);
+        d.check(&["SINTERCARD", "3", "big", "few", "ints"]);
+        d.check_unordered(&["SDIFF", "few", "big"]);
+        d.check(&["SDIFF", "ints", "ints2", "big"]);
+        d.check(&["SDIFF", "few", "few", "big"]);
+        d.check(&["SINTERSTORE", "dst", "big", "few"]);
+        d.check_unordered(&["SMEMBERS", "dst"]);
+        d.check(&["SDIFFSTORE", "dst", "few", "big"]);
+        d.check(&["SMEMBERS", "dst"]);
+        d.check(&["SDIFFSTORE", "dst", "few", "big", "few"]);
+        d.check(&["EXISTS", "dst"]);
+        d.check(&["SUNIONSTORE", "dst", "few", "big"]);
+        d.check(&["SCARD", "dst"]);
     });
 }
 
@@ -1226,7 +1254,8 @@ fn random_members_of_large_collections_are_uniform_and_read_through_the_index() 
     assert!(still.iter().all(|b| !b));
 
     // Through the index: 200 picks from SQL fetch a few rows each, where a
-    // whole read would fetch all 971 every time.
+    // whole read would fetch all 971 every time; and an intersection or
+    // difference with the large set probes it for the small one's members.
     let mut sql = c.sql();
     let mut t = sql.transaction().unwrap();
     t.batch_execute("SET LOCAL pgkv.sql_db = 15").unwrap();
@@ -1240,6 +1269,20 @@ fn random_members_of_large_collections_are_uniform_and_read_through_the_index() 
         assert_eq!(row.get::<_, i64>(0), 200);
         let rows = fetched(&mut t) - before;
         assert!(rows > 0 && rows < 200 * 40, "{table}: 200 picks fetched {rows} rows");
+    }
+    let sets_fetched = |t: &mut postgres::Transaction| -> i64 {
+        let q = "SELECT coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0) FROM pg_stat_xact_user_tables WHERE relid = 'kv.sets'::regclass";
+        t.query_one(q, &[]).unwrap().get(0)
+    };
+    t.batch_execute("SELECT kv.call('SADD', 'rnd:few', 'm1', 'm2', 'm3', 'm2002', 'x')").unwrap();
+    for (call, want) in [("SINTER', 'rnd:s', 'rnd:few", None), ("SINTERCARD', '2', 'rnd:s', 'rnd:few", None), ("SDIFF', 'rnd:few', 'rnd:s", Some("x"))] {
+        let before = sets_fetched(&mut t);
+        let got: String = t.query_one(&format!("SELECT kv.call('{call}')::text"), &[]).unwrap().get(0);
+        let rows = sets_fetched(&mut t) - before;
+        assert!(rows <= 20, "{call}: {rows} rows fetched for 5 members");
+        if let Some(want) = want {
+            assert!(got.contains(want), "{call}: {got}");
+        }
     }
     t.commit().unwrap();
 }
