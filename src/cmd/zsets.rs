@@ -15,7 +15,7 @@ use crate::ffi::{parse_double, parse_range_double};
 use crate::store::{Entry, Fetch, KeyType};
 use bytes::Bytes;
 use pgkv_resp::{Frame, Protocol};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
 pub const COMMANDS: &[Binding] = &[
@@ -839,6 +839,11 @@ enum Aggregate {
     Max,
 }
 
+/// An input this many times larger than the members an intersection or
+/// difference still holds is probed for them rather than read whole (as
+/// for SINTER).
+const PROBE_RATIO: i64 = 8;
+
 /// Redis's `zunionInterDiffGenericCommand`. Sets count as zsets with score
 /// 1; scores are combined with WEIGHTS and AGGREGATE; NaN becomes 0.
 fn zsetop(ctx: &mut Ctx, args: &mut Args, op: SetOp, store: bool, card_only: bool, name: &str) -> CmdResult {
@@ -890,50 +895,77 @@ fn zsetop(ctx: &mut Ctx, args: &mut Args, op: SetOp, store: bool, card_only: boo
             return Err(CmdError::syntax());
         }
     }
-    let mut sets: Vec<BTreeMap<Vec<u8>, f64>> = Vec::with_capacity(inputs.len());
-    for (e, w) in inputs.iter().zip(&weights) {
-        let mut m = BTreeMap::new();
-        if let Some(e) = e {
-            let pairs: Pairs = match e.ktype {
-                KeyType::ZSet => store_layer.zall(e)?,
-                _ => store_layer.smembers(e.id)?.into_iter().map(|m| (m, 1.0)).collect(),
-            };
-            for (member, score) in pairs {
-                let v = score * w;
-                m.insert(member, if v.is_nan() { 0.0 } else { v });
-            }
-        }
-        sets.push(m);
+    // Redis combines the inputs smallest first (a stable sort by size), and
+    // a sum of doubles depends on its order; a difference keeps its first.
+    let mut inputs: Vec<(Option<Entry>, f64)> = inputs.into_iter().zip(weights).collect();
+    if op != SetOp::Diff {
+        inputs.sort_by_key(|(e, _)| e.as_ref().map_or(0, |e| e.card));
     }
-    let combine = |acc: f64, v: f64| -> f64 {
-        let r = match aggregate {
-            Aggregate::Sum => acc + v,
-            Aggregate::Min => acc.min(v),
-            Aggregate::Max => acc.max(v),
+    // Each input's members with their scores times its weight (a set's
+    // members score 1), the NaN of 0 times infinity left as it is.
+    let read = |e: &Entry, w: f64| -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
+        let pairs: Pairs = match e.ktype {
+            KeyType::ZSet => store_layer.zall(e)?,
+            _ => store_layer.smembers(e.id)?.into_iter().map(|m| (m, 1.0)).collect(),
         };
-        if r.is_nan() { 0.0 } else { r }
+        Ok(pairs.into_iter().map(|(m, s)| (m, s * w)).collect())
     };
-    let mut it = sets.into_iter();
-    let mut acc = it.next().unwrap_or_default();
-    for s in it {
-        match op {
-            SetOp::Union => {
-                for (m, v) in s {
-                    match acc.get_mut(&m) {
-                        Some(a) => *a = combine(*a, v),
-                        None => {
-                            acc.insert(m, v);
-                        }
+    let or_zero = |v: f64| if v.is_nan() { 0.0 } else { v };
+    // Redis's zunionInterAggregate, comparisons and all: a NaN never wins
+    // MIN or MAX, and a sum that is NaN becomes 0.
+    let aggregate_into = |target: &mut f64, v: f64| match aggregate {
+        Aggregate::Sum => *target = or_zero(*target + v),
+        Aggregate::Min if v < *target => *target = v,
+        Aggregate::Max if v > *target => *target = v,
+        Aggregate::Min | Aggregate::Max => {}
+    };
+    let mut acc: BTreeMap<Vec<u8>, f64> = BTreeMap::new();
+    if op == SetOp::Union {
+        // Every value is made a number before it is combined.
+        for (e, w) in inputs.iter().filter_map(|(e, w)| Some((e.as_ref()?, *w))) {
+            for (m, v) in read(e, w)? {
+                match acc.get_mut(&m) {
+                    Some(a) => aggregate_into(a, or_zero(v)),
+                    None => {
+                        acc.insert(m, or_zero(v));
                     }
                 }
             }
-            SetOp::Inter => {
-                acc.retain(|m, _| s.contains_key(m));
-                for (m, a) in acc.iter_mut() {
-                    *a = combine(*a, s[m]);
-                }
+        }
+    } else if let Some((first, w)) = inputs.first().and_then(|(e, w)| Some((e.as_ref()?, *w))) {
+        // The first input's members, looked up in the others: a set much
+        // larger than what remains is probed for it (a primary-key probe
+        // each) rather than read whole.
+        acc = read(first, w)?.into_iter().map(|(m, v)| (m, or_zero(v))).collect();
+        for (e, w) in &inputs[1..] {
+            if acc.is_empty() {
+                break;
             }
-            SetOp::Diff => acc.retain(|m, _| !s.contains_key(m)),
+            let Some(e) = e else {
+                if op == SetOp::Inter {
+                    acc.clear();
+                }
+                continue;
+            };
+            let found: HashMap<Vec<u8>, f64> = if e.card > PROBE_RATIO.saturating_mul(acc.len() as i64) {
+                let wanted: Vec<Bytes> = acc.keys().map(|m| Bytes::copy_from_slice(m)).collect();
+                let scores = match e.ktype {
+                    KeyType::ZSet => store_layer.zscores_among(e.id, &wanted)?,
+                    _ => store_layer.members_among(e.id, &wanted)?.into_iter().map(|m| (m, 1.0)).collect(),
+                };
+                scores.into_iter().map(|(m, s)| (m.to_vec(), s * w)).collect()
+            } else {
+                read(e, *w)?.into_iter().collect()
+            };
+            match op {
+                SetOp::Inter => {
+                    acc.retain(|m, _| found.contains_key(m));
+                    for (m, a) in acc.iter_mut() {
+                        aggregate_into(a, found[m]);
+                    }
+                }
+                _ => acc.retain(|m, _| !found.contains_key(m)),
+            }
         }
     }
     if card_only {

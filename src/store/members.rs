@@ -40,7 +40,7 @@ pub(super) static SET_AHEAD: Sql = read(
     "SELECT u.m FROM unnest($2) AS u(m) CROSS JOIN LATERAL (SELECT 1 FROM kv.sets WHERE id = $1 AND member = u.m LIMIT 1) AS s",
     &[INT8, BYTEA_ARRAY],
 );
-static ZSET_AHEAD: Sql = read(
+pub(super) static ZSET_AHEAD: Sql = read(
     "SELECT u.m, z.score FROM unnest($2, $3) AS u(m, h) \
      CROSS JOIN LATERAL (SELECT score FROM kv.zsets WHERE id = $1 AND hash = u.h AND member = u.m LIMIT 1) AS z",
     &[INT8, BYTEA_ARRAY, INT8_ARRAY],
