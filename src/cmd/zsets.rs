@@ -816,13 +816,22 @@ fn zrandmember(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 
 /// ZRANDMEMBER's picks from a large sorted set, through the member hashes
 /// of its primary key (`sample::members`); `None` where the set is better
-/// read whole.
+/// read whole. Distinct picks come in the set's order, as those taken from
+/// a whole read do.
 fn sample_members(ctx: &Ctx, e: &Entry, count: Option<i64>) -> Result<Option<Vec<(Vec<u8>, f64)>>, CmdError> {
     let (n, distinct) = sample::wanted(count);
     let store = ctx.store();
-    sample::members(e.card, Keys::Hash, n, distinct, |seqs, n| {
+    let picked = sample::members(e.card, Keys::Hash, n, distinct, |seqs, n| {
         Ok(store.zscan(e.id, seqs, n)?.into_iter().map(|(hash, m, score)| (hash, (m, score))).collect())
-    })
+    })?;
+    Ok(picked.map(|mut picked| {
+        if distinct {
+            // -0 sorts as 0, as in the index.
+            let score = |x: f64| if x == 0.0 { 0.0 } else { x };
+            picked.sort_by(|a, b| score(a.1).total_cmp(&score(b.1)).then_with(|| a.0.cmp(&b.0)));
+        }
+        picked
+    }))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
