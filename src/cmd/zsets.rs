@@ -303,9 +303,16 @@ fn zmscore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 fn rank_generic(ctx: &mut Ctx, args: &mut Args, rev: bool) -> CmdResult {
     let (key, member) = (args.next_bytes()?, args.next_bytes()?);
     let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::NullBulk) };
-    let Some(score) = ctx.store().zscore(e.id, &member)? else { return Ok(Frame::NullBulk) };
-    let rank = ctx.store().zrank(e.id, score, &member)?;
-    Ok(Frame::Integer(if rev { e.card - 1 - rank } else { rank }))
+    let store = ctx.store();
+    let Some(score) = store.zscore(e.id, &member)? else { return Ok(Frame::NullBulk) };
+    // Both sides' counts are exact, and each costs the members it counts:
+    // count the side the score says is shorter, judged from the lowest and
+    // highest scores (two probes).
+    let (low, high) = (store.zrange_rank(e.id, 0, 1, false)?, store.zrange_rank(e.id, 0, 1, true)?);
+    let after = matches!((low.first(), high.first()), (Some((_, low)), Some((_, high))) if score - low > high - score);
+    let n = store.zrank(e.id, score, &member, after)?;
+    let from_start = if after { e.card - 1 - n } else { n };
+    Ok(Frame::Integer(if rev { e.card - 1 - from_start } else { from_start }))
 }
 
 /// `ZRANK key member`

@@ -55,10 +55,11 @@ static BY_SCORE: Sql = read(
     "SELECT member, score FROM kv.zsets WHERE id = $1 AND score BETWEEN $2 AND $3 ORDER BY score, member",
     &[INT8, FLOAT8, FLOAT8],
 );
-static RANK: Sql = read(
-    "SELECT count(*) FROM kv.zsets WHERE id = $1 AND (score < $2 OR (score = $2 AND member < $3))",
-    &[INT8, FLOAT8, BYTEA],
-);
+// Row comparisons: the (id, score, member) index bounds the scan at the
+// member, so a count reads the members on its side only (an OR of score
+// and member conditions filtered the whole set).
+static RANK: Sql = read("SELECT count(*) FROM kv.zsets WHERE id = $1 AND (score, member) < ($2, $3)", &[INT8, FLOAT8, BYTEA]);
+static RANK_AFTER: Sql = read("SELECT count(*) FROM kv.zsets WHERE id = $1 AND (score, member) > ($2, $3)", &[INT8, FLOAT8, BYTEA]);
 static COUNT_SCORE: Sql = read("SELECT count(*) FROM kv.zsets WHERE id = $1 AND score BETWEEN $2 AND $3", &[INT8, FLOAT8, FLOAT8]);
 static DROP_ALL: Sql = write("DELETE FROM kv.zsets WHERE id = $1", &[INT8]);
 
@@ -229,9 +230,11 @@ impl<'a> Store<'a> {
         Ok(direct.then_some(out))
     }
 
-    /// How many elements sort before (score, member): its rank.
-    pub fn zrank(self, id: i64, score: f64, member: &[u8]) -> Result<i64, CmdError> {
-        Ok(self.column::<i64>(&RANK, &[id.into(), score.into(), bytea(member)])?.first().copied().unwrap_or(0))
+    /// How many elements sort before (score, member), its rank, or after
+    /// it with `after`: an index-only count of that side.
+    pub fn zrank(self, id: i64, score: f64, member: &[u8], after: bool) -> Result<i64, CmdError> {
+        let sql = if after { &RANK_AFTER } else { &RANK };
+        Ok(self.column::<i64>(sql, &[id.into(), score.into(), bytea(member)])?.first().copied().unwrap_or(0))
     }
 
     pub fn zcount_score(self, id: i64, lo: f64, hi: f64) -> Result<i64, CmdError> {

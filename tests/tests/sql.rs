@@ -171,13 +171,18 @@ fn hot_single_key_queries_use_indexes() {
         "DELETE FROM kv.lists WHERE id = 434343 AND pos BETWEEN 1 AND 1",
         "SELECT score FROM kv.zsets WHERE id = 444444 AND hash = kv.zset_member_hash('m7') AND member = 'm7'::bytea",
         "SELECT member, score FROM kv.zsets WHERE id = 444444 AND score BETWEEN 5 AND 9 ORDER BY score, member",
-        "SELECT count(*) FROM kv.zsets WHERE id = 444444 AND (score < 10 OR (score = 10 AND member < 'm10'::bytea))",
+        "SELECT count(*) FROM kv.zsets WHERE id = 444444 AND (score, member) < (10::float8, 'm10'::bytea)",
+        "SELECT count(*) FROM kv.zsets WHERE id = 444444 AND (score, member) > (19990::float8, 'm19990'::bytea)",
         "SELECT seq, field, value FROM kv.hashes WHERE id = 424242 AND seq >= 500 ORDER BY seq LIMIT 10",
         "SELECT hash, member, score FROM kv.zsets WHERE id = 444444 AND hash >= 500 ORDER BY hash FETCH FIRST 10 ROWS WITH TIES",
         "DELETE FROM kv.zsets AS z USING unnest('{m7,m8}'::bytea[], '{1,2}'::int8[]) AS u(m, h) WHERE z.id = 444444 AND z.hash = u.h AND z.member = u.m",
     ] {
         let plan = c.psql(&format!("EXPLAIN {sql}"));
         assert!(plan.contains("Index") && !plan.contains("Seq Scan"), "{sql}\n{plan}");
+        // A rank counts one side of the member, bounded in the index.
+        if sql.contains("(score, member)") {
+            assert!(plan.contains("zsets_by_score") && plan.contains("Index Cond: ((id = 444444) AND (ROW(score, member)"), "{sql}\n{plan}");
+        }
     }
     c.psql("DELETE FROM kv.hashes WHERE id = 424242; DELETE FROM kv.lists WHERE id = 434343; DELETE FROM kv.zsets WHERE id = 444444; DELETE FROM kv.keys WHERE db = 5");
 }
@@ -283,15 +288,19 @@ fn range_reads_planned_on_empty_tables_stay_ordered_index_scans() {
          PREPARE hgetall(int8) AS SELECT field, value FROM hashes WHERE id = $1 ORDER BY seq; \
          PREPARE zrange(int8, int8, int8) AS SELECT member, score FROM zsets WHERE id = $1 ORDER BY score, member OFFSET $2 LIMIT $3; \
          PREPARE zrangebyscore(int8, float8, float8) AS SELECT member, score FROM zsets WHERE id = $1 AND score BETWEEN $2 AND $3 ORDER BY score, member; \
+         PREPARE zrank(int8, float8, bytea) AS SELECT count(*) FROM zsets WHERE id = $1 AND (score, member) < ($2, $3); \
          INSERT INTO lists SELECT 1, g, 'v' FROM generate_series(1, 100000) g; \
          INSERT INTO hashes SELECT 1, ('f' || g)::bytea, 'v', g FROM generate_series(1, 100000) g; \
          INSERT INTO zsets SELECT 1, ('m' || g)::bytea, g, g FROM generate_series(1, 100000) g;",
     )
     .unwrap();
-    for run in ["lrange(1, 0, 99)", "hgetall(1)", "zrange(1, 0, 99)", "zrangebyscore(1, 5, 500)"] {
+    for run in ["lrange(1, 0, 99)", "hgetall(1)", "zrange(1, 0, 99)", "zrangebyscore(1, 5, 500)", "zrank(1, 50, 'm50')"] {
         let plan: Vec<String> = sql.query(&format!("EXPLAIN EXECUTE {run}"), &[]).unwrap().iter().map(|r| r.get(0)).collect();
         let plan = plan.join("\n");
         assert!((plan.contains("Index Scan") || plan.contains("Index Only Scan")) && !plan.contains("Sort") && !plan.contains("Bitmap"), "{run}\n{plan}");
+        if run.starts_with("zrank") {
+            assert!(plan.contains("Index Cond: ((id = $1) AND (ROW(score, member) < ROW($2, $3)))"), "{run}\n{plan}");
+        }
     }
 }
 

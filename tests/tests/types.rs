@@ -721,6 +721,13 @@ fn sorted_set_commands_match_redis() {
         d.check(&["ZRANGE", "zdst", "0", "-1", "WITHSCORES"]);
         d.check(&["ZDIFFSTORE", "zdst", "2", "tiny", "hugez"]);
         d.check(&["ZRANGE", "zdst", "0", "-1", "WITHSCORES"]);
+        // Ranks in a large set, counted from whichever end is nearer, with
+        // ties on the score (the member decides) and infinities at the ends.
+        d.check(&["ZADD", "hugez", "100", "tie", "100", "h800b", "-inf", "bottom", "inf", "top"]);
+        for m in ["bottom", "h0", "h3", "h799", "h800", "h800b", "tie", "h801", "h1000", "h1998", "h1999", "top", "nope"] {
+            d.check(&["ZRANK", "hugez", m]);
+            d.check(&["ZREVRANK", "hugez", m]);
+        }
     });
 }
 
@@ -1332,6 +1339,19 @@ fn random_members_of_large_collections_are_uniform_and_read_through_the_index() 
     let got: String = t.query_one("SELECT kv.call('ZINTER', '2', 'rnd:z', 'rnd:fewz', 'WITHSCORES')::text", &[]).unwrap().get(0);
     let rows = zsets_fetched(&mut t) - before;
     assert!(rows <= 20 && got.contains("m2"), "ZINTER: {rows} rows fetched for 3 members: {got}");
+    // A rank near either end counts the few members on that side.
+    let returned = |t: &mut postgres::Transaction| -> i64 {
+        let q = "SELECT pg_stat_get_xact_tuples_returned('kv.zsets_by_score'::regclass) + pg_stat_get_xact_tuples_returned('kv.zsets_pkey'::regclass)";
+        t.query_one(q, &[]).unwrap().get(0)
+    };
+    let before = returned(&mut t);
+    let ranks: String = t
+        .query_one("SELECT format('%s %s %s', kv.call('ZRANK', 'rnd:z', 'm2999'), kv.call('ZREVRANK', 'rnd:z', 'm0'), kv.call('ZREVRANK', 'rnd:z', 'm2998'))", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(ranks, format!("{} {} 1", n - 1, n - 1));
+    let entries = returned(&mut t) - before;
+    assert!(entries <= 30, "three ranks at the ends read {entries} index entries of {n}");
     for (call, want) in [("SINTER', 'rnd:s', 'rnd:few", None), ("SINTERCARD', '2', 'rnd:s', 'rnd:few", None), ("SDIFF', 'rnd:few', 'rnd:s", Some("x"))] {
         let before = sets_fetched(&mut t);
         let got: String = t.query_one(&format!("SELECT kv.call('{call}')::text"), &[]).unwrap().get(0);
