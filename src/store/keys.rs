@@ -71,10 +71,14 @@ static COPY_SET: Sql = write("INSERT INTO kv.sets (id, member, seq) SELECT $2, m
 static COPY_ZSET: Sql =
     write("INSERT INTO kv.zsets (id, member, score, hash) SELECT $2, member, score, hash FROM kv.zsets WHERE id = $1", &[INT8, INT8]);
 static FLUSH_DB: Sql = write("DELETE FROM kv.keys WHERE db = $1", &[INT2]);
-static OTHER_DBS_EMPTY: Sql = read("SELECT NOT EXISTS (SELECT 1 FROM kv.keys WHERE db <> $1)", &[INT2]);
+// Two bounded probes of the primary key: `db <> $1` would walk every key
+// of database $1 first.
+static OTHER_DBS_EMPTY: Sql =
+    read("SELECT NOT EXISTS (SELECT 1 FROM kv.keys WHERE db < $1) AND NOT EXISTS (SELECT 1 FROM kv.keys WHERE db > $1)", &[INT2]);
 // The same question with a fresh snapshot (a writing statement takes one),
 // asked once the table is locked.
-static OTHER_DBS_EMPTY_NOW: Sql = write("SELECT NOT EXISTS (SELECT 1 FROM kv.keys WHERE db <> $1)", &[INT2]);
+static OTHER_DBS_EMPTY_NOW: Sql =
+    write("SELECT NOT EXISTS (SELECT 1 FROM kv.keys WHERE db < $1) AND NOT EXISTS (SELECT 1 FROM kv.keys WHERE db > $1)", &[INT2]);
 static LOCK_KEYS: Sql = write("LOCK TABLE kv.keys IN ACCESS EXCLUSIVE MODE", &[]);
 static TRUNCATE_ALL: Sql = write("TRUNCATE kv.keys, kv.hashes, kv.lists, kv.sets, kv.zsets, kv.garbage", &[]);
 static COUNT_DB: Sql = read("SELECT count(*) FROM kv.keys WHERE db = $1", &[INT2]);

@@ -26,7 +26,11 @@ static TAKE: Sql = write(
 static DROP_RANGE: Sql = write("DELETE FROM kv.lists WHERE id = $1 AND pos BETWEEN $2 AND $3", &[INT8, INT8, INT8]);
 /// A pop reads ahead at most this many elements for the batch's later pops.
 const READ_AHEAD_MAX: i64 = 1024;
-static DROP_OUTSIDE: Sql = write("DELETE FROM kv.lists WHERE id = $1 AND (pos < $2 OR pos > $3)", &[INT8, INT8, INT8]);
+// Each end on its own, bounded in the primary key: an OR of both was a
+// filter over the whole list (LTRIM of one element off a long list read
+// all of it).
+static DROP_BELOW: Sql = write("DELETE FROM kv.lists WHERE id = $1 AND pos < $2", &[INT8, INT8]);
+static DROP_ABOVE: Sql = write("DELETE FROM kv.lists WHERE id = $1 AND pos > $2", &[INT8, INT8]);
 static DROP_ALL: Sql = write("DELETE FROM kv.lists WHERE id = $1", &[INT8]);
 static SET: Sql = write("UPDATE kv.lists SET value = $3 WHERE id = $1 AND pos = $2", &[INT8, INT8, BYTEA]);
 
@@ -168,7 +172,12 @@ impl<'a> Store<'a> {
             self.exec(&DROP_ALL, &[e.id.into()])?;
             return self.set_card(e, 0, e.head);
         }
-        self.exec(&DROP_OUTSIDE, &[e.id.into(), (e.head + from).into(), (e.head + to).into()])?;
+        if from > 0 {
+            self.exec(&DROP_BELOW, &[e.id.into(), (e.head + from).into()])?;
+        }
+        if to < e.card - 1 {
+            self.exec(&DROP_ABOVE, &[e.id.into(), (e.head + to).into()])?;
+        }
         self.set_card(e, to - from + 1, e.head + from)
     }
 

@@ -428,6 +428,17 @@ fn list_commands_match_redis() {
         d.check(&["LRANGE", "t", "0", "-1"]);
         d.check(&["LTRIM", "t", "5", "1"]);
         d.check(&["EXISTS", "t"]);
+        // Trims that keep everything, cut one end only, or both, with
+        // pushes and pops at both ends in between (the head moves).
+        d.check(&["RPUSH", "t", "a", "b", "c", "d", "e", "f", "g", "h"]);
+        for (from, to) in [("0", "-1"), ("-100", "100"), ("0", "-2"), ("1", "-1"), ("2", "3"), ("0", "0")] {
+            d.check(&["LPUSH", "t", "l1", "l2"]);
+            d.check(&["RPUSH", "t", "r1"]);
+            d.check(&["LPOP", "t"]);
+            d.check(&["LTRIM", "t", from, to]);
+            d.check(&["LRANGE", "t", "0", "-1"]);
+            d.check(&["LINDEX", "t", "-1"]);
+        }
         d.check(&["LTRIM", "none", "0", "1"]);
         d.check(&["RPUSH", "src", "a", "b", "c"]);
         d.check(&["LMOVE", "src", "dst", "LEFT", "RIGHT"]);
