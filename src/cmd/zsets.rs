@@ -564,7 +564,7 @@ fn zrange_generic(ctx: &mut Ctx, args: &mut Args, spec: RangeSpec) -> CmdResult 
         None => Vec::new(),
         Some(e) => match parsed {
             Parsed::Rank(start, end) => match clamp_range(start, end, e.card) {
-                Some((from, to)) => ctx.store().zrange_rank(e.id, from, to - from + 1, rev)?,
+                Some((from, to)) => by_rank(ctx, &e, from, to, rev)?,
                 None => Vec::new(),
             },
             Parsed::Score(range) => {
@@ -665,8 +665,23 @@ fn zremrangebyrank(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let (start, end) = (args.next_i64()?, args.next_i64()?);
     let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
     let Some((from, to)) = clamp_range(start, end, e.card) else { return Ok(Frame::Integer(0)) };
-    let pairs = ctx.store().zrange_rank(e.id, from, to - from + 1, false)?;
+    let pairs = by_rank(ctx, &e, from, to, false)?;
     remove_pairs(ctx, &e, pairs, "zremrangebyrank")
+}
+
+/// The members at ranks `from..=to` of the `e.card` in `e`, in the order
+/// `rev` gives: read from whichever end of the score index is nearer. A
+/// scan skips to a rank by reading every member before it (Redis finds a
+/// rank in O(log N)), so `ZRANGE key -10 -1` reads ten members this way,
+/// not the whole set.
+fn by_rank(ctx: &Ctx, e: &Entry, from: i64, to: i64, rev: bool) -> Result<Pairs, CmdError> {
+    let (n, from_end) = (to - from + 1, e.card - 1 - to);
+    if from_end < from {
+        let mut pairs = ctx.store().zrange_rank(e.id, from_end, n, !rev)?;
+        pairs.reverse();
+        return Ok(pairs);
+    }
+    ctx.store().zrange_rank(e.id, from, n, rev)
 }
 
 /// `ZREMRANGEBYSCORE key min max`

@@ -739,6 +739,18 @@ fn sorted_set_commands_match_redis() {
             d.check(&["ZRANK", "hugez", m]);
             d.check(&["ZREVRANK", "hugez", m]);
         }
+        // Rank ranges near either end, read from the nearer one.
+        for (start, stop) in [("0", "4"), ("-5", "-1"), ("1995", "2010"), ("-3", "100000"), ("1000", "1002"), ("-1000", "-998"), ("802", "801")] {
+            d.check(&["ZRANGE", "hugez", start, stop, "WITHSCORES"]);
+            d.check(&["ZRANGE", "hugez", start, stop, "REV", "WITHSCORES"]);
+            d.check(&["ZREVRANGE", "hugez", start, stop]);
+        }
+        d.check(&["ZRANGESTORE", "zdst", "hugez", "-4", "-2"]);
+        d.check(&["ZRANGE", "zdst", "0", "-1", "WITHSCORES"]);
+        d.check(&["ZREMRANGEBYRANK", "hugez", "-3", "-2"]);
+        d.check(&["ZREMRANGEBYRANK", "hugez", "1", "2"]);
+        d.check(&["ZRANGE", "hugez", "-3", "-1", "WITHSCORES"]);
+        d.check(&["ZRANGE", "hugez", "0", "3", "WITHSCORES"]);
     });
 }
 
@@ -1361,8 +1373,10 @@ fn random_members_of_large_collections_are_uniform_and_read_through_the_index() 
         .unwrap()
         .get(0);
     assert_eq!(ranks, format!("{} {} 1", n - 1, n - 1));
+    let last: String = t.query_one("SELECT kv.call('ZRANGE', 'rnd:z', '-2', '-1')::text", &[]).unwrap().get(0);
+    assert_eq!(last, r#"["m2998", "m2999"]"#);
     let entries = returned(&mut t) - before;
-    assert!(entries <= 30, "three ranks at the ends read {entries} index entries of {n}");
+    assert!(entries <= 30, "three ranks and a range at the ends read {entries} index entries of {n}");
     for (call, want) in [("SINTER', 'rnd:s', 'rnd:few", None), ("SINTERCARD', '2', 'rnd:s', 'rnd:few", None), ("SDIFF', 'rnd:few', 'rnd:s", Some("x"))] {
         let before = sets_fetched(&mut t);
         let got: String = t.query_one(&format!("SELECT kv.call('{call}')::text"), &[]).unwrap().get(0);
