@@ -348,10 +348,6 @@ impl ScoreRange {
         }
     }
 
-    fn contains(&self, s: f64) -> bool {
-        (if self.minex { s > self.min } else { s >= self.min }) && (if self.maxex { s < self.max } else { s <= self.max })
-    }
-
     fn empty(&self) -> bool {
         self.min > self.max || (self.min == self.max && (self.minex || self.maxex))
     }
@@ -457,14 +453,32 @@ fn zlexcount(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     Ok(Frame::Integer(lex_range(ctx, &e, &range, false, 0, -1)?.len() as i64))
 }
 
-/// The elements of `range`, ascending.
-fn score_range(ctx: &Ctx, e: &Entry, range: ScoreRange) -> Result<Pairs, CmdError> {
-    if range.empty() {
+/// The elements of `range`, ascending (descending with `rev`), with
+/// LIMIT's `offset` and `limit` applied in the scan of the score index: a
+/// page (`ZRANGEBYSCORE key -inf now LIMIT 0 10`, a delayed-job queue's
+/// poll) reads its members, not the range.
+fn score_range(ctx: &Ctx, e: &Entry, range: ScoreRange, rev: bool, offset: i64, limit: i64) -> Result<Pairs, CmdError> {
+    if range.empty() || offset < 0 {
         return Ok(Vec::new());
     }
-    let mut v = ctx.store().zrange_score(e.id, range.min, range.max)?;
-    v.retain(|(_, s)| range.contains(*s));
-    Ok(v)
+    // An exclusive end is the next double inward, inclusive: scores are
+    // doubles, so `> x` is `>= next_up(x)` (-0 and 0 alike, as Redis
+    // compares them), except past an infinity, where nothing is.
+    let lo = match (range.minex, range.min) {
+        (true, f64::INFINITY) => return Ok(Vec::new()),
+        (true, min) => min.next_up(),
+        (false, min) => min,
+    };
+    let hi = match (range.maxex, range.max) {
+        (true, f64::NEG_INFINITY) => return Ok(Vec::new()),
+        (true, max) => max.next_down(),
+        (false, max) => max,
+    };
+    if lo > hi {
+        return Ok(Vec::new());
+    }
+    let limit = if limit < 0 { i64::MAX } else { limit };
+    ctx.store().zrange_score(e.id, lo, hi, offset, limit, rev)
 }
 
 /// The elements of a lex range, ascending (descending with `rev`), with
@@ -567,13 +581,7 @@ fn zrange_generic(ctx: &mut Ctx, args: &mut Args, spec: RangeSpec) -> CmdResult 
                 Some((from, to)) => by_rank(ctx, &e, from, to, rev)?,
                 None => Vec::new(),
             },
-            Parsed::Score(range) => {
-                let mut v = score_range(ctx, &e, range)?;
-                if rev {
-                    v.reverse();
-                }
-                apply_limit(v, offset, limit)
-            }
+            Parsed::Score(range) => score_range(ctx, &e, range, rev, offset, limit)?,
             Parsed::Lex(range) => lex_range(ctx, &e, &range, rev, offset, limit)?,
         },
     };
@@ -689,7 +697,7 @@ fn zremrangebyscore(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     let range = ScoreRange::parse(&args.next_bytes()?, &args.next_bytes()?)?;
     let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
-    let pairs = score_range(ctx, &e, range)?;
+    let pairs = score_range(ctx, &e, range, false, 0, -1)?;
     remove_pairs(ctx, &e, pairs, "zremrangebyscore")
 }
 

@@ -191,13 +191,17 @@ impl<'a> Store<'a> {
         self.run(if rev { &BY_RANK_REV } else { &BY_RANK }, &[id.into(), offset.into(), limit.into()], |_| super::sql::bytea_float8_pairs())
     }
 
-    /// Elements with `lo <= score <= hi`, ascending (bounds' exclusivity is
-    /// the caller's).
-    pub fn zrange_score(self, id: i64, lo: f64, hi: f64) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
-        if let Some(out) = self.zset_range(id, Some((lo, hi)), 0, i64::MAX, false)? {
+    /// Elements with `lo <= score <= hi`, ascending (descending with
+    /// `rev`): the `limit` after the first `offset`.
+    pub fn zrange_score(self, id: i64, lo: f64, hi: f64, offset: i64, limit: i64, rev: bool) -> Result<Vec<(Vec<u8>, f64)>, CmdError> {
+        if let Some(out) = self.zset_range(id, Some((lo, hi)), offset, limit, rev)? {
             return Ok(out);
         }
-        self.run(&BY_SCORE, &[id.into(), lo.into(), hi.into()], |_| super::sql::bytea_float8_pairs())
+        let mut all = self.run(&BY_SCORE, &[id.into(), lo.into(), hi.into()], |_| super::sql::bytea_float8_pairs())?;
+        if rev {
+            all.reverse();
+        }
+        Ok(all.into_iter().skip(offset.max(0) as usize).take(limit.max(0) as usize).collect())
     }
 
     /// `direct::zset_range` where it applies (`None` where not).

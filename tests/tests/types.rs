@@ -751,6 +751,22 @@ fn sorted_set_commands_match_redis() {
         d.check(&["ZREMRANGEBYRANK", "hugez", "1", "2"]);
         d.check(&["ZRANGE", "hugez", "-3", "-1", "WITHSCORES"]);
         d.check(&["ZRANGE", "hugez", "0", "3", "WITHSCORES"]);
+        // Score ranges with LIMIT, read a page at a time; exclusive ends
+        // at ties, at 0 and -0, and at the infinities.
+        d.check(&["ZADD", "hugez", "0", "zero", "-0", "negzero", "100", "tie2"]);
+        for (min, max) in [("-inf", "+inf"), ("(-inf", "(inf"), ("100", "100"), ("(100", "100.25"), ("99.875", "(100"), ("(0", "0.5"), ("-1", "(0"), ("0", "0"), ("(0", "(0"), ("-0", "(0.125"), ("inf", "inf"), ("(inf", "+inf"), ("-inf", "(-inf"), ("5", "4")] {
+            for limit in [["0", "3"], ["2", "2"], ["0", "-1"], ["-1", "2"], ["1000", "5"]] {
+                d.check(&["ZRANGEBYSCORE", "hugez", min, max, "WITHSCORES", "LIMIT", limit[0], limit[1]]);
+                d.check(&["ZREVRANGEBYSCORE", "hugez", max, min, "LIMIT", limit[0], limit[1]]);
+                d.check(&["ZRANGE", "hugez", max, min, "BYSCORE", "REV", "LIMIT", limit[0], limit[1]]);
+            }
+            d.check(&["ZRANGEBYSCORE", "hugez", min, max]);
+            d.check(&["ZCOUNT", "hugez", min, max]);
+        }
+        d.check(&["ZRANGESTORE", "zdst", "hugez", "(99", "200", "BYSCORE", "LIMIT", "3", "4"]);
+        d.check(&["ZRANGE", "zdst", "0", "-1", "WITHSCORES"]);
+        d.check(&["ZREMRANGEBYSCORE", "hugez", "(100", "101"]);
+        d.check(&["ZRANGEBYSCORE", "hugez", "99.5", "101.5", "WITHSCORES"]);
     });
 }
 
@@ -1375,8 +1391,10 @@ fn random_members_of_large_collections_are_uniform_and_read_through_the_index() 
     assert_eq!(ranks, format!("{} {} 1", n - 1, n - 1));
     let last: String = t.query_one("SELECT kv.call('ZRANGE', 'rnd:z', '-2', '-1')::text", &[]).unwrap().get(0);
     assert_eq!(last, r#"["m2998", "m2999"]"#);
+    let page: String = t.query_one("SELECT kv.call('ZRANGEBYSCORE', 'rnd:z', '(0', '+inf', 'LIMIT', '1', '2')::text", &[]).unwrap().get(0);
+    assert_eq!(page, r#"["m2", "m3"]"#);
     let entries = returned(&mut t) - before;
-    assert!(entries <= 30, "three ranks and a range at the ends read {entries} index entries of {n}");
+    assert!(entries <= 40, "three ranks, a rank range and a score page read {entries} index entries of {n}");
     for (call, want) in [("SINTER', 'rnd:s', 'rnd:few", None), ("SINTERCARD', '2', 'rnd:s', 'rnd:few", None), ("SDIFF', 'rnd:few', 'rnd:s", Some("x"))] {
         let before = sets_fetched(&mut t);
         let got: String = t.query_one(&format!("SELECT kv.call('{call}')::text"), &[]).unwrap().get(0);
