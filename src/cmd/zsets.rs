@@ -348,8 +348,22 @@ impl ScoreRange {
         }
     }
 
-    fn empty(&self) -> bool {
-        self.min > self.max || (self.min == self.max && (self.minex || self.maxex))
+    /// The range with inclusive ends, or `None` if it holds no score. An
+    /// exclusive end is the next double inward: scores are doubles, so
+    /// `> x` is `>= next_up(x)` (-0 and 0 alike, as Redis compares them),
+    /// except past an infinity, where nothing is.
+    fn inclusive(&self) -> Option<(f64, f64)> {
+        let lo = match (self.minex, self.min) {
+            (true, f64::INFINITY) => return None,
+            (true, min) => min.next_up(),
+            (false, min) => min,
+        };
+        let hi = match (self.maxex, self.max) {
+            (true, f64::NEG_INFINITY) => return None,
+            (true, max) => max.next_down(),
+            (false, max) => max,
+        };
+        (lo <= hi).then_some((lo, hi))
     }
 }
 
@@ -430,19 +444,23 @@ fn zcount(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     let range = ScoreRange::parse(&args.next_bytes()?, &args.next_bytes()?)?;
     let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
-    if range.empty() {
-        return Ok(Frame::Integer(0));
-    }
-    // Index-only counts: the inclusive range, minus excluded end points.
+    let Some((lo, hi)) = range.inclusive() else { return Ok(Frame::Integer(0)) };
+    // Index-only counts, each costing the members it counts: the range
+    // itself, or the set less the members outside it where the lowest and
+    // highest scores (two probes) say the range holds most of the set.
     let store = ctx.store();
-    let mut n = store.zcount_score(e.id, range.min, range.max)?;
-    if range.minex {
-        n -= store.zcount_score(e.id, range.min, range.min)?;
+    let ends = (store.zrange_rank(e.id, 0, 1, false)?.pop(), store.zrange_rank(e.id, 0, 1, true)?.pop());
+    let (Some((_, low)), Some((_, high))) = ends else { return Ok(Frame::Integer(0)) };
+    if lo <= low && high <= hi {
+        return Ok(Frame::Integer(e.card));
     }
-    if range.maxex {
-        n -= store.zcount_score(e.id, range.max, range.max)?;
+    let covered = (hi.min(high) - lo.max(low)) / (high - low);
+    if covered > 0.5 {
+        let below = if lo == f64::NEG_INFINITY { 0 } else { store.zcount_score(e.id, f64::NEG_INFINITY, lo.next_down())? };
+        let above = if hi == f64::INFINITY { 0 } else { store.zcount_score(e.id, hi.next_up(), f64::INFINITY)? };
+        return Ok(Frame::Integer(e.card - below - above));
     }
-    Ok(Frame::Integer(n))
+    Ok(Frame::Integer(store.zcount_score(e.id, lo, hi)?))
 }
 
 /// `ZLEXCOUNT key min max`
@@ -458,25 +476,7 @@ fn zlexcount(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
 /// page (`ZRANGEBYSCORE key -inf now LIMIT 0 10`, a delayed-job queue's
 /// poll) reads its members, not the range.
 fn score_range(ctx: &Ctx, e: &Entry, range: ScoreRange, rev: bool, offset: i64, limit: i64) -> Result<Pairs, CmdError> {
-    if range.empty() || offset < 0 {
-        return Ok(Vec::new());
-    }
-    // An exclusive end is the next double inward, inclusive: scores are
-    // doubles, so `> x` is `>= next_up(x)` (-0 and 0 alike, as Redis
-    // compares them), except past an infinity, where nothing is.
-    let lo = match (range.minex, range.min) {
-        (true, f64::INFINITY) => return Ok(Vec::new()),
-        (true, min) => min.next_up(),
-        (false, min) => min,
-    };
-    let hi = match (range.maxex, range.max) {
-        (true, f64::NEG_INFINITY) => return Ok(Vec::new()),
-        (true, max) => max.next_down(),
-        (false, max) => max,
-    };
-    if lo > hi {
-        return Ok(Vec::new());
-    }
+    let Some((lo, hi)) = range.inclusive().filter(|_| offset >= 0) else { return Ok(Vec::new()) };
     let limit = if limit < 0 { i64::MAX } else { limit };
     ctx.store().zrange_score(e.id, lo, hi, offset, limit, rev)
 }

@@ -1393,8 +1393,13 @@ fn random_members_of_large_collections_are_uniform_and_read_through_the_index() 
     assert_eq!(last, r#"["m2998", "m2999"]"#);
     let page: String = t.query_one("SELECT kv.call('ZRANGEBYSCORE', 'rnd:z', '(0', '+inf', 'LIMIT', '1', '2')::text", &[]).unwrap().get(0);
     assert_eq!(page, r#"["m2", "m3"]"#);
+    let counts: String = t
+        .query_one("SELECT format('%s %s', kv.call('ZCOUNT', 'rnd:z', '-inf', '+inf'), kv.call('ZCOUNT', 'rnd:z', '(0', '2998'))", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(counts, format!("{n} {}", n - 2));
     let entries = returned(&mut t) - before;
-    assert!(entries <= 40, "three ranks, a rank range and a score page read {entries} index entries of {n}");
+    assert!(entries <= 50, "three ranks, a rank range, a score page and two wide counts read {entries} index entries of {n}");
     for (call, want) in [("SINTER', 'rnd:s', 'rnd:few", None), ("SINTERCARD', '2', 'rnd:s', 'rnd:few", None), ("SDIFF', 'rnd:few', 'rnd:s", Some("x"))] {
         let before = sets_fetched(&mut t);
         let got: String = t.query_one(&format!("SELECT kv.call('{call}')::text"), &[]).unwrap().get(0);
