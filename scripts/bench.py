@@ -6,8 +6,10 @@ every acknowledged write is durable) and Debian's redis-server without
 persistence, each on a free port. For every command and client/pipeline
 setting it runs redis-benchmark against both, interleaved, for several
 rounds, and reports the median ops/s, the pgkv/Redis ratio, p50/p99 latency
-and the server CPU time per 1000 commands. Results go to stdout and to
-target/bench/results.csv.
+and the server CPU time per 1000 commands. Then, at -c 50, reads of large
+collections that Redis answers in O(1) or O(log N) (random members, a LIMIT
+page, the last ranks, a rank, a count, an intersection with a small set).
+Results go to stdout and to target/bench/results.csv.
 
     make bench                      # the full matrix (about 10 minutes)
     scripts/bench.py --quick        # one round, fewer requests
@@ -30,6 +32,29 @@ OS_USER = os.environ.get("PGKV_OS_USER", "pgkv")
 TESTS = ["set", "get", "incr", "lpush", "rpop", "hset", "sadd", "zadd", "mset", "lrange_100"]
 # (label, clients, pipeline, requests per run)
 SETTINGS = [("c50-P1", 50, 1, 50000), ("c50-P16", 50, 16, 200000), ("c1-P1", 1, 1, 5000)]
+# Reads of large collections (about 95,000 members each, filled by
+# redis-benchmark's own HSET, SADD and ZADD with -r 100000) that Redis
+# answers in O(1) or O(log N), at -c 50 -P 1: (name, command).
+LARGE = [
+    ("srandmember", ["SRANDMEMBER", "myset"]),
+    ("srandmember_10", ["SRANDMEMBER", "myset", "10"]),
+    ("hrandfield", ["HRANDFIELD", "myhash"]),
+    ("zrandmember", ["ZRANDMEMBER", "myzset"]),
+    ("sinter_small", ["SINTER", "small", "myset"]),
+    ("zrangebyscore_limit", ["ZRANGEBYSCORE", "myzset", "-inf", "+inf", "LIMIT", "0", "10"]),
+    ("zrange_last_10", ["ZRANGE", "myzset", "-10", "-1"]),
+    ("zrevrank", ["ZREVRANK", "myzset", "element:__rand_int__"]),
+    ("zcount_all", ["ZCOUNT", "myzset", "-inf", "+inf"]),
+]
+LARGE_LABEL, LARGE_REQUESTS = "large-c50-P1", 20000
+
+
+def fill_large(server):
+    """The large collections of `LARGE`, the same way on both servers."""
+    subprocess.run(["redis-benchmark", "-p", str(server.port), "-t", "hset,sadd,zadd", "-c", "50", "-P", "16", "-n", "300000", "-r", "100000",
+                    "-q"], capture_output=True, timeout=600, check=True)
+    subprocess.run(["redis-cli", "-p", str(server.port), "SADD", "small", "element:1", "element:2", "element:3", "none"], capture_output=True,
+                   timeout=60, check=True)
 
 
 def free_port():
@@ -133,10 +158,12 @@ class Redis:
         self.proc.wait()
 
 
-def run(server, test, clients, pipeline, requests):
+def run(server, test, clients, pipeline, requests, command=None):
+    """One redis-benchmark run of `test` (or of `command`, named `test`)."""
     before = sum(cpu_seconds(p) for p in server.pids())
-    out = subprocess.run(["redis-benchmark", "-p", str(server.port), "-t", test, "-c", str(clients), "-P", str(pipeline), "-n",
-                          str(requests), "-r", "100000", "--csv", "-q"], capture_output=True, text=True, timeout=600)
+    what = command if command else ["-t", test]
+    out = subprocess.run(["redis-benchmark", "-p", str(server.port), "-c", str(clients), "-P", str(pipeline), "-n", str(requests), "-r",
+                          "100000", "--csv", "-q"] + what, capture_output=True, text=True, timeout=600)
     after = sum(cpu_seconds(p) for p in server.pids())
     rows = [r for r in csv.reader(out.stdout.splitlines()) if r and r[0] != "test"]
     if not rows:
@@ -156,12 +183,14 @@ def main():
     ap.add_argument("--quick", action="store_true", help="one round, a tenth of the requests")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--tests", default=",".join(TESTS))
+    ap.add_argument("--no-large", action="store_true", help="skip the large-collection reads")
     args = ap.parse_args()
     rounds = 1 if args.quick else args.rounds
     scale = 0.1 if args.quick else 1.0
     tests = args.tests.split(",")
     pg, redis = Pgkv(args.workers), Redis()
     results = {}
+    large = [] if args.no_large else LARGE
     try:
         for rnd in range(rounds):
             for label, c, p, n in SETTINGS:
@@ -170,6 +199,14 @@ def main():
                     for name, server in (("redis", redis), ("pgkv", pg)):
                         results.setdefault((t, label, name), []).append(run(server, t, c, p, n_run))
                     print(f"round {rnd + 1}: {t} {label} done", file=sys.stderr)
+            if large and rnd == 0:
+                for server in (redis, pg):
+                    fill_large(server)
+            for t, command in large:
+                n_run = max(int(LARGE_REQUESTS * scale), 1000)
+                for name, server in (("redis", redis), ("pgkv", pg)):
+                    results.setdefault((t, LARGE_LABEL, name), []).append(run(server, t, 50, 1, n_run, command))
+                print(f"round {rnd + 1}: {t} {LARGE_LABEL} done", file=sys.stderr)
     finally:
         pg.stop()
         redis.stop()
@@ -178,8 +215,9 @@ def main():
     header = ["test", "setting", "redis_rps", "pgkv_rps", "ratio", "redis_p50_ms", "pgkv_p50_ms", "redis_p99_ms", "pgkv_p99_ms",
               "redis_cpu_us_per_1k", "pgkv_cpu_us_per_1k"]
     lines = []
-    for label, *_ in SETTINGS:
-        for t in tests:
+    runs = [(label, tests) for label, *_ in SETTINGS] + ([(LARGE_LABEL, [t for t, _ in large])] if large else [])
+    for label, names in runs:
+        for t in names:
             med = lambda name, k: statistics.median(r[k] for r in results[(t, label, name)])
             r_rps, p_rps = med("redis", "rps"), med("pgkv", "rps")
             lines.append([t, label, round(r_rps), round(p_rps), round(p_rps / r_rps, 3) if r_rps else 0, med("redis", "p50"), med("pgkv", "p50"),
