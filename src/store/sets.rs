@@ -68,9 +68,10 @@ impl<'a> Store<'a> {
         Ok(self.bytes_column(&super::members::SET_AHEAD, &[id.into(), bytea_array(members)])?.into_iter().map(Bytes::from).collect())
     }
 
-    /// One primary-key probe per member (see `zmscore`).
+    /// One primary-key probe per member, in one pass (`members_among`).
     pub fn smismember(self, id: i64, members: &[Bytes]) -> Result<Vec<bool>, CmdError> {
-        members.iter().map(|m| self.sismember(id, m)).collect()
+        let present = self.members_among(id, members)?;
+        Ok(members.iter().map(|m| present.contains(m)).collect())
     }
 
     /// In insertion order, read straight from the `(id, seq)` index where
