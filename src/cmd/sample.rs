@@ -37,7 +37,7 @@ pub enum Keys {
 }
 
 /// A bucket of hashes holds 4 members on average (Poisson): more than 16
-/// in one bucket has odds of about 1 in 3 million.
+/// in one bucket has odds of about 1 in 900,000.
 const HASH_CAP: usize = 16;
 const HASH_SPACE: i64 = 1 << 62;
 
