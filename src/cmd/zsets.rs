@@ -468,6 +468,10 @@ fn zlexcount(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     let range = LexRange::parse(&args.next_bytes()?, &args.next_bytes()?)?;
     let Some(e) = lookup(ctx, &key)? else { return Ok(Frame::Integer(0)) };
+    // `-` to `+` holds every member, whatever the scores (in Redis too).
+    if matches!((&range.min, &range.max), (LexBound::Min, LexBound::Max)) {
+        return Ok(Frame::Integer(e.card));
+    }
     Ok(Frame::Integer(lex_range(ctx, &e, &range, false, 0, -1)?.len() as i64))
 }
 

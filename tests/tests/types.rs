@@ -1448,6 +1448,10 @@ fn lex_ranges_of_large_sorted_sets_match_redis_and_read_only_their_members() {
         // then; pgkv still answers from the whole set.
         d.check(&["ZADD", "lex", "1", "zz"]);
         d.check(&["ZLEXCOUNT", "lex", "[zz", "[zz"]);
+        d.check(&["ZLEXCOUNT", "lex", "-", "+"]);
+        d.check(&["ZADD", "lex", "-1", "aa"]);
+        d.check(&["ZLEXCOUNT", "lex", "-", "+"]);
+        d.check(&["ZLEXCOUNT", "lex", "+", "-"]);
     });
 
     let c = pgkv_tests::shared();
