@@ -107,7 +107,7 @@ fn smismember(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     let key = args.next_bytes()?;
     let members = args.rest();
     let found = match lookup(ctx, &key)? {
-        Some(e) => ctx.store().smismember(e.id, members)?,
+        Some(e) => ctx.store().smismember(&e, members)?,
         None => vec![false; members.len()],
     };
     Ok(Frame::Array(found.into_iter().map(|b| Frame::Integer(b as i64)).collect()))
@@ -269,8 +269,8 @@ fn combine(ctx: &Ctx, op: Op, keys: &[Bytes]) -> Result<BTreeSet<Vec<u8>>, CmdEr
         }
         if e.card > PROBE_RATIO.saturating_mul(acc.len() as i64) {
             let wanted: Vec<Bytes> = acc.iter().map(|m| Bytes::copy_from_slice(m)).collect();
-            let present = store.members_among(e.id, &wanted)?;
-            acc.retain(|m| present.contains(m.as_slice()) == keep);
+            let present = store.members_held(e, &wanted)?;
+            acc.retain(|m| present.contains_key(m.as_slice()) == keep);
         } else {
             let members = read(e)?;
             acc.retain(|m| members.contains(m) == keep);

@@ -12,7 +12,7 @@ use super::sample::{self, Keys};
 use super::{clamp_range, eq_ic, Args, Ctx, ScanOptions};
 use crate::error::{CmdError, CmdResult};
 use crate::ffi::{parse_double, parse_range_double};
-use crate::store::{Entry, Fetch, KeyType};
+use crate::store::{Entry, Fetch, KeyType, Known};
 use bytes::Bytes;
 use pgkv_resp::{Frame, Protocol};
 use std::collections::{BTreeMap, HashMap};
@@ -308,11 +308,19 @@ fn rank_generic(ctx: &mut Ctx, args: &mut Args, rev: bool) -> CmdResult {
     // Both sides' counts are exact, and each costs the members it counts:
     // count the side the score says is shorter, judged from the lowest and
     // highest scores (two probes).
-    let (low, high) = (store.zrange_rank(e.id, 0, 1, false)?, store.zrange_rank(e.id, 0, 1, true)?);
-    let after = matches!((low.first(), high.first()), (Some((_, low)), Some((_, high))) if score - low > high - score);
+    let after = matches!(score_ends(ctx, &e)?, Some((low, high)) if score - low > high - score);
     let n = store.zrank(e.id, score, &member, after)?;
     let from_start = if after { e.card - 1 - n } else { n };
     Ok(Frame::Integer(if rev { e.card - 1 - from_start } else { from_start }))
+}
+
+/// The lowest and highest scores of `e` (two probes of the score index),
+/// or `None` for a set with no members.
+fn score_ends(ctx: &Ctx, e: &Entry) -> Result<Option<(f64, f64)>, CmdError> {
+    let store = ctx.store();
+    let low = store.zrange_rank(e.id, 0, 1, false)?.pop();
+    let high = store.zrange_rank(e.id, 0, 1, true)?.pop();
+    Ok(low.zip(high).map(|((_, low), (_, high))| (low, high)))
 }
 
 /// `ZRANK key member`
@@ -449,8 +457,7 @@ fn zcount(ctx: &mut Ctx, args: &mut Args) -> CmdResult {
     // itself, or the set less the members outside it where the lowest and
     // highest scores (two probes) say the range holds most of the set.
     let store = ctx.store();
-    let ends = (store.zrange_rank(e.id, 0, 1, false)?.pop(), store.zrange_rank(e.id, 0, 1, true)?.pop());
-    let (Some((_, low)), Some((_, high))) = ends else { return Ok(Frame::Integer(0)) };
+    let Some((low, high)) = score_ends(ctx, &e)? else { return Ok(Frame::Integer(0)) };
     if lo <= low && high <= hi {
         return Ok(Frame::Integer(e.card));
     }
@@ -498,8 +505,7 @@ fn lex_range(ctx: &Ctx, e: &Entry, range: &LexRange, rev: bool, offset: i64, lim
         return Ok(Vec::new());
     }
     let store = ctx.store();
-    let ends = (store.zrange_rank(e.id, 0, 1, false)?.pop(), store.zrange_rank(e.id, 0, 1, true)?.pop());
-    if let (Some((_, low)), Some((_, high))) = ends {
+    if let Some((low, high)) = score_ends(ctx, e)? {
         if low == high {
             let Some(bounds) = range.bounds() else { return Ok(Vec::new()) };
             if let Some(v) = store.zrange_lex(e.id, low, bounds, offset, limit, rev)? {
@@ -992,11 +998,9 @@ fn zsetop(ctx: &mut Ctx, args: &mut Args, op: SetOp, store: bool, card_only: boo
             };
             let found: HashMap<Vec<u8>, f64> = if e.card > PROBE_RATIO.saturating_mul(acc.len() as i64) {
                 let wanted: Vec<Bytes> = acc.keys().map(|m| Bytes::copy_from_slice(m)).collect();
-                let scores = match e.ktype {
-                    KeyType::ZSet => store_layer.zscores_among(e.id, &wanted)?,
-                    _ => store_layer.members_among(e.id, &wanted)?.into_iter().map(|m| (m, 1.0)).collect(),
-                };
-                scores.into_iter().map(|(m, s)| (m.to_vec(), s * w)).collect()
+                // A set's members score 1.
+                let score = |k: Known| if let Known::Score(s) = k { s } else { 1.0 };
+                store_layer.members_held(e, &wanted)?.into_iter().map(|(m, k)| (m.to_vec(), score(k) * w)).collect()
             } else {
                 read(e, *w)?.into_iter().collect()
             };

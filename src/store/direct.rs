@@ -740,29 +740,13 @@ pub fn members_by_seq(
 /// return, read with one scan of the `(id, score, member)` index
 /// (`read_scan`); skipped members are fetched as the statement's OFFSET
 /// fetches them, to count only the visible ones.
-pub fn zset_range(id: i64, scores: Option<(f64, f64)>, offset: i64, limit: i64, rev: bool, mut each: impl FnMut(&[u8], f64)) -> Result<bool, CmdError> {
+pub fn zset_range(id: i64, scores: Option<(f64, f64)>, offset: i64, limit: i64, rev: bool, each: impl FnMut(&[u8], f64)) -> Result<bool, CmdError> {
     let mut keys = vec![(1, pg_sys::BTEqualStrategyNumber, pg_sys::F_INT8EQ, id.into())];
     if let Some((lo, hi)) = scores {
         keys.push((2, pg_sys::BTGreaterEqualStrategyNumber, pg_sys::F_FLOAT8GE, lo.into_datum().expect("a float8 datum")));
         keys.push((2, pg_sys::BTLessEqualStrategyNumber, pg_sys::F_FLOAT8LE, hi.into_datum().expect("a float8 datum")));
     }
-    let (mut skip, mut left) = (offset.max(0), limit);
-    // SAFETY: as in `list_range`.
-    unsafe {
-        read_scan((c"zsets", c"zsets_by_score"), MemberTable::ZSets.shape().2, &[1, SCORE as i16, 2], &keys, rev, |slot| {
-            if left <= 0 {
-                return false;
-            }
-            if skip > 0 {
-                skip -= 1;
-                return true;
-            }
-            let score = scanned::<f64>(slot, SCORE).unwrap_or_default();
-            scanned_bytes(slot, 2, |member| each(member, score));
-            left -= 1;
-            left > 0
-        })
-    }
+    by_score(&keys, offset, limit, rev, each)
 }
 
 /// Hands `each` the members of sorted set `id` that have score `score`
@@ -779,7 +763,7 @@ pub fn zset_lex_range(
     offset: i64,
     limit: i64,
     rev: bool,
-    mut each: impl FnMut(&[u8], f64),
+    each: impl FnMut(&[u8], f64),
 ) -> Result<bool, CmdError> {
     let mut keys = vec![
         (1, pg_sys::BTEqualStrategyNumber, pg_sys::F_INT8EQ, id.into()),
@@ -796,13 +780,20 @@ pub fn zset_lex_range(
         Bound::Excluded(m) => keys.push((3, pg_sys::BTLessStrategyNumber, pg_sys::F_BYTEALT, bytea(m))),
         Bound::Unbounded => {}
     }
-    let (mut skip, mut left) = (offset.max(0), if limit < 0 { i64::MAX } else { limit });
-    if left == 0 {
-        return Ok(true);
-    }
+    by_score(&keys, offset, if limit < 0 { i64::MAX } else { limit }, rev, each)
+}
+
+/// The scan of `zset_range` and `zset_lex_range`: the `(id, score, member)`
+/// index with `keys`, forward or `rev`, each member after the first
+/// `offset` handed to `each` with its score, `limit` of them.
+fn by_score(keys: &[(i16, u32, u32, pg_sys::Datum)], offset: i64, limit: i64, rev: bool, mut each: impl FnMut(&[u8], f64)) -> Result<bool, CmdError> {
+    let (mut skip, mut left) = (offset.max(0), limit);
     // SAFETY: as in `list_range`.
     unsafe {
-        read_scan((c"zsets", c"zsets_by_score"), MemberTable::ZSets.shape().2, &[1, SCORE as i16, 2], &keys, rev, |slot| {
+        read_scan((c"zsets", c"zsets_by_score"), MemberTable::ZSets.shape().2, &[1, SCORE as i16, 2], keys, rev, |slot| {
+            if left <= 0 {
+                return false;
+            }
             if skip > 0 {
                 skip -= 1;
                 return true;

@@ -36,11 +36,11 @@ static HASH_AHEAD: Sql = read(
     "SELECT u.m FROM unnest($2) AS u(m) CROSS JOIN LATERAL (SELECT 1 FROM kv.hashes WHERE id = $1 AND field = u.m LIMIT 1) AS h",
     &[INT8, BYTEA_ARRAY],
 );
-pub(super) static SET_AHEAD: Sql = read(
+static SET_AHEAD: Sql = read(
     "SELECT u.m FROM unnest($2) AS u(m) CROSS JOIN LATERAL (SELECT 1 FROM kv.sets WHERE id = $1 AND member = u.m LIMIT 1) AS s",
     &[INT8, BYTEA_ARRAY],
 );
-pub(super) static ZSET_AHEAD: Sql = read(
+static ZSET_AHEAD: Sql = read(
     "SELECT u.m, z.score FROM unnest($2, $3) AS u(m, h) \
      CROSS JOIN LATERAL (SELECT score FROM kv.zsets WHERE id = $1 AND hash = u.h AND member = u.m LIMIT 1) AS z",
     &[INT8, BYTEA_ARRAY, INT8_ARRAY],
@@ -89,10 +89,24 @@ impl<'a> Store<'a> {
         Ok(cache::known_members(e.id, members))
     }
 
+    /// Which of `members` the collection `e` holds, with a sorted set's
+    /// scores: a primary-key probe each, as the read-ahead makes them, for
+    /// a command that only reads (SMISMEMBER, and the probes of SINTER,
+    /// ZINTER and their kind); nothing is noted for the batch's writes.
+    pub fn members_held(self, e: &Entry, members: &[Bytes]) -> Result<HashMap<Bytes, Known>, CmdError> {
+        self.found_members(e, members, false)
+    }
+
+    /// `found_members` for the read-ahead, noting where each member is.
+    fn read_members(self, e: &Entry, wanted: &[Bytes]) -> Result<HashMap<Bytes, Known>, CmdError> {
+        self.found_members(e, wanted, true)
+    }
+
     /// The members of `wanted` that exist: through the primary key directly
     /// (`direct::read_members`), or in one statement where that does not
-    /// apply.
-    fn read_members(self, e: &Entry, wanted: &[Bytes]) -> Result<HashMap<Bytes, Known>, CmdError> {
+    /// apply. With `for_writes`, the direct probes' row places are noted
+    /// for the queued writes' write-out.
+    fn found_members(self, e: &Entry, wanted: &[Bytes], for_writes: bool) -> Result<HashMap<Bytes, Known>, CmdError> {
         let table = match e.ktype {
             KeyType::Hash => direct::MemberTable::Hashes,
             KeyType::Set => direct::MemberTable::Sets,
@@ -101,6 +115,9 @@ impl<'a> Store<'a> {
         };
         self.before_reading()?;
         if let Some(found) = direct::read_members(table, e.id, wanted)? {
+            if !for_writes {
+                return Ok(found.into_iter().map(|f| (f.member, f.score.map_or(Known::Present, Known::Score))).collect());
+            }
             // Where each member is, for the write-out: absent, or at the
             // ctid the heap gave (not known when the index alone answered).
             let mut rows: HashMap<Bytes, Option<cache::Tid>> = wanted.iter().map(|m| (m.clone(), None)).collect();

@@ -529,7 +529,7 @@ impl<'a> Store<'a> {
     }
 }
 
-pub use cache::{hint_members, hint_pops};
+pub use cache::{hint_members, hint_pops, Known};
 
 /// Starts a unit of work (a batch attempt, a SQL call): nothing cached yet.
 pub fn begin() {

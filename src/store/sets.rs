@@ -7,7 +7,6 @@ use super::members::queue as queue_member;
 use super::{bytea, bytea_array, Entry, Store};
 use crate::error::CmdError;
 use bytes::Bytes;
-use std::collections::HashSet;
 use std::ops::Range;
 
 static SADD: Sql = write(
@@ -58,20 +57,10 @@ impl<'a> Store<'a> {
         Ok(self.column::<bool>(&SISMEMBER, &[id.into(), bytea(member)])?.first().copied().unwrap_or(false))
     }
 
-    /// Which of `members` the set `id` holds: a primary-key probe each,
-    /// read directly (`direct::read_members`) or in one statement.
-    pub fn members_among(self, id: i64, members: &[Bytes]) -> Result<HashSet<Bytes>, CmdError> {
-        self.before_reading()?;
-        if let Some(found) = super::direct::read_members(super::direct::MemberTable::Sets, id, members)? {
-            return Ok(found.into_iter().map(|f| f.member).collect());
-        }
-        Ok(self.bytes_column(&super::members::SET_AHEAD, &[id.into(), bytea_array(members)])?.into_iter().map(Bytes::from).collect())
-    }
-
-    /// One primary-key probe per member, in one pass (`members_among`).
-    pub fn smismember(self, id: i64, members: &[Bytes]) -> Result<Vec<bool>, CmdError> {
-        let present = self.members_among(id, members)?;
-        Ok(members.iter().map(|m| present.contains(m)).collect())
+    /// One primary-key probe per member, in one pass (`members_held`).
+    pub fn smismember(self, e: &Entry, members: &[Bytes]) -> Result<Vec<bool>, CmdError> {
+        let present = self.members_held(e, members)?;
+        Ok(members.iter().map(|m| present.contains_key(m)).collect())
     }
 
     /// In insertion order, read straight from the `(id, seq)` index where

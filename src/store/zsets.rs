@@ -8,7 +8,6 @@ use super::members::queue as queue_member;
 use super::{bytea, bytea_array, upserted, Entry, Store};
 use crate::error::CmdError;
 use bytes::Bytes;
-use std::collections::HashMap;
 use std::ops::{Bound, Range};
 use pgrx::datum::DatumWithOid;
 
@@ -101,19 +100,6 @@ impl<'a> Store<'a> {
     /// be planned as a scan of it, which a hot zset cannot afford.
     pub fn zmscore(self, id: i64, members: &[Bytes]) -> Result<Vec<Option<f64>>, CmdError> {
         members.iter().map(|m| self.zscore(id, m)).collect()
-    }
-
-    /// The scores of those of `members` the zset `id` holds: a primary-key
-    /// probe each, read directly (`direct::read_members`) or in one
-    /// statement.
-    pub fn zscores_among(self, id: i64, members: &[Bytes]) -> Result<HashMap<Bytes, f64>, CmdError> {
-        self.before_reading()?;
-        if let Some(found) = super::direct::read_members(super::direct::MemberTable::ZSets, id, members)? {
-            return Ok(found.into_iter().filter_map(|f| Some((f.member, f.score?))).collect());
-        }
-        let args = [id.into(), bytea_array(members), member_hashes(members)];
-        let pairs = self.run(&super::members::ZSET_AHEAD, &args, |_| super::sql::bytea_float8_pairs())?;
-        Ok(pairs.into_iter().map(|(m, s)| (Bytes::from(m), s)).collect())
     }
 
     /// The scores of `members` of the zset `e` (`None`: not a member), from

@@ -1355,28 +1355,16 @@ fn random_members_of_large_collections_are_uniform_and_read_through_the_index() 
     let mut t = sql.transaction().unwrap();
     t.batch_execute("SET LOCAL pgkv.sql_db = 15").unwrap();
     for (table, call) in [("sets", "SRANDMEMBER', 'rnd:s"), ("hashes", "HRANDFIELD', 'rnd:h"), ("zsets", "ZRANDMEMBER', 'rnd:z")] {
-        let fetched = |t: &mut postgres::Transaction| -> i64 {
-            let q = format!("SELECT coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0) FROM pg_stat_xact_user_tables WHERE relid = 'kv.{table}'::regclass");
-            t.query_one(&q, &[]).unwrap().get(0)
-        };
-        let before = fetched(&mut t);
+        let before = rows_fetched(&mut t, table);
         let row = t.query_one(&format!("SELECT count(kv.call('{call}')) FROM generate_series(1, 200)"), &[]).unwrap();
         assert_eq!(row.get::<_, i64>(0), 200);
-        let rows = fetched(&mut t) - before;
+        let rows = rows_fetched(&mut t, table) - before;
         assert!(rows > 0 && rows < 200 * 40, "{table}: 200 picks fetched {rows} rows");
     }
-    let sets_fetched = |t: &mut postgres::Transaction| -> i64 {
-        let q = "SELECT coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0) FROM pg_stat_xact_user_tables WHERE relid = 'kv.sets'::regclass";
-        t.query_one(q, &[]).unwrap().get(0)
-    };
     t.batch_execute("SELECT kv.call('SADD', 'rnd:few', 'm1', 'm2', 'm3', 'm2002', 'x'); SELECT kv.call('ZADD', 'rnd:fewz', '1', 'm1', '1', 'm2', '1', 'x')").unwrap();
-    let zsets_fetched = |t: &mut postgres::Transaction| -> i64 {
-        let q = "SELECT coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0) FROM pg_stat_xact_user_tables WHERE relid = 'kv.zsets'::regclass";
-        t.query_one(q, &[]).unwrap().get(0)
-    };
-    let before = zsets_fetched(&mut t);
+    let before = rows_fetched(&mut t, "zsets");
     let got: String = t.query_one("SELECT kv.call('ZINTER', '2', 'rnd:z', 'rnd:fewz', 'WITHSCORES')::text", &[]).unwrap().get(0);
-    let rows = zsets_fetched(&mut t) - before;
+    let rows = rows_fetched(&mut t, "zsets") - before;
     assert!(rows <= 20 && got.contains("m2"), "ZINTER: {rows} rows fetched for 3 members: {got}");
     // A rank near either end counts the few members on that side.
     let returned = |t: &mut postgres::Transaction| -> i64 {
@@ -1401,9 +1389,9 @@ fn random_members_of_large_collections_are_uniform_and_read_through_the_index() 
     let entries = returned(&mut t) - before;
     assert!(entries <= 50, "three ranks, a rank range, a score page and two wide counts read {entries} index entries of {n}");
     for (call, want) in [("SINTER', 'rnd:s', 'rnd:few", None), ("SINTERCARD', '2', 'rnd:s', 'rnd:few", None), ("SDIFF', 'rnd:few', 'rnd:s", Some("x"))] {
-        let before = sets_fetched(&mut t);
+        let before = rows_fetched(&mut t, "sets");
         let got: String = t.query_one(&format!("SELECT kv.call('{call}')::text"), &[]).unwrap().get(0);
-        let rows = sets_fetched(&mut t) - before;
+        let rows = rows_fetched(&mut t, "sets") - before;
         assert!(rows <= 20, "{call}: {rows} rows fetched for 5 members");
         if let Some(want) = want {
             assert!(got.contains(want), "{call}: {got}");
@@ -1463,15 +1451,18 @@ fn lex_ranges_of_large_sorted_sets_match_redis_and_read_only_their_members() {
          (SELECT array_agg(x ORDER BY i, x) FROM generate_series(0, 2999) i, LATERAL (VALUES ('0', 0), (format('m%s', lpad(i::text, 5, '0')), 1)) v(x, o)))",
     )
     .unwrap();
-    let fetched = |t: &mut postgres::Transaction| -> i64 {
-        let q = "SELECT coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0) FROM pg_stat_xact_user_tables WHERE relid = 'kv.zsets'::regclass";
-        t.query_one(q, &[]).unwrap().get(0)
-    };
-    let before = fetched(&mut t);
+    let before = rows_fetched(&mut t, "zsets");
     let page = t.query_one("SELECT kv.call('ZRANGEBYLEX', 'lex', '[m01000', '+', 'LIMIT', '0', '10')::text", &[]).unwrap();
     let page: String = page.get(0);
     assert!(page.contains("m01000") && page.contains("m01009") && !page.contains("m01010"), "{page}");
-    let rows = fetched(&mut t) - before;
+    let rows = rows_fetched(&mut t, "zsets") - before;
     assert!(rows <= 20, "a page of 10 fetched {rows} rows of 3000");
     t.rollback().unwrap();
+}
+
+/// Rows of kv.`table` this transaction has fetched so far, through an
+/// index or a sequential scan.
+fn rows_fetched(t: &mut postgres::Transaction, table: &str) -> i64 {
+    let q = format!("SELECT coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0) FROM pg_stat_xact_user_tables WHERE relid = 'kv.{table}'::regclass");
+    t.query_one(&q, &[]).unwrap().get(0)
 }
